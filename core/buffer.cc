@@ -1,0 +1,118 @@
+#include "core/buffer.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+namespace percore {
+namespace {
+
+constexpr size_t kOverflowSize = 64 * 1024;
+
+}  // namespace
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : storage_(std::move(other.storage_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      read_(std::exchange(other.read_, 0)),
+      write_(std::exchange(other.write_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  storage_ = std::move(other.storage_);
+  capacity_ = std::exchange(other.capacity_, 0);
+  read_ = std::exchange(other.read_, 0);
+  write_ = std::exchange(other.write_, 0);
+  return *this;
+}
+
+void Buffer::Consume(size_t n) {
+  assert(n <= size());
+  read_ += n;
+  if (read_ == write_) read_ = write_ = 0;
+}
+
+void Buffer::Append(std::string_view bytes) {
+  if (bytes.empty()) return;
+  char* dst = Reserve(bytes.size());
+  std::memcpy(dst, bytes.data(), bytes.size());
+  write_ += bytes.size();
+}
+
+char* Buffer::Reserve(size_t n) {
+  if (writable() < n) Grow(n);
+  return storage_.get() + write_;
+}
+
+void Buffer::Grow(size_t needed) {
+  const size_t live = size();
+  // Sliding the live bytes to the front is enough when the consumed prefix makes room and the
+  // copy is small next to what we keep (the usual case: a partial message left after parsing).
+  if (capacity_ - live >= needed && read_ >= live) {
+    std::memmove(storage_.get(), storage_.get() + read_, live);
+  } else {
+    size_t new_capacity = std::max<size_t>(capacity_ ? capacity_ : BufferPool::kBlockSize, 1);
+    while (new_capacity - live < needed) new_capacity *= 2;
+    std::unique_ptr<char[]> bigger(new char[new_capacity]);
+    if (live) std::memcpy(bigger.get(), storage_.get() + read_, live);
+    storage_ = std::move(bigger);
+    capacity_ = new_capacity;
+  }
+  read_ = 0;
+  write_ = live;
+}
+
+ssize_t Buffer::ReadFromFd(int fd, size_t max_bytes) {
+  thread_local char overflow[kOverflowSize];
+  const size_t direct = std::min(writable(), max_bytes);
+  iovec iov[2];
+  int iovcnt = 0;
+  if (direct > 0) iov[iovcnt++] = {storage_.get() + write_, direct};
+  const size_t spill = std::min(kOverflowSize, max_bytes - direct);
+  if (spill > 0) iov[iovcnt++] = {overflow, spill};
+  if (iovcnt == 0) return 0;
+  const ssize_t n = ::readv(fd, iov, iovcnt);
+  if (n <= 0) return n;
+  const size_t got = static_cast<size_t>(n);
+  if (got <= direct) {
+    write_ += got;
+  } else {
+    write_ += direct;
+    Append(overflow, got - direct);
+  }
+  return n;
+}
+
+ssize_t Buffer::WriteToFd(int fd) {
+  if (empty()) return 0;
+  const ssize_t n = ::write(fd, data(), size());
+  if (n > 0) Consume(static_cast<size_t>(n));
+  return n;
+}
+
+void BufferPool::Attach(Buffer& buffer) {
+  if (buffer.has_storage()) return;
+  if (!free_.empty()) {
+    buffer.storage_ = std::move(free_.back());
+    free_.pop_back();
+  } else {
+    buffer.storage_.reset(new char[kBlockSize]);
+    ++allocated_;
+  }
+  buffer.capacity_ = kBlockSize;
+  buffer.read_ = buffer.write_ = 0;
+}
+
+void BufferPool::Release(Buffer& buffer) {
+  if (!buffer.has_storage() || !buffer.empty()) return;
+  if (buffer.capacity_ == kBlockSize && free_.size() < max_free_) {
+    free_.push_back(std::move(buffer.storage_));
+  }
+  buffer.storage_.reset();
+  buffer.capacity_ = 0;
+  buffer.read_ = buffer.write_ = 0;
+}
+
+}  // namespace percore

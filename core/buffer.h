@@ -1,0 +1,97 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace percore {
+
+class BufferPool;
+
+// A contiguous byte buffer with a read position and a write position:
+//
+//   [ consumed | readable bytes | writable space ]
+//   0          read_            write_           capacity_
+//
+// Parsers see the readable bytes as one span (no chain walking for a message split across
+// reads); replies appended to an output Buffer leave in one write(), however many pipelined
+// requests produced them. Storage comes from and returns to a per-loop BufferPool, so an idle
+// connection holds no buffer memory and a busy one does not allocate per message.
+// Not thread-safe.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() = default;
+
+  size_t size() const { return write_ - read_; }
+  bool empty() const { return write_ == read_; }
+  size_t capacity() const { return capacity_; }
+  const char* data() const { return storage_.get() + read_; }
+  std::string_view view() const { return std::string_view(data(), size()); }
+
+  // Drops the first n readable bytes (n <= size()).
+  void Consume(size_t n);
+  // Drops all readable bytes; keeps the storage.
+  void Clear() { read_ = write_ = 0; }
+
+  void Append(std::string_view bytes);
+  void Append(const void* bytes, size_t n) { Append(std::string_view(static_cast<const char*>(bytes), n)); }
+
+  // Makes at least n bytes writable and returns where they start; Commit(k) then publishes the
+  // first k of them. For serializers that format in place.
+  char* Reserve(size_t n);
+  void Commit(size_t n) { write_ += n; }
+  size_t writable() const { return capacity_ - write_; }
+
+  // Reads from fd at most `max_bytes` with one readv: into the writable space and, when that is
+  // small, into a per-thread 64 KiB overflow area that is then appended. Returns read()'s
+  // result; on -1, errno is left as read() set it.
+  ssize_t ReadFromFd(int fd, size_t max_bytes);
+  // Writes the readable bytes with one write() and consumes what was written. Returns write()'s
+  // result; on -1, errno is left as write() set it.
+  ssize_t WriteToFd(int fd);
+
+  // Storage management, used by BufferPool.
+  bool has_storage() const { return storage_ != nullptr; }
+
+ private:
+  friend class BufferPool;
+  void Grow(size_t needed);
+
+  std::unique_ptr<char[]> storage_;
+  size_t capacity_ = 0;
+  size_t read_ = 0;
+  size_t write_ = 0;
+};
+
+// Recycles buffer storage of the standard block size. Owned by one loop; not thread-safe.
+class BufferPool {
+ public:
+  static constexpr size_t kBlockSize = 16 * 1024;
+
+  explicit BufferPool(size_t max_free_blocks = 1024) : max_free_(max_free_blocks) {}
+
+  // Gives `buffer` storage of at least kBlockSize if it has none.
+  void Attach(Buffer& buffer);
+  // Takes back the storage of an empty buffer (keeping standard-size blocks for reuse, freeing
+  // grown ones). A buffer that still holds bytes is left alone.
+  void Release(Buffer& buffer);
+
+  size_t free_blocks() const { return free_.size(); }
+  size_t blocks_allocated() const { return allocated_; }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> free_;
+  size_t max_free_;
+  size_t allocated_ = 0;
+};
+
+}  // namespace percore

@@ -1,0 +1,466 @@
+#include "reactor/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "core/clock.h"
+#include "reactor/event_loop.h"
+#include "reactor/loop_stats.h"
+
+namespace percore {
+
+std::string_view ConnectionStateName(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kOpen: return "open";
+    case ConnectionState::kReading: return "reading";
+    case ConnectionState::kWriting: return "writing";
+    case ConnectionState::kPaused: return "paused";
+    case ConnectionState::kClosing: return "closing";
+    case ConnectionState::kClosed: return "closed";
+  }
+  return "unknown";
+}
+
+Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress& peer, int service_index,
+                       ServiceLoopStats* service_stats, const ConnectionOptions& options)
+    : loop_(loop),
+      id_(id),
+      fd_(fd),
+      peer_(peer),
+      service_index_(service_index),
+      service_stats_(service_stats),
+      options_(options),
+      opened_ns_(loop.now_ns()),
+      last_activity_ns_(loop.now_ns()),
+      idle_timer_(*this, &Connection::OnIdleTimer),
+      handler_deadline_(*this, &Connection::OnHandlerDeadline),
+      io_timer_(*this, &Connection::OnIoTimer) {}
+
+Connection::~Connection() {
+  if (fd_ >= 0) {
+    (void)loop_.Unwatch(fd_);
+    CloseFd(fd_);
+  }
+}
+
+ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
+
+void Connection::Start(std::unique_ptr<Handler> handler) {
+  handler_ = std::move(handler);
+  state_ = ConnectionState::kReading;
+  if (!loop_.Watch(fd_, kPollIn, this).ok()) {
+    Finish(CloseReason::kIoError);
+    return;
+  }
+  interest_ = kPollIn;
+  Touch();
+  in_callback_ = true;
+  handler_->OnOpen(*this);
+  in_callback_ = false;
+  AfterCallback();
+  if (!finished_) Flush();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handler-facing API.
+
+void Connection::Send(std::string_view bytes) { output_.Append(bytes.data(), bytes.size()); }
+
+void Connection::Resume() {
+  loop_.AssertInLoopThread();
+  if (state_ != ConnectionState::kPaused) return;
+  state_ = ConnectionState::kReading;
+  if (in_callback_) return;  // the running Deliver() carries on
+  Deliver();
+  if (finished_) return;
+  FinishPendingWork();
+  if (!finished_) Flush();
+}
+
+void Connection::SetDeadline(int64_t delay_ns) {
+  loop_.wheel().Schedule(&handler_deadline_, loop_.now_ns() + delay_ns);
+}
+
+void Connection::ClearDeadline() { loop_.wheel().Cancel(&handler_deadline_); }
+
+void Connection::Close(CloseReason reason, bool flush_first) {
+  loop_.AssertInLoopThread();
+  if (finished_) return;
+  if (in_callback_) {
+    // Acted on once the callback returns, so a handler is never re-entered by its own close.
+    if (!pending_close_ || !flush_first) {
+      pending_close_ = true;
+      pending_close_flush_ = flush_first;
+      pending_close_reason_ = reason;
+    }
+    return;
+  }
+  if (!flush_first) {
+    Finish(reason);
+    return;
+  }
+  if (state_ == ConnectionState::kPaused) {
+    // A request is in flight: answer it first, then close (see FinishPendingWork).
+    drain_after_resume_ = true;
+    drain_reason_ = reason;
+    return;
+  }
+  BeginClosing(reason);
+  Flush();
+}
+
+void Connection::RecordRequest(int64_t latency_ns, bool error) {
+  ++requests_;
+  service_stats_->requests.Increment();
+  if (error) service_stats_->errors.Increment();
+  service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state machine.
+
+bool Connection::ShouldRead() const { return state_ == ConnectionState::kReading && !peer_eof_; }
+
+void Connection::OnIoEvent(uint32_t events) {
+  if (finished_) return;  // closed earlier in this iteration
+  if (fin_sent_) {
+    HandleLinger();
+    return;
+  }
+  if (events & kPollOut) {
+    HandleWritable();
+    if (finished_) return;
+  }
+  if (events & (kPollIn | kPollHangup | kPollError)) {
+    if (ShouldRead()) {
+      HandleReadable();
+    } else if (events & (kPollHangup | kPollError)) {
+      // Not reading (paused, backed up, or the peer's FIN already seen): a hang-up or error is
+      // reported whatever the interest, so act on it now or the loop would spin on it.
+      const int err = PendingSocketError(fd_);
+      if (err != 0) {
+        Finish(ReasonForErrno(err));
+      } else if (!output_.empty()) {
+        Flush();  // the write reports EPIPE/ECONNRESET if the peer is really gone
+      } else if (state_ != ConnectionState::kPaused) {
+        Finish(peer_eof_ ? CloseReason::kPeerClosed : CloseReason::kPeerReset);
+      } else {
+        // Paused with nothing to write: stop watching until the handler resumes.
+        (void)loop_.Unwatch(fd_);
+        unwatched_ = true;
+        interest_ = 0;
+        peer_eof_ = true;
+      }
+    }
+  }
+}
+
+void Connection::HandleReadable() {
+  LoopStats& stats = loop_.stats();
+  size_t budget = options_.read_budget;
+  while (ShouldRead() && budget > 0) {
+    if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
+    const size_t offered = std::min(budget, input_.writable() + 64 * 1024);
+    const ssize_t n = input_.ReadFromFd(fd_, offered);
+    stats.read_calls.Increment();
+    if (n > 0) {
+      const size_t got = static_cast<size_t>(n);
+      bytes_in_ += got;
+      stats.bytes_in.Add(got);
+      budget -= std::min(budget, got);
+      last_activity_ns_ = loop_.now_ns();
+      Deliver();
+      if (finished_) return;
+      if (got < offered) break;  // the socket is drained; the next read would say EAGAIN
+      continue;
+    }
+    if (n == 0) {
+      peer_eof_ = true;
+      if (state_ == ConnectionState::kReading) {
+        in_callback_ = true;
+        Action action = handler_->OnPeerClosed(*this);
+        in_callback_ = false;
+        Apply(action);
+        if (finished_) return;
+      }
+      break;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      stats.read_eagain.Increment();
+      break;
+    }
+    Finish(ReasonForErrno(err));
+    return;
+  }
+  if (input_.empty()) loop_.buffer_pool().Release(input_);
+  Flush();
+}
+
+void Connection::Deliver() {
+  LoopStats& stats = loop_.stats();
+  while (state_ == ConnectionState::kReading && !input_.empty() && output_.size() <= options_.high_water) {
+    const size_t before = input_.size();
+    const int64_t start = MonotonicNanos();
+    in_callback_ = true;
+    Action action = handler_->OnData(*this, input_);
+    in_callback_ = false;
+    stats.handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
+    Apply(action);
+    if (finished_ || input_.size() == before) return;
+  }
+}
+
+void Connection::Apply(Action action) {
+  switch (action.kind()) {
+    case Action::Kind::kContinue:
+      break;
+    case Action::Kind::kPause:
+      if (state_ == ConnectionState::kReading) state_ = ConnectionState::kPaused;
+      break;
+    case Action::Kind::kCloseAfterWrite:
+      BeginClosing(action.reason());
+      break;
+    case Action::Kind::kCloseNow:
+      Finish(action.reason());
+      return;
+  }
+  AfterCallback();
+}
+
+void Connection::AfterCallback() {
+  if (!pending_close_ || finished_) return;
+  pending_close_ = false;
+  if (pending_close_flush_) {
+    Close(pending_close_reason_, true);
+  } else {
+    Finish(pending_close_reason_);
+  }
+}
+
+void Connection::FinishPendingWork() {
+  if (state_ != ConnectionState::kReading) return;
+  if (drain_after_resume_) {
+    drain_after_resume_ = false;
+    BeginClosing(drain_reason_);
+    return;
+  }
+  if (peer_eof_) {
+    in_callback_ = true;
+    Action action = handler_->OnPeerClosed(*this);
+    in_callback_ = false;
+    Apply(action);
+  }
+}
+
+void Connection::HandleWritable() {
+  const bool was_backed_up = state_ == ConnectionState::kWriting;
+  Flush();
+  if (finished_ || !was_backed_up || state_ != ConnectionState::kReading) return;
+  // Backpressure released: let the handler produce more, then serve input already buffered.
+  in_callback_ = true;
+  handler_->OnWritable(*this);
+  in_callback_ = false;
+  AfterCallback();
+  if (finished_) return;
+  Deliver();
+  if (finished_) return;
+  Flush();
+}
+
+void Connection::Flush() {
+  LoopStats& stats = loop_.stats();
+  bool progressed = false;
+  while (!output_.empty()) {
+    const size_t queued = output_.size();
+    const ssize_t n = output_.WriteToFd(fd_);
+    stats.write_calls.Increment();
+    if (n > 0) {
+      bytes_out_ += static_cast<size_t>(n);
+      stats.bytes_out.Add(static_cast<uint64_t>(n));
+      progressed = true;
+      if (static_cast<size_t>(n) < queued) {
+        stats.partial_writes.Increment();
+        break;  // the socket buffer is full; the next write would say EAGAIN
+      }
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      stats.write_eagain.Increment();
+      break;
+    }
+    Finish(ReasonForErrno(err));
+    return;
+  }
+  if (progressed) last_activity_ns_ = loop_.now_ns();
+
+  if (output_.empty()) {
+    loop_.buffer_pool().Release(output_);
+    if (io_timer_.armed() && !fin_sent_) loop_.wheel().Cancel(&io_timer_);
+  } else {
+    if (output_.size() > options_.output_cap) {
+      Finish(CloseReason::kOutputOverflow);
+      return;
+    }
+    // The write deadline counts from the last progress.
+    if ((progressed || !io_timer_.armed()) && options_.write_timeout_ns > 0) {
+      loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.write_timeout_ns);
+    }
+  }
+
+  switch (state_) {
+    case ConnectionState::kReading:
+      if (output_.size() > options_.high_water) {
+        state_ = ConnectionState::kWriting;
+        stats.backpressure_pauses.Increment();
+      }
+      break;
+    case ConnectionState::kWriting:
+      if (output_.size() <= options_.low_water) state_ = ConnectionState::kReading;
+      break;
+    case ConnectionState::kClosing:
+      if (output_.empty() && !fin_sent_) {
+        if (peer_eof_) {
+          Finish(close_reason_);
+          return;
+        }
+        // Lingering close: send our FIN, then read and discard until the peer's FIN, so that
+        // unread request bytes in our receive queue cannot turn the close into an RST that
+        // destroys the reply in flight.
+        ::shutdown(fd_, SHUT_WR);
+        fin_sent_ = true;
+        loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.close_linger_ns);
+      }
+      break;
+    default:
+      break;
+  }
+  UpdateInterest();
+}
+
+void Connection::HandleLinger() {
+  char discard[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd_, discard, sizeof(discard));
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    Finish(close_reason_);  // EOF or error: the peer has everything it will get
+    return;
+  }
+}
+
+void Connection::BeginClosing(CloseReason reason) {
+  if (state_ == ConnectionState::kClosing || finished_) return;
+  state_ = ConnectionState::kClosing;
+  close_reason_ = reason;
+  loop_.wheel().Cancel(&handler_deadline_);
+  loop_.wheel().Cancel(&idle_timer_);
+  input_.Clear();
+  loop_.buffer_pool().Release(input_);
+  if (!output_.empty() && !io_timer_.armed() && options_.write_timeout_ns > 0) {
+    loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.write_timeout_ns);
+  }
+}
+
+void Connection::Finish(CloseReason reason) {
+  if (finished_) return;
+  finished_ = true;
+  state_ = ConnectionState::kClosed;
+  loop_.wheel().Cancel(&idle_timer_);
+  loop_.wheel().Cancel(&handler_deadline_);
+  loop_.wheel().Cancel(&io_timer_);
+  if (!unwatched_) (void)loop_.Unwatch(fd_);
+  CloseFd(fd_);
+  fd_ = -1;
+  input_.Clear();
+  output_.Clear();
+  loop_.buffer_pool().Release(input_);
+  loop_.buffer_pool().Release(output_);
+  if (handler_) handler_->OnClose(*this, reason);
+  loop_.RetireConnection(this, reason);
+}
+
+void Connection::UpdateInterest() {
+  if (finished_) return;
+  uint32_t wanted = 0;
+  switch (state_) {
+    case ConnectionState::kReading:
+      wanted = peer_eof_ ? 0u : uint32_t{kPollIn};
+      if (!output_.empty()) wanted |= kPollOut;
+      break;
+    case ConnectionState::kWriting:
+    case ConnectionState::kPaused:
+      if (!output_.empty()) wanted = kPollOut;
+      break;
+    case ConnectionState::kClosing:
+      wanted = fin_sent_ ? uint32_t{kPollIn} : uint32_t{kPollOut};
+      break;
+    default:
+      break;
+  }
+  if (unwatched_) {
+    if (wanted == 0) return;
+    if (!loop_.Watch(fd_, wanted, this).ok()) {
+      Finish(CloseReason::kIoError);
+      return;
+    }
+    unwatched_ = false;
+    interest_ = wanted;
+    return;
+  }
+  if (wanted == interest_) return;
+  if (!loop_.Rewatch(fd_, wanted).ok()) {
+    Finish(CloseReason::kIoError);
+    return;
+  }
+  interest_ = wanted;
+}
+
+void Connection::Touch() {
+  last_activity_ns_ = loop_.now_ns();
+  if (options_.idle_timeout_ns > 0 && !idle_timer_.armed()) {
+    loop_.wheel().Schedule(&idle_timer_, last_activity_ns_ + options_.idle_timeout_ns);
+  }
+}
+
+// The idle timer is re-armed lazily: traffic only moves last_activity_ns_, and the timer, when
+// it fires, pushes itself to the real deadline. One wheel operation per idle period instead of
+// one per read.
+void Connection::OnIdleTimer() {
+  const int64_t deadline = last_activity_ns_ + options_.idle_timeout_ns;
+  if (deadline > loop_.now_ns() || state_ == ConnectionState::kWriting ||
+      state_ == ConnectionState::kClosing) {
+    loop_.wheel().Schedule(&idle_timer_, std::max(deadline, loop_.now_ns() + 1));
+    return;
+  }
+  Finish(CloseReason::kIdleTimeout);
+}
+
+void Connection::OnHandlerDeadline() {
+  if (finished_ || state_ == ConnectionState::kClosing) return;
+  in_callback_ = true;
+  Action action = handler_->OnDeadline(*this);
+  in_callback_ = false;
+  Apply(action);
+  if (!finished_) Flush();
+}
+
+void Connection::OnIoTimer() {
+  if (finished_) return;
+  // While lingering, the deadline bounds how long we wait for the peer's FIN: the reply was
+  // delivered, so the close keeps its reason. Otherwise the output made no progress in time.
+  Finish(fin_sent_ ? close_reason_ : CloseReason::kWriteTimeout);
+}
+
+CloseReason Connection::ReasonForErrno(int err) const {
+  return (err == ECONNRESET || err == EPIPE) ? CloseReason::kPeerReset : CloseReason::kIoError;
+}
+
+}  // namespace percore

@@ -1,0 +1,151 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/buffer.h"
+#include "core/socket.h"
+#include "reactor/close_reason.h"
+#include "reactor/handler.h"
+#include "reactor/io_watcher.h"
+#include "reactor/timer_wheel.h"
+
+namespace percore {
+
+class EventLoop;
+struct ServiceLoopStats;
+
+// Tunables every connection of a server shares.
+struct ConnectionOptions {
+  size_t high_water = 1 << 20;        // queued output above this: stop reading (backpressure)
+  size_t low_water = 256 << 10;       // ... until it drains below this
+  size_t output_cap = 64 << 20;       // queued output above this: close, kOutputOverflow
+  size_t read_budget = 256 << 10;     // bytes read per wake-up before yielding to other fds
+  int64_t idle_timeout_ns = 300'000'000'000;   // no traffic at all; 0 = never
+  int64_t write_timeout_ns = 60'000'000'000;   // queued output makes no progress; 0 = never
+  int64_t close_linger_ns = 2'000'000'000;     // after our FIN, how long we drain the peer
+};
+
+// The framework-owned state of a connection (architecture §4).
+enum class ConnectionState : uint8_t { kOpen, kReading, kWriting, kPaused, kClosing, kClosed };
+std::string_view ConnectionStateName(ConnectionState state);
+
+// Names a connection from any thread: the loop that owns it and its id there.
+// Resolve it on that loop with EventLoop::FindConnection; it may be gone by then.
+struct ConnectionHandle {
+  EventLoop* loop = nullptr;
+  uint64_t id = 0;
+};
+
+// A TCP connection owned by one loop. Every method must be called on that loop's thread.
+// Created and destroyed by its EventLoop; a handler refers to it only during callbacks or
+// through a ConnectionHandle.
+class Connection final : private IoWatcher {
+ public:
+  Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress& peer, int service_index,
+             ServiceLoopStats* service_stats, const ConnectionOptions& options);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // --- For handlers ---
+  // Queues bytes for the peer. Written after the current callback returns.
+  void Send(std::string_view bytes);
+  Buffer& output() { return output_; }
+  // Leaves Paused: reading resumes and unconsumed input is offered to OnData again.
+  void Resume();
+  // Arms the handler's deadline (OnDeadline fires after `delay_ns`); re-arming moves it.
+  void SetDeadline(int64_t delay_ns);
+  void ClearDeadline();
+  // Starts closing from outside a callback (admin, drain, a timer of the handler's).
+  void Close(CloseReason reason, bool flush_first);
+  // Counts one request of this connection's service, with its latency.
+  void RecordRequest(int64_t latency_ns, bool error = false);
+
+  EventLoop& loop() const { return loop_; }
+  uint64_t id() const { return id_; }
+  ConnectionHandle handle() const;
+  int fd() const { return fd_; }
+  const SocketAddress& peer() const { return peer_; }
+  ConnectionState state() const { return state_; }
+  int service_index() const { return service_index_; }
+  Handler* handler() const { return handler_.get(); }
+  int64_t opened_ns() const { return opened_ns_; }
+  int64_t last_activity_ns() const { return last_activity_ns_; }
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+  uint64_t requests() const { return requests_; }
+  size_t queued_output() const { return output_.size(); }
+
+  // --- For the EventLoop ---
+  // Installs the handler and starts reading (state Open -> Reading).
+  void Start(std::unique_ptr<Handler> handler);
+
+ private:
+  class Deadline : public TimerEntry {
+   public:
+    Deadline(Connection& conn, void (Connection::*fire)()) : conn_(conn), fire_(fire) {}
+   private:
+    void OnTimer() override { (conn_.*fire_)(); }
+    Connection& conn_;
+    void (Connection::*fire_)();
+  };
+
+  void OnIoEvent(uint32_t events) override;
+  void HandleReadable();
+  void HandleWritable();
+  void HandleLinger();
+  // Offers buffered input to the handler until it stops consuming or pauses.
+  void Deliver();
+  void Apply(Action action);
+  // Acts on a Close() the handler asked for during the callback that just returned.
+  void AfterCallback();
+  // After Resume: a drain or the peer's FIN that arrived while paused.
+  void FinishPendingWork();
+  // Writes what is queued; moves between Reading and Writing on the water marks.
+  void Flush();
+  void BeginClosing(CloseReason reason);
+  void Finish(CloseReason reason);
+  void UpdateInterest();
+  void Touch();
+  void OnIdleTimer();
+  void OnHandlerDeadline();
+  void OnIoTimer();
+  bool ShouldRead() const;
+  CloseReason ReasonForErrno(int err) const;
+
+  EventLoop& loop_;
+  const uint64_t id_;
+  int fd_;
+  const SocketAddress peer_;
+  const int service_index_;
+  ServiceLoopStats* const service_stats_;
+  const ConnectionOptions& options_;
+  std::unique_ptr<Handler> handler_;
+  Buffer input_;
+  Buffer output_;
+  ConnectionState state_ = ConnectionState::kOpen;
+  uint32_t interest_ = 0;
+  bool peer_eof_ = false;      // FIN seen
+  bool fin_sent_ = false;      // our FIN sent (lingering)
+  bool in_callback_ = false;   // re-entrancy guard: Close/Resume from inside a callback
+  bool finished_ = false;
+  bool unwatched_ = false;     // removed from the poller while paused after a hang-up
+  bool pending_close_ = false;
+  bool pending_close_flush_ = false;
+  CloseReason pending_close_reason_ = CloseReason::kServiceClose;
+  bool drain_after_resume_ = false;
+  CloseReason drain_reason_ = CloseReason::kServerDrain;
+  CloseReason close_reason_ = CloseReason::kPeerClosed;
+  int64_t opened_ns_;
+  int64_t last_activity_ns_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  uint64_t requests_ = 0;
+  Deadline idle_timer_;
+  Deadline handler_deadline_;
+  Deadline io_timer_;  // write progress while Writing, linger bound while Closing
+};
+
+}  // namespace percore

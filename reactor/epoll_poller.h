@@ -1,0 +1,52 @@
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "reactor/poller.h"
+
+namespace percore {
+
+// Poller over epoll(7), level-triggered, one epoll_wait per Wait. The kernel event carries the
+// fd; the context comes from `watches_`, a table indexed by fd, which also answers "is this fd
+// added?" without a syscall.
+class EpollPoller final : public Poller {
+ public:
+  // Creates the epoll instance (EPOLL_CLOEXEC).
+  static absl::StatusOr<std::unique_ptr<EpollPoller>> Create();
+  ~EpollPoller() override;
+  EpollPoller(const EpollPoller&) = delete;
+  EpollPoller& operator=(const EpollPoller&) = delete;
+
+  absl::Status Add(int fd, uint32_t interest, void* context) override;
+  absl::Status Modify(int fd, uint32_t interest) override;
+  // Forgets `fd` even if the kernel refuses (e.g. the fd was already closed, which removes it
+  // from the epoll set by itself); the kernel's error is still returned.
+  absl::Status Remove(int fd) override;
+  absl::StatusOr<int> Wait(int timeout_ms, std::span<PollEvent> out) override;
+  int size() const override { return size_; }
+  PollerBackend backend() const override { return PollerBackend::kEpoll; }
+
+ private:
+  struct Watch {
+    void* context = nullptr;
+    bool added = false;
+  };
+
+  explicit EpollPoller(int epoll_fd) : epoll_fd_(epoll_fd) {}
+  bool IsAdded(int fd) const;
+
+  const int epoll_fd_;
+  std::vector<Watch> watches_;  // indexed by fd
+  int size_ = 0;
+  // Reused across Waits; grows only when a caller offers a larger `out` than before.
+  std::vector<epoll_event> events_;
+};
+
+}  // namespace percore

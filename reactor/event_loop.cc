@@ -1,0 +1,306 @@
+#include "reactor/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "core/cpu.h"
+#include "core/errno_status.h"
+#include "reactor/handler.h"
+
+namespace percore {
+
+// A RunAfter/RunEvery timer: owns its callback; lives in timers_ until it fires for the last
+// time or is cancelled, then waits in dead_timers_ until the end of the iteration (it may be
+// the entry whose OnTimer is running).
+class EventLoop::CallbackTimer final : public TimerEntry {
+ public:
+  CallbackTimer(EventLoop& loop, TimerId id, int64_t period_ns, absl::AnyInvocable<void()> fn)
+      : loop_(loop), id_(id), period_ns_(period_ns), fn_(std::move(fn)) {}
+
+ private:
+  void OnTimer() override {
+    if (period_ns_ > 0) {
+      loop_.wheel_.Schedule(this, loop_.now_ns_ + period_ns_);
+      fn_();  // may Cancel this timer: that only moves it to dead_timers_
+    } else {
+      auto self = loop_.timers_.extract(id_);
+      fn_();
+      loop_.dead_timers_.push_back(std::move(self.mapped()));
+    }
+  }
+
+  EventLoop& loop_;
+  const TimerId id_;
+  const int64_t period_ns_;
+  absl::AnyInvocable<void()> fn_;
+};
+
+absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions options) {
+  std::unique_ptr<EventLoop> loop(new EventLoop(std::move(options)));
+  if (absl::Status status = loop->Init(); !status.ok()) return status;
+  return loop;
+}
+
+EventLoop::EventLoop(EventLoopOptions options)
+    : options_(std::move(options)), now_ns_(MonotonicNanos()), wheel_(options_.timer_tick_ns, now_ns_) {
+  for (size_t i = 0; i < options_.services.size(); ++i) {
+    stats_.services.push_back(std::make_unique<ServiceLoopStats>());
+  }
+}
+
+absl::Status EventLoop::Init() {
+  absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller(options_.backend);
+  if (!poller.ok()) return poller.status();
+  poller_ = std::move(*poller);
+  events_.resize(options_.max_events > 0 ? options_.max_events : 256);
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return ErrnoStatus(errno, "eventfd");
+  return poller_->Add(wake_fd_, kPollIn, static_cast<IoWatcher*>(this));
+}
+
+EventLoop::~EventLoop() {
+  // Connections are closed by Run() before it returns; a loop that never ran has none, except
+  // adoptions still queued, whose sockets are ours to close.
+  adoptions_.TakeAll(&adopting_);
+  for (const Adoption& a : adopting_) CloseFd(a.fd);
+  connections_.clear();
+  retired_.clear();
+  timers_.clear();
+  dead_timers_.clear();
+  if (wake_fd_ >= 0) {
+    if (poller_) (void)poller_->Remove(wake_fd_);
+    CloseFd(wake_fd_);
+  }
+}
+
+void EventLoop::AssertInLoopThread() const {
+  if (!IsInLoopThread()) {
+    std::fprintf(stderr, "percore: loop %d touched from a thread that does not own it\n", index());
+    std::abort();
+  }
+}
+
+void EventLoop::Run() {
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  NameCurrentThread(absl::StrCat("percore-loop", index()).c_str());
+  if (options_.cpu >= 0) {
+    if (absl::Status s = PinCurrentThread(options_.cpu); !s.ok()) {
+      std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(s.message()).c_str());
+    }
+  }
+  now_ns_ = MonotonicNanos();
+  for (Service* service : options_.services) service->OnLoopStart(*this);
+  running_.store(true, std::memory_order_release);
+  for (;;) {
+    if (quit_.load(std::memory_order_acquire)) {
+      if (!draining_) {
+        draining_ = true;
+        CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/true);
+      }
+      if (connections_.empty()) break;
+      if (now_ns_ >= drain_deadline_ns_.load(std::memory_order_relaxed)) {
+        CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/false);
+        FreeRetired();
+        break;
+      }
+    }
+    RunOnce();
+  }
+  // Work posted from here on is dropped; run what is already queued so that nothing is lost
+  // silently (tasks may hold resources whose destructors must run on this thread).
+  RunTasks();
+  AdoptPending();
+  FreeRetired();
+  running_.store(false, std::memory_order_release);
+}
+
+void EventLoop::Quit(int64_t drain_deadline_ns) {
+  drain_deadline_ns_.store(drain_deadline_ns, std::memory_order_relaxed);
+  quit_.store(true, std::memory_order_release);
+  Wake();
+}
+
+int EventLoop::ComputeTimeoutMs() {
+  if (draining_) return 10;  // re-check the drain deadline while connections flush
+  const int64_t next = wheel_.NextExpiry();
+  if (next < 0) return -1;
+  const int64_t delta = next - now_ns_;
+  if (delta <= 0) return 0;
+  const int64_t ms = (delta + 999'999) / 1'000'000;
+  return ms > 3'600'000 ? 3'600'000 : static_cast<int>(ms);
+}
+
+void EventLoop::RunOnce() {
+  const int64_t start = MonotonicNanos();
+  now_ns_ = start;
+  const int timeout_ms = ComputeTimeoutMs();
+  stats_.poll_calls.Increment();
+  absl::StatusOr<int> ready = poller_->Wait(timeout_ms, std::span<PollEvent>(events_));
+  const int64_t woke = MonotonicNanos();
+  now_ns_ = woke;
+  stats_.wait_ns.Add(static_cast<uint64_t>(woke - start));
+  if (!ready.ok()) {
+    std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ready.status().message()).c_str());
+  } else {
+    for (int i = 0; i < *ready; ++i) {
+      static_cast<IoWatcher*>(events_[i].context)->OnIoEvent(events_[i].events);
+    }
+    stats_.events.Add(static_cast<uint64_t>(*ready));
+  }
+  const int fired = wheel_.Advance(now_ns_);
+  if (fired > 0) stats_.timers_fired.Add(static_cast<uint64_t>(fired));
+  AdoptPending();
+  RunTasks();
+  FreeRetired();
+  const int64_t end = MonotonicNanos();
+  const int64_t busy = end - woke;
+  stats_.busy_ns.Add(static_cast<uint64_t>(busy));
+  stats_.iteration_ns.Record(static_cast<uint64_t>(busy));
+  if (busy > stats_.longest_stall_ns.Get()) {
+    stats_.longest_stall_ns.Set(busy);
+    stats_.longest_stall_wall_ns.Set(WallNanos());
+  }
+  stats_.iterations.Increment();
+}
+
+void EventLoop::Wake() {
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void EventLoop::OnIoEvent(uint32_t events) {
+  uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof(count));
+  // Cleared before the queues are drained (later in this iteration): a producer that pushes
+  // after this point sees false and writes the eventfd again, so no push is ever missed.
+  wake_pending_.store(false, std::memory_order_release);
+  stats_.wakeups.Increment();
+}
+
+void EventLoop::Post(Task task) {
+  tasks_.Push(std::move(task));
+  Wake();
+}
+
+void EventLoop::RunTasks() {
+  tasks_.TakeAll(&running_tasks_);
+  if (running_tasks_.empty()) return;
+  for (Task& task : running_tasks_) std::move(task)();
+  stats_.tasks_run.Add(running_tasks_.size());
+  running_tasks_.clear();
+}
+
+void EventLoop::Adopt(int fd, int service_index, const SocketAddress& peer) {
+  adoptions_.Push(Adoption{fd, service_index, peer});
+  Wake();
+}
+
+void EventLoop::AdoptPending() {
+  adoptions_.TakeAll(&adopting_);
+  if (adopting_.empty()) return;
+  for (Adoption& a : adopting_) {
+    stats_.conns_handed_in.Increment();
+    if (quit_.load(std::memory_order_relaxed)) {
+      CloseFd(a.fd);
+      stats_.closed[static_cast<int>(CloseReason::kServerDrain)].Increment();
+      continue;
+    }
+    if (a.peer.length == 0) {
+      if (absl::StatusOr<SocketAddress> peer = PeerAddress(a.fd); peer.ok()) a.peer = *peer;
+    }
+    const uint64_t id = (static_cast<uint64_t>(index()) << 48) | next_connection_seq_++;
+    auto conn = std::make_unique<Connection>(*this, id, a.fd, a.peer, a.service_index,
+                                             stats_.services[a.service_index].get(), options_.connection);
+    Connection* raw = conn.get();
+    connections_.emplace(id, std::move(conn));
+    stats_.conns_active.Add(1);
+    raw->Start(options_.services[a.service_index]->NewHandler(*raw));
+  }
+  adopting_.clear();
+}
+
+Connection* EventLoop::FindConnection(uint64_t id) {
+  AssertInLoopThread();
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void EventLoop::CloseAllConnections(CloseReason reason, bool flush_first) {
+  // Closing may retire connections (erasing from the map), so collect ids first.
+  std::vector<uint64_t> ids;
+  ids.reserve(connections_.size());
+  for (auto& [id, conn] : connections_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    if (Connection* conn = FindConnection(id)) conn->Close(reason, flush_first);
+  }
+}
+
+void EventLoop::RetireConnection(Connection* conn, CloseReason reason) {
+  auto node = connections_.extract(conn->id());
+  if (node.empty()) return;
+  stats_.closed[static_cast<int>(reason)].Increment();
+  stats_.conns_active.Add(-1);
+  // Freed at the end of the iteration: events already fetched in this batch may still name it.
+  retired_.push_back(std::move(node.mapped()));
+}
+
+void EventLoop::FreeRetired() {
+  retired_.clear();
+  dead_timers_.clear();
+}
+
+EventLoop::TimerId EventLoop::RunAfter(int64_t delay_ns, absl::AnyInvocable<void()> fn) {
+  AssertInLoopThread();
+  const TimerId id = next_timer_id_++;
+  auto timer = std::make_unique<CallbackTimer>(*this, id, 0, std::move(fn));
+  wheel_.Schedule(timer.get(), now_ns_ + delay_ns);
+  timers_.emplace(id, std::move(timer));
+  return id;
+}
+
+EventLoop::TimerId EventLoop::RunEvery(int64_t period_ns, absl::AnyInvocable<void()> fn) {
+  AssertInLoopThread();
+  const TimerId id = next_timer_id_++;
+  auto timer = std::make_unique<CallbackTimer>(*this, id, period_ns > 0 ? period_ns : 1, std::move(fn));
+  wheel_.Schedule(timer.get(), now_ns_ + period_ns);
+  timers_.emplace(id, std::move(timer));
+  return id;
+}
+
+bool EventLoop::Cancel(TimerId id) {
+  AssertInLoopThread();
+  auto node = timers_.extract(id);
+  if (node.empty()) return false;
+  wheel_.Cancel(node.mapped().get());
+  dead_timers_.push_back(std::move(node.mapped()));
+  return true;
+}
+
+absl::Status EventLoop::Watch(int fd, uint32_t interest, IoWatcher* watcher) {
+  AssertInLoopThread();
+  return poller_->Add(fd, interest, watcher);
+}
+
+absl::Status EventLoop::Rewatch(int fd, uint32_t interest) {
+  AssertInLoopThread();
+  return poller_->Modify(fd, interest);
+}
+
+absl::Status EventLoop::Unwatch(int fd) {
+  AssertInLoopThread();
+  return poller_->Remove(fd);
+}
+
+int64_t EventLoop::RefreshNow() {
+  now_ns_ = MonotonicNanos();
+  return now_ns_;
+}
+
+}  // namespace percore

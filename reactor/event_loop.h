@@ -1,0 +1,152 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "core/buffer.h"
+#include "core/socket.h"
+#include "core/task_queue.h"
+#include "reactor/connection.h"
+#include "reactor/io_watcher.h"
+#include "reactor/loop_stats.h"
+#include "reactor/poller.h"
+#include "reactor/timer_wheel.h"
+
+namespace percore {
+
+class Service;
+
+using Task = absl::AnyInvocable<void() &&>;
+
+struct EventLoopOptions {
+  int index = 0;                   // position among the server's loops; used in ids and stats
+  PollerBackend backend = PollerBackend::kEpoll;
+  int cpu = -1;                    // pin the loop thread to this CPU when >= 0
+  int64_t timer_tick_ns = 1'000'000;
+  int max_events = 256;            // ready fds taken per Wait
+  ConnectionOptions connection;
+  std::vector<Service*> services;  // by service index; each gets OnLoopStart
+};
+
+// One thread's reactor (architecture §3). An iteration: compute the timeout from the nearest
+// timer and pending work; Wait; dispatch ready fds; fire due timers; run posted tasks; account
+// busy and wait time. Everything the loop owns is touched only by its thread; the thread-safe
+// entry points are Post, Adopt, Quit and the stats.
+class EventLoop : private IoWatcher {
+ public:
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Runs iterations on the calling thread until Quit(). Returns once every connection is closed.
+  void Run();
+  // Thread-safe. Asks Run() to return. Open connections are closed gracefully (kServerDrain):
+  // what they have read is answered and flushed; whatever is left at `drain_deadline_ns`
+  // (CLOCK_MONOTONIC; 0 = now) is closed at once. Run() returns when no connection is left.
+  void Quit(int64_t drain_deadline_ns = 0);
+
+  // Thread-safe. Runs `task` on this loop's thread, in posting order per poster. Wakes the
+  // loop if it sleeps. Tasks posted after the loop ended are destroyed without running.
+  void Post(Task task);
+  // Thread-safe. Hands an accepted, non-blocking socket to this loop, which takes ownership:
+  // it creates the connection and its handler with services[service_index].
+  void Adopt(int fd, int service_index, const SocketAddress& peer);
+
+  // Loop thread only. Timers with callbacks; ids are never reused. Cancel returns whether the
+  // timer was still pending.
+  using TimerId = uint64_t;
+  TimerId RunAfter(int64_t delay_ns, absl::AnyInvocable<void()> fn);
+  TimerId RunEvery(int64_t period_ns, absl::AnyInvocable<void()> fn);
+  bool Cancel(TimerId id);
+
+  // Loop thread only. Registers fds with the poller for watchers other than connections
+  // (listening sockets in reuseport mode, service-private fds).
+  absl::Status Watch(int fd, uint32_t interest, IoWatcher* watcher);
+  absl::Status Rewatch(int fd, uint32_t interest);
+  absl::Status Unwatch(int fd);
+
+  // Loop thread only. The connection with `id` if it is still open on this loop.
+  Connection* FindConnection(uint64_t id);
+  template <typename Fn>
+  void ForEachConnection(Fn&& fn) {
+    AssertInLoopThread();
+    for (auto& [id, conn] : connections_) fn(*conn);
+  }
+  // Loop thread only. Starts closing every connection (flushing first when asked).
+  void CloseAllConnections(CloseReason reason, bool flush_first);
+
+  bool IsInLoopThread() const { return std::this_thread::get_id() == thread_id_.load(std::memory_order_relaxed); }
+  // Aborts with a message when called from another thread: loop state has no locks.
+  void AssertInLoopThread() const;
+
+  int index() const { return options_.index; }
+  PollerBackend backend() const { return poller_->backend(); }
+  // The time the current iteration started (CLOCK_MONOTONIC ns); cheap, loop thread only.
+  int64_t now_ns() const { return now_ns_; }
+  int64_t RefreshNow();
+  const ConnectionOptions& connection_options() const { return options_.connection; }
+  TimerWheel& wheel() { return wheel_; }
+  BufferPool& buffer_pool() { return buffer_pool_; }
+  LoopStats& stats() { return stats_; }
+  const LoopStats& stats() const { return stats_; }
+  Service* service(int index) const { return options_.services[index]; }
+  int service_count() const { return static_cast<int>(options_.services.size()); }
+  // Thread-safe: true between the start and the end of Run().
+  bool running() const { return running_.load(std::memory_order_acquire); }
+
+ private:
+  friend class Connection;
+  struct Adoption {
+    int fd;
+    int service_index;
+    SocketAddress peer;
+  };
+  class CallbackTimer;
+
+  explicit EventLoop(EventLoopOptions options);
+  absl::Status Init();
+  void RunOnce();
+  int ComputeTimeoutMs();
+  void RunTasks();
+  void AdoptPending();
+  void Wake();
+  void OnIoEvent(uint32_t events) override;  // the wake-up eventfd
+  // Called by a Connection once it is closed; the loop frees it at a safe point.
+  void RetireConnection(Connection* conn, CloseReason reason);
+  void FreeRetired();
+
+  EventLoopOptions options_;
+  std::unique_ptr<Poller> poller_;
+  std::vector<PollEvent> events_;
+  int wake_fd_ = -1;
+  std::atomic<bool> wake_pending_{false};
+  std::atomic<bool> quit_{false};
+  std::atomic<int64_t> drain_deadline_ns_{0};
+  bool draining_ = false;
+  std::atomic<bool> running_{false};
+  std::atomic<std::thread::id> thread_id_{};
+  int64_t now_ns_ = 0;
+  TimerWheel wheel_;
+  TaskQueue<Task> tasks_;
+  std::vector<Task> running_tasks_;
+  TaskQueue<Adoption> adoptions_;
+  std::vector<Adoption> adopting_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::vector<std::unique_ptr<Connection>> retired_;
+  absl::flat_hash_map<TimerId, std::unique_ptr<CallbackTimer>> timers_;
+  std::vector<std::unique_ptr<CallbackTimer>> dead_timers_;
+  TimerId next_timer_id_ = 1;
+  uint64_t next_connection_seq_ = 1;
+  BufferPool buffer_pool_;
+  LoopStats stats_;
+};
+
+}  // namespace percore

@@ -1,0 +1,93 @@
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "core/buffer.h"
+#include "reactor/close_reason.h"
+
+namespace percore {
+
+class Connection;
+class EventLoop;
+
+// What the framework does after a handler callback returns.
+class Action {
+ public:
+  enum class Kind : uint8_t { kContinue, kPause, kCloseAfterWrite, kCloseNow };
+
+  // Keep reading; the handler has consumed what it could (a partial message may stay in input).
+  static Action Continue() { return Action(Kind::kContinue, CloseReason::kServiceClose); }
+  // Stop reading until the handler calls Connection::Resume() (on this loop). Output queued so
+  // far is still written.
+  static Action Pause() { return Action(Kind::kPause, CloseReason::kServiceClose); }
+  // Read nothing more; flush the output, then close, counted under `reason`.
+  static Action CloseAfterWrite(CloseReason reason = CloseReason::kServiceClose) {
+    return Action(Kind::kCloseAfterWrite, reason);
+  }
+  // Close at once, discarding queued output (for resets and hostile peers).
+  static Action CloseNow(CloseReason reason) { return Action(Kind::kCloseNow, reason); }
+
+  Kind kind() const { return kind_; }
+  CloseReason reason() const { return reason_; }
+
+ private:
+  Action(Kind kind, CloseReason reason) : kind_(kind), reason_(reason) {}
+  Kind kind_;
+  CloseReason reason_;
+};
+
+// The per-connection half of a service: a state machine the connection's loop drives.
+// Every method runs on that loop's thread, one at a time; a handler never needs a lock for its
+// own state. Replies go to the connection's output (Connection::Send / output()); the framework
+// writes them after the callback returns, coalescing everything queued in one write.
+class Handler {
+ public:
+  virtual ~Handler() = default;
+
+  // The connection is on its loop and about to be read. May queue a greeting.
+  virtual void OnOpen(Connection& conn) {}
+
+  // New bytes arrived. `input` holds everything not yet consumed, oldest first: parse complete
+  // messages, Consume() them, queue replies. Leaving a partial message in `input` is normal;
+  // OnData is called again when more arrives. Also called when the connection resumes with
+  // unconsumed input (after Pause or backpressure).
+  virtual Action OnData(Connection& conn, Buffer& input) = 0;
+
+  // Output that had backed up (the peer read slowly) drained below the low-water mark and
+  // reading restarts. For handlers that produce output in pieces (large responses).
+  virtual void OnWritable(Connection& conn) {}
+
+  // The peer sent FIN. Input holds whatever it sent last, already offered to OnData.
+  // The default finishes: flush what is queued, then close (half-close semantics).
+  virtual Action OnPeerClosed(Connection& conn) { return Action::CloseAfterWrite(CloseReason::kPeerClosed); }
+
+  // The handler's own deadline (Connection::SetDeadline) passed.
+  virtual Action OnDeadline(Connection& conn) { return Action::CloseNow(CloseReason::kReadTimeout); }
+
+  // The connection is closed (fd already closed); last call. Release what the handler holds.
+  virtual void OnClose(Connection& conn, CloseReason reason) {}
+};
+
+// A protocol: makes one Handler per connection. One Service object is shared by every loop, so
+// anything it keeps must be immutable after Server::Start or safe across threads; per-loop state
+// belongs in OnLoopStart.
+class Service {
+ public:
+  virtual ~Service() = default;
+
+  // Short, stable name: "echo", "http", ... Used in --listen, stats and logs.
+  virtual std::string_view name() const = 0;
+
+  // Runs on each loop's thread before it accepts connections (per-loop caches, store shards).
+  virtual void OnLoopStart(EventLoop& loop) {}
+
+  // Runs on `conn`'s loop for every new connection. Never returns null.
+  virtual std::unique_ptr<Handler> NewHandler(Connection& conn) = 0;
+
+  // Bytes sent (best effort, never blocking) to a connection refused because the server is at
+  // its connection limit, just before it is closed. Empty: close silently. HTTP answers 503.
+  virtual std::string_view OverloadResponse() const { return {}; }
+};
+
+}  // namespace percore

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/counter.h"
+#include "core/histogram.h"
+#include "reactor/close_reason.h"
+
+namespace percore {
+
+// One service's figures on one loop. Written by that loop only; merged across loops by readers.
+struct ServiceLoopStats {
+  Counter requests;
+  Counter errors;
+  Histogram latency_ns;  // from the first byte of a request to its reply being queued
+};
+
+// Everything one loop counts. Written only by the loop's thread (Counter's single-writer
+// contract); read lock-free from any thread. Counters are totals since the loop started.
+struct LoopStats {
+  // The iteration: Wait, dispatch, timers, tasks.
+  Counter iterations;
+  Counter poll_calls;
+  Counter events;        // ready fds dispatched
+  Counter wakeups;       // eventfd wake-ups by other threads
+  Counter tasks_run;     // posted tasks executed
+  Counter timers_fired;
+  Counter busy_ns;       // time outside the poller's Wait
+  Counter wait_ns;       // time inside it
+  Histogram iteration_ns;  // busy part of each iteration: stalls show here
+  Histogram handler_ns;    // each handler callback
+  Gauge longest_stall_ns;
+  Gauge longest_stall_wall_ns;  // when it ended, Unix time in ns
+
+  // Connections.
+  Counter conns_handed_in;
+  Gauge conns_active;
+  std::array<Counter, kCloseReasonCount> closed;
+
+  // Socket I/O.
+  Counter bytes_in;
+  Counter bytes_out;
+  Counter read_calls;
+  Counter write_calls;
+  Counter read_eagain;
+  Counter write_eagain;
+  Counter partial_writes;
+  Counter backpressure_pauses;
+
+  // Indexed by the service's registration order in the server.
+  std::vector<std::unique_ptr<ServiceLoopStats>> services;
+
+  uint64_t closed_total() const {
+    uint64_t total = 0;
+    for (const Counter& c : closed) total += c.Get();
+    return total;
+  }
+};
+
+}  // namespace percore

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <vector>
+
+#include "reactor/distributor.h"
+#include "reactor/io_watcher.h"
+
+namespace percore {
+
+class EventLoop;
+
+// reuseport mode (architecture §1): each loop owns one SO_REUSEPORT listening socket per
+// endpoint and accepts on its own thread; the kernel's hash of the 4-tuple picks the loop.
+// No distributor, no hand-off, and none of its balance either. Loop thread only, except
+// counters(), which is readable from any thread.
+class ReusePortAcceptor final : private IoWatcher {
+ public:
+  ReusePortAcceptor(EventLoop& loop, Listener listener, DistributorOptions limits);
+  ~ReusePortAcceptor();
+
+  // On the loop thread: start and stop watching the listening socket.
+  void Start();
+  void Stop();
+  const AcceptCounters& counters() const { return counters_; }
+
+ private:
+  void OnIoEvent(uint32_t events) override;
+
+  EventLoop& loop_;
+  Listener listener_;
+  DistributorOptions limits_;
+  AcceptCounters counters_;
+  bool watching_ = false;
+  uint64_t backoff_timer_ = 0;
+};
+
+}  // namespace percore

@@ -1,0 +1,218 @@
+#include "reactor/server.h"
+
+#include <csignal>
+#include <cstdio>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "core/clock.h"
+#include "core/cpu.h"
+#include "core/errno_status.h"
+
+namespace percore {
+
+Server::Server(ServerOptions options) : options_(std::move(options)) {
+  if (options_.loops <= 0) options_.loops = static_cast<int>(AllowedCpus().size());
+}
+
+Server::~Server() {
+  Stop(0);
+  for (int fd : listen_fds_) CloseFd(fd);
+}
+
+absl::Status Server::AddService(std::shared_ptr<Service> service) {
+  if (started_) return absl::FailedPreconditionError("AddService after Start");
+  for (const auto& s : services_) {
+    if (s->name() == service->name()) {
+      return absl::AlreadyExistsError(absl::StrCat("service '", std::string(service->name()), "' added twice"));
+    }
+  }
+  services_.push_back(std::move(service));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const HostPort& endpoint) {
+  if (started_) return absl::FailedPreconditionError("Listen after Start");
+  int service_index = -1;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (services_[i]->name() == service_name) service_index = static_cast<int>(i);
+  }
+  if (service_index < 0) {
+    return absl::NotFoundError(absl::StrCat("no service named '", std::string(service_name), "'"));
+  }
+  ListenOptions listen_options;
+  listen_options.reuse_port = options_.balance == BalancePolicyKind::kReusePort;
+  absl::StatusOr<int> fd = ListenTcp(endpoint, listen_options);
+  if (!fd.ok()) return fd.status();
+  absl::StatusOr<SocketAddress> bound = LocalAddress(*fd);
+  if (!bound.ok()) {
+    CloseFd(*fd);
+    return bound.status();
+  }
+  ListenerInfo info{std::string(service_name), endpoint, *bound};
+  listeners_.push_back(info);
+  listen_fds_.push_back(*fd);
+  listen_service_.push_back(service_index);
+  return info;
+}
+
+absl::Status Server::Start() {
+  if (started_) return absl::FailedPreconditionError("Start called twice");
+  if (services_.empty()) return absl::FailedPreconditionError("no service added");
+  // Loops write with write(2), so a peer that vanished must yield EPIPE, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  const std::vector<int> cpus = AllowedCpus();
+  std::vector<Service*> services;
+  for (const auto& s : services_) services.push_back(s.get());
+  for (int i = 0; i < options_.loops; ++i) {
+    EventLoopOptions loop_options;
+    loop_options.index = i;
+    loop_options.backend = options_.backend;
+    loop_options.cpu = options_.pin ? cpus[i % cpus.size()] : -1;
+    loop_options.connection = options_.connection;
+    loop_options.services = services;
+    absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(loop_options));
+    if (!loop.ok()) return loop.status();
+    loops_.push_back(std::move(*loop));
+  }
+
+  DistributorOptions limits;
+  limits.max_connections = options_.max_connections;
+  limits.max_connections_per_loop = options_.max_connections_per_loop;
+  std::vector<Listener> listeners;
+  for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    listeners.push_back({listen_fds_[i], listen_service_[i], services_[listen_service_[i]].get()});
+  }
+
+  started_ = true;
+  for (auto& loop : loops_) {
+    EventLoop* raw = loop.get();
+    threads_.emplace_back([raw] { raw->Run(); });
+  }
+
+  std::vector<EventLoop*> loop_ptrs;
+  for (auto& loop : loops_) loop_ptrs.push_back(loop.get());
+  if (options_.balance == BalancePolicyKind::kReusePort) {
+    // Without a distributor there is no global view at accept time: the global limit becomes
+    // an equal share per loop.
+    if (limits.max_connections > 0) {
+      const int share = (limits.max_connections + options_.loops - 1) / options_.loops;
+      if (limits.max_connections_per_loop == 0 || share < limits.max_connections_per_loop) {
+        limits.max_connections_per_loop = share;
+      }
+    }
+    return StartReusePort(listeners, limits);
+  }
+  distributor_ = std::make_unique<Distributor>(loop_ptrs, listeners, options_.balance, limits);
+  return distributor_->Start();
+}
+
+absl::Status Server::StartReusePort(const std::vector<Listener>& listeners, const DistributorOptions& limits) {
+  for (int i = 0; i < options_.loops; ++i) {
+    for (size_t l = 0; l < listeners.size(); ++l) {
+      Listener listener = listeners[l];
+      if (i > 0) {
+        // Loop 0 uses the socket bound in Listen(); the others bind their own to the same port.
+        HostPort endpoint = listeners_[l].requested;
+        endpoint.port = listeners_[l].bound.port();
+        ListenOptions listen_options;
+        listen_options.reuse_port = true;
+        absl::StatusOr<int> fd = ListenTcp(endpoint, listen_options);
+        if (!fd.ok()) return fd.status();
+        listen_fds_.push_back(*fd);
+        listener.fd = *fd;
+      }
+      auto acceptor = std::make_unique<ReusePortAcceptor>(*loops_[i], listener, limits);
+      ReusePortAcceptor* raw = acceptor.get();
+      acceptors_.push_back(std::move(acceptor));
+      loops_[i]->Post([raw] { raw->Start(); });
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Server::Stop(int64_t deadline_ns) {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  if (distributor_) distributor_->Stop();
+  // Acceptors belong to their loops: stop them there, and wait, before their sockets close.
+  std::vector<std::future<void>> stopped;
+  for (auto& acceptor : acceptors_) {
+    auto done = std::make_shared<std::promise<void>>();
+    stopped.push_back(done->get_future());
+    ReusePortAcceptor* raw = acceptor.get();
+    acceptor_loop(raw).Post([raw, done] {
+      raw->Stop();
+      done->set_value();
+    });
+  }
+  for (auto& f : stopped) f.wait();
+  for (int fd : listen_fds_) CloseFd(fd);
+  listen_fds_.clear();
+  const int64_t deadline = MonotonicNanos() + (deadline_ns > 0 ? deadline_ns : 0);
+  for (auto& loop : loops_) loop->Quit(deadline);
+  for (auto& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+EventLoop& Server::acceptor_loop(const ReusePortAcceptor* acceptor) {
+  for (size_t i = 0; i < acceptors_.size(); ++i) {
+    if (acceptors_[i].get() == acceptor) return *loops_[i / listeners_.size()];
+  }
+  return *loops_[0];
+}
+
+const DistributorStats* Server::distributor_stats() const {
+  return distributor_ ? &distributor_->stats() : nullptr;
+}
+
+std::vector<const AcceptCounters*> Server::accept_counters() const {
+  std::vector<const AcceptCounters*> out;
+  if (distributor_) out.push_back(&distributor_->stats().counters);
+  for (const auto& a : acceptors_) out.push_back(&a->counters());
+  return out;
+}
+
+BalancePolicyKind Server::balance_policy() const {
+  return distributor_ ? distributor_->policy() : options_.balance;
+}
+
+absl::Status Server::SetBalancePolicy(BalancePolicyKind kind) {
+  if (!distributor_) {
+    if (kind == options_.balance) return absl::OkStatus();
+    return absl::FailedPreconditionError("the server runs in reuseport mode; its policy cannot change while running");
+  }
+  if (kind == BalancePolicyKind::kReusePort) {
+    return absl::FailedPreconditionError("reuseport mode must be chosen at start (--balance=reuseport)");
+  }
+  distributor_->SetPolicy(kind);
+  return absl::OkStatus();
+}
+
+absl::Status Server::DrainLoop(int i, bool close_idle) {
+  if (i < 0 || i >= loop_count()) return absl::OutOfRangeError(absl::StrCat("no loop ", i));
+  if (!distributor_) return absl::FailedPreconditionError("draining a loop needs the distributor (not reuseport)");
+  distributor_->SetDraining(i, true);
+  if (close_idle) {
+    EventLoop* loop = loops_[i].get();
+    loop->Post([loop] {
+      std::vector<Connection*> idle;
+      loop->ForEachConnection([&](Connection& c) {
+        if (c.state() == ConnectionState::kReading && c.queued_output() == 0) idle.push_back(&c);
+      });
+      for (Connection* c : idle) c->Close(CloseReason::kServerDrain, true);
+    });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::ResumeLoop(int i) {
+  if (i < 0 || i >= loop_count()) return absl::OutOfRangeError(absl::StrCat("no loop ", i));
+  if (!distributor_) return absl::FailedPreconditionError("no distributor in reuseport mode");
+  distributor_->SetDraining(i, false);
+  return absl::OkStatus();
+}
+
+bool Server::loop_draining(int i) const { return distributor_ && distributor_->draining(i); }
+
+}  // namespace percore

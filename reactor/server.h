@@ -1,0 +1,99 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/socket.h"
+#include "reactor/balance_policy.h"
+#include "reactor/connection.h"
+#include "reactor/distributor.h"
+#include "reactor/event_loop.h"
+#include "reactor/handler.h"
+#include "reactor/poller.h"
+#include "reactor/reuseport_acceptor.h"
+
+namespace percore {
+
+struct ServerOptions {
+  int loops = 0;  // 0: one per CPU this process may run on
+  PollerBackend backend = PollerBackend::kEpoll;
+  BalancePolicyKind balance = BalancePolicyKind::kRoundRobin;
+  bool pin = false;  // pin loop i to the i-th allowed CPU
+  int max_connections = 100'000;        // over all loops; 0 = unlimited
+  int max_connections_per_loop = 0;     // 0 = unlimited
+  ConnectionOptions connection;
+};
+
+// One listening endpoint after Listen(): the service it serves and where it really listens.
+struct ListenerInfo {
+  std::string service;
+  HostPort requested;
+  SocketAddress bound;  // the real address (port filled in when 0 was asked)
+};
+
+// Owns the loops, their threads, the listeners and the distributor (architecture §1).
+// Configure (AddService, Listen) before Start; Start and Stop from one controlling thread.
+// Introspection and control methods are thread-safe.
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // Stops with a zero deadline if still running.
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Registers a service; its name() is what Listen refers to. Before Start.
+  absl::Status AddService(std::shared_ptr<Service> service);
+  // Binds and listens now (so a port-0 endpoint's real port is known at once). Before Start.
+  absl::StatusOr<ListenerInfo> Listen(std::string_view service_name, const HostPort& endpoint);
+
+  // Creates the loops and their threads, then starts accepting.
+  absl::Status Start();
+  // Stops accepting, lets handlers finish what they have read and flushes output, closes every
+  // connection (kServerDrain) and joins all threads. Connections still flushing at `deadline_ns`
+  // (a duration from now) are closed anyway. Idempotent.
+  void Stop(int64_t deadline_ns = 5'000'000'000);
+
+  // --- Introspection (thread-safe after Start) ---
+  const ServerOptions& options() const { return options_; }
+  int loop_count() const { return static_cast<int>(loops_.size()); }
+  EventLoop& loop(int i) { return *loops_[i]; }
+  const std::vector<ListenerInfo>& listeners() const { return listeners_; }
+  const std::vector<std::shared_ptr<Service>>& services() const { return services_; }
+  // The distributor's figures; null in reuseport mode (see accept_counters).
+  const DistributorStats* distributor_stats() const;
+  // Every accepting thread's counters: the distributor's, or one per loop and endpoint.
+  std::vector<const AcceptCounters*> accept_counters() const;
+  bool running() const { return started_ && !stopped_; }
+
+  // --- Control (thread-safe) ---
+  BalancePolicyKind balance_policy() const;
+  absl::Status SetBalancePolicy(BalancePolicyKind kind);  // not to/from reuseport while running
+  // Stops handing new connections to loop i; with close_idle, also closes its connections
+  // that have no request in progress (admin drain).
+  absl::Status DrainLoop(int i, bool close_idle);
+  absl::Status ResumeLoop(int i);
+  bool loop_draining(int i) const;
+
+ private:
+  absl::Status StartReusePort(const std::vector<Listener>& listeners, const DistributorOptions& limits);
+  EventLoop& acceptor_loop(const ReusePortAcceptor* acceptor);
+
+  ServerOptions options_;
+  std::vector<std::shared_ptr<Service>> services_;
+  std::vector<ListenerInfo> listeners_;
+  std::vector<int> listen_fds_;
+  std::vector<int> listen_service_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<Distributor> distributor_;
+  std::vector<std::unique_ptr<ReusePortAcceptor>> acceptors_;  // loop-major: loop i, endpoint l
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace percore

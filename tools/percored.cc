@@ -1,0 +1,125 @@
+// percored: the percore daemon. Serves the built-in services on the endpoints of --listen with
+// one event loop per CPU, until SIGINT or SIGTERM, then drains gracefully and exits 0.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "reactor/server.h"
+#include "tools/service_catalog.h"
+
+ABSL_FLAG(int, loops, 0, "Event loops (threads), one per core. 0: one per CPU this process may run on.");
+ABSL_FLAG(std::string, backend, "epoll", "Readiness back end of every loop: poll or epoll.");
+ABSL_FLAG(std::string, balance, "round_robin",
+          "How new connections are spread over loops: round_robin, least_connections, power_of_two "
+          "(two random loops, the less loaded wins), or reuseport (one SO_REUSEPORT listener per "
+          "loop, no distributor thread; the kernel picks).");
+ABSL_FLAG(bool, pin, false, "Pin loop i to the i-th CPU this process may run on.");
+ABSL_FLAG(std::string, listen, percore::kDefaultListen,
+          "Comma-separated SERVICE=HOST:PORT endpoints. Services: " + percore::ServiceNames() +
+              ". Port 0 picks a free port (the real one is printed).");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
+          "Close a connection with no traffic in either direction for this long; 0 disables.");
+ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(60),
+          "Close a connection whose queued output makes no progress for this long; 0 disables.");
+ABSL_FLAG(int, max_connections, 100000,
+          "Connections open at once over all loops; new ones beyond are refused (HTTP: 503). 0: no limit.");
+ABSL_FLAG(int, max_connections_per_loop, 0, "Connections open at once on one loop; 0: no limit.");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "On SIGINT/SIGTERM: how long connections may take to finish and flush before they are cut.");
+
+namespace percore {
+namespace {
+
+absl::StatusOr<ServerOptions> OptionsFromFlags() {
+  ServerOptions options;
+  options.loops = absl::GetFlag(FLAGS_loops);
+  if (options.loops < 0) return absl::InvalidArgumentError("--loops must be >= 0");
+  if (!ParsePollerBackend(absl::GetFlag(FLAGS_backend), &options.backend)) {
+    return absl::InvalidArgumentError(absl::StrCat("--backend: '", absl::GetFlag(FLAGS_backend), "' is not poll or epoll"));
+  }
+  if (!ParseBalancePolicy(absl::GetFlag(FLAGS_balance), &options.balance)) {
+    return absl::InvalidArgumentError(absl::StrCat("--balance: unknown policy '", absl::GetFlag(FLAGS_balance), "'"));
+  }
+  options.pin = absl::GetFlag(FLAGS_pin);
+  options.max_connections = absl::GetFlag(FLAGS_max_connections);
+  options.max_connections_per_loop = absl::GetFlag(FLAGS_max_connections_per_loop);
+  options.connection.idle_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_idle_timeout));
+  options.connection.write_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_write_timeout));
+  return options;
+}
+
+int Main() {
+  absl::StatusOr<ServerOptions> options = OptionsFromFlags();
+  if (!options.ok()) {
+    std::fprintf(stderr, "percored: %s\n", std::string(options.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<std::vector<Endpoint>> endpoints = ParseListen(absl::GetFlag(FLAGS_listen));
+  if (!endpoints.ok()) {
+    std::fprintf(stderr, "percored: --listen: %s\n", std::string(endpoints.status().message()).c_str());
+    return 2;
+  }
+
+  // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Server server(*options);
+  if (absl::Status s = AddServices(server, *endpoints); !s.ok()) {
+    std::fprintf(stderr, "percored: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  for (const Endpoint& e : *endpoints) {
+    absl::StatusOr<ListenerInfo> info = server.Listen(e.service, e.address);
+    if (!info.ok()) {
+      std::fprintf(stderr, "percored: cannot listen for %s on %s: %s\n", e.service.c_str(),
+                   e.address.ToString().c_str(), std::string(info.status().message()).c_str());
+      return 1;
+    }
+  }
+  if (absl::Status s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "percored: start: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(),
+              std::string(PollerBackendName(options->backend)).c_str(),
+              std::string(BalancePolicyName(options->balance)).c_str());
+  for (const ListenerInfo& l : server.listeners()) {
+    std::printf("percored: %s listening on %s\n", l.service.c_str(), l.bound.ToString().c_str());
+  }
+  std::fflush(stdout);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::printf("percored: %s received, draining (up to %s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+              absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
+  std::fflush(stdout);
+  server.Stop(absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_drain_timeout)));
+  std::printf("percored: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace percore
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "percore daemon: serves the built-in services, one event loop per core.\n"
+      "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=epoll|poll] "
+      "[--balance=POLICY] ...\nRun with --helpfull for every flag.");
+  absl::ParseCommandLine(argc, argv);
+  return percore::Main();
+}
