@@ -57,10 +57,10 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
   }
   interest_ = kPollIn;
   Touch();
-  in_callback_ = true;
-  handler_->OnOpen(*this);
-  in_callback_ = false;
-  AfterCallback();
+  Apply(Call([this] {
+    handler_->OnOpen(*this);
+    return Action::Continue();
+  }));
   if (!finished_) Flush();
 }
 
@@ -180,10 +180,7 @@ void Connection::HandleReadable() {
     if (n == 0) {
       peer_eof_ = true;
       if (state_ == ConnectionState::kReading) {
-        in_callback_ = true;
-        Action action = handler_->OnPeerClosed(*this);
-        in_callback_ = false;
-        Apply(action);
+        Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
         if (finished_) return;
       }
       break;
@@ -206,13 +203,26 @@ void Connection::Deliver() {
   while (state_ == ConnectionState::kReading && !input_.empty() && output_.size() <= options_.high_water) {
     const size_t before = input_.size();
     const int64_t start = MonotonicNanos();
-    in_callback_ = true;
-    Action action = handler_->OnData(*this, input_);
-    in_callback_ = false;
+    Action action = Call([this] { return handler_->OnData(*this, input_); });
     stats.handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
     Apply(action);
     if (finished_ || input_.size() == before) return;
   }
+}
+
+template <typename Fn>
+Action Connection::Call(Fn&& fn) {
+  in_callback_ = true;
+  Action action = Action::Continue();
+  try {
+    action = fn();
+  } catch (...) {
+    // A failing handler costs its own connection, never the loop or its other connections.
+    pending_close_ = false;
+    action = Action::CloseNow(CloseReason::kHandlerError);
+  }
+  in_callback_ = false;
+  return action;
 }
 
 void Connection::Apply(Action action) {
@@ -250,10 +260,7 @@ void Connection::FinishPendingWork() {
     return;
   }
   if (peer_eof_) {
-    in_callback_ = true;
-    Action action = handler_->OnPeerClosed(*this);
-    in_callback_ = false;
-    Apply(action);
+    Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
   }
 }
 
@@ -262,10 +269,10 @@ void Connection::HandleWritable() {
   Flush();
   if (finished_ || !was_backed_up || state_ != ConnectionState::kReading) return;
   // Backpressure released: let the handler produce more, then serve input already buffered.
-  in_callback_ = true;
-  handler_->OnWritable(*this);
-  in_callback_ = false;
-  AfterCallback();
+  Apply(Call([this] {
+    handler_->OnWritable(*this);
+    return Action::Continue();
+  }));
   if (finished_) return;
   Deliver();
   if (finished_) return;
@@ -383,7 +390,13 @@ void Connection::Finish(CloseReason reason) {
   output_.Clear();
   loop_.buffer_pool().Release(input_);
   loop_.buffer_pool().Release(output_);
-  if (handler_) handler_->OnClose(*this, reason);
+  if (handler_) {
+    try {
+      handler_->OnClose(*this, reason);
+    } catch (...) {
+      // Nothing left to close; the connection is already counted under its reason.
+    }
+  }
   loop_.RetireConnection(this, reason);
 }
 
@@ -445,10 +458,7 @@ void Connection::OnIdleTimer() {
 
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
-  in_callback_ = true;
-  Action action = handler_->OnDeadline(*this);
-  in_callback_ = false;
-  Apply(action);
+  Apply(Call([this] { return handler_->OnDeadline(*this); }));
   if (!finished_) Flush();
 }
 

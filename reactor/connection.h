@@ -98,6 +98,10 @@ class Connection final : private IoWatcher {
   void HandleLinger();
   // Offers buffered input to the handler until it stops consuming or pauses.
   void Deliver();
+  // Runs a handler callback with the re-entrancy guard set; an exception it throws becomes
+  // CloseNow(kHandlerError).
+  template <typename Fn>
+  Action Call(Fn&& fn);
   void Apply(Action action);
   // Acts on a Close() the handler asked for during the callback that just returned.
   void AfterCallback();
