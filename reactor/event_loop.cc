@@ -120,6 +120,18 @@ void EventLoop::Run() {
   running_.store(false, std::memory_order_release);
 }
 
+void EventLoop::BindToCurrentThread() {
+  thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  now_ns_ = MonotonicNanos();
+}
+
+void EventLoop::Step(int max_wait_ms) {
+  AssertInLoopThread();
+  max_wait_ms_ = max_wait_ms;
+  RunOnce();
+  max_wait_ms_ = -1;
+}
+
 void EventLoop::Quit(int64_t drain_deadline_ns) {
   drain_deadline_ns_.store(drain_deadline_ns, std::memory_order_relaxed);
   quit_.store(true, std::memory_order_release);
@@ -127,13 +139,17 @@ void EventLoop::Quit(int64_t drain_deadline_ns) {
 }
 
 int EventLoop::ComputeTimeoutMs() {
-  if (draining_) return 10;  // re-check the drain deadline while connections flush
+  int timeout = -1;
   const int64_t next = wheel_.NextExpiry();
-  if (next < 0) return -1;
-  const int64_t delta = next - now_ns_;
-  if (delta <= 0) return 0;
-  const int64_t ms = (delta + 999'999) / 1'000'000;
-  return ms > 3'600'000 ? 3'600'000 : static_cast<int>(ms);
+  if (next >= 0) {
+    const int64_t delta = next - now_ns_;
+    const int64_t ms = delta <= 0 ? 0 : (delta + 999'999) / 1'000'000;
+    timeout = ms > 3'600'000 ? 3'600'000 : static_cast<int>(ms);
+  }
+  // While draining, wake at least every 10 ms to check the drain deadline.
+  const int cap = draining_ ? 10 : max_wait_ms_;
+  if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
+  return timeout;
 }
 
 void EventLoop::RunOnce() {

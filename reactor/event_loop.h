@@ -53,6 +53,12 @@ class EventLoop : private IoWatcher {
   // (CLOCK_MONOTONIC; 0 = now) is closed at once. Run() returns when no connection is left.
   void Quit(int64_t drain_deadline_ns = 0);
 
+  // For tests and fuzzers that drive a loop step by step on their own thread: binds the loop to
+  // the calling thread (as Run does) and runs one iteration, waiting at most `max_wait_ms`.
+  // Never mixed with Run().
+  void BindToCurrentThread();
+  void Step(int max_wait_ms);
+
   // Thread-safe. Runs `task` on this loop's thread, in posting order per poster. Wakes the
   // loop if it sleeps. Tasks posted after the loop ended are destroyed without running.
   void Post(Task task);
@@ -131,6 +137,7 @@ class EventLoop : private IoWatcher {
   std::atomic<bool> quit_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   bool draining_ = false;
+  int max_wait_ms_ = -1;  // cap on the poll timeout; -1: none
   std::atomic<bool> running_{false};
   std::atomic<std::thread::id> thread_id_{};
   int64_t now_ns_ = 0;

@@ -6,9 +6,9 @@
 #include <limits>
 
 // Layout. A tick number is read as base-256 digits; digit l is the slot index at level l.
-// An entry whose deadline tick first differs from current_tick_ at digit l (counting from the
-// top) sits at level l, in the slot named by its digit l: every entry at level l < 3 then has the
-// same higher digits as current_tick_, and its slot starts in the future. When current_tick_
+// An entry whose deadline tick differs from current_tick_ in no digit above digit l sits at the
+// lowest such level l, in the slot named by its digit l: every entry at level l < 3 then has the
+// same higher digits as current_tick_, and (for l > 0) its slot starts in the future. When current_tick_
 // reaches the start of an occupied higher-level slot, that slot is re-filed ("cascaded") one or
 // more levels down. Deadlines whose digits above level 3 differ (beyond the horizon) also sit at
 // level 3 in the slot of their digit 3; when it comes round they are re-filed, possibly into the

@@ -22,7 +22,8 @@ class TimerEntry {
 
  protected:
   // Called by TimerWheel::Advance once the deadline has passed; the entry is already disarmed,
-  // so it may re-arm itself from here.
+  // so it may re-arm itself from here, or destroy the object that embeds it: the wheel does not
+  // touch the entry once OnTimer has been called.
   virtual void OnTimer() = 0;
 
  private:
