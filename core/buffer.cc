@@ -1,9 +1,11 @@
 #include "core/buffer.h"
 
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cassert>
 #include <utility>
 
@@ -87,7 +89,9 @@ ssize_t Buffer::ReadFromFd(int fd, size_t max_bytes) {
 
 ssize_t Buffer::WriteToFd(int fd) {
   if (empty()) return 0;
-  const ssize_t n = ::write(fd, data(), size());
+  // send(MSG_NOSIGNAL): a peer that is gone yields EPIPE instead of killing the process.
+  ssize_t n = ::send(fd, data(), size(), MSG_NOSIGNAL);
+  if (n < 0 && errno == ENOTSOCK) n = ::write(fd, data(), size());
   if (n > 0) Consume(static_cast<size_t>(n));
   return n;
 }

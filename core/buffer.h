@@ -55,8 +55,8 @@ class Buffer {
   // small, into a per-thread 64 KiB overflow area that is then appended. Returns read()'s
   // result; on -1, errno is left as read() set it.
   ssize_t ReadFromFd(int fd, size_t max_bytes);
-  // Writes the readable bytes with one write() and consumes what was written. Returns write()'s
-  // result; on -1, errno is left as write() set it.
+  // Writes the readable bytes with one send(MSG_NOSIGNAL) (write() for non-sockets) and
+  // consumes what was written. Returns its result; on -1, errno is left as it set it.
   ssize_t WriteToFd(int fd);
 
   // Storage management, used by BufferPool.

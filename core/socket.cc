@@ -28,6 +28,7 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text_in) {
     if (close == absl::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
       return absl::InvalidArgumentError(absl::StrCat("bad endpoint '", text, "': want [V6]:PORT"));
     }
+    if (close == 1) return absl::InvalidArgumentError(absl::StrCat("bad endpoint '", text, "': empty host"));
     out.host = std::string(text.substr(1, close - 1));
     port_text = text.substr(close + 2);
   } else {
@@ -36,7 +37,15 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text_in) {
       return absl::InvalidArgumentError(absl::StrCat("bad endpoint '", text, "': want HOST:PORT"));
     }
     out.host = std::string(text.substr(0, colon));
+    if (out.host.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad endpoint '", text, "': write IPv6 as [V6]:PORT"));
+    }
     port_text = text.substr(colon + 1);
+  }
+  // Plain digits only: SimpleAtoi alone would also take signs and surrounding spaces.
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("bad port in '", text, "'"));
   }
   uint32_t port = 0;
   if (!absl::SimpleAtoi(port_text, &port) || port > 65535) {

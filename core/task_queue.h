@@ -1,10 +1,10 @@
 #pragma once
 
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "core/mutex.h"
 
 namespace percore {
 
@@ -18,25 +18,25 @@ class TaskQueue {
   // Thread-safe. Returns true when the queue was empty before this push: the caller uses it to
   // decide whether the consumer needs a wake-up.
   bool Push(T item) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     items_.push_back(std::move(item));
     return items_.size() == 1;
   }
 
   // Consumer only. Moves all queued items into `*out` (which must be empty) in push order.
   void TakeAll(std::vector<T>* out) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     out->swap(items_);
   }
 
   // Thread-safe; a snapshot that may be stale by the time the caller reads it.
   bool Empty() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return items_.empty();
   }
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::vector<T> items_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -164,9 +164,14 @@ void EventLoop::RunOnce() {
   if (!ready.ok()) {
     std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ready.status().message()).c_str());
   } else {
-    for (int i = 0; i < *ready; ++i) {
-      static_cast<IoWatcher*>(events_[i].context)->OnIoEvent(events_[i].events);
+    // Unwatch() clears the context of an fd still waiting in this batch, so a watcher removed
+    // (and perhaps destroyed) by an earlier callback is never called.
+    dispatch_end_ = *ready;
+    for (dispatch_next_ = 0; dispatch_next_ < dispatch_end_;) {
+      const PollEvent& event = events_[dispatch_next_++];
+      if (event.context != nullptr) static_cast<IoWatcher*>(event.context)->OnIoEvent(event.events);
     }
+    dispatch_end_ = 0;
     stats_.events.Add(static_cast<uint64_t>(*ready));
   }
   const int fired = wheel_.Advance(now_ns_);
@@ -311,6 +316,9 @@ absl::Status EventLoop::Rewatch(int fd, uint32_t interest) {
 
 absl::Status EventLoop::Unwatch(int fd) {
   AssertInLoopThread();
+  for (int i = dispatch_next_; i < dispatch_end_; ++i) {
+    if (events_[i].fd == fd) events_[i].context = nullptr;
+  }
   return poller_->Remove(fd);
 }
 

@@ -39,7 +39,7 @@ struct EventLoopOptions {
 // timer and pending work; Wait; dispatch ready fds; fire due timers; run posted tasks; account
 // busy and wait time. Everything the loop owns is touched only by its thread; the thread-safe
 // entry points are Post, Adopt, Quit and the stats.
-class EventLoop : private IoWatcher {
+class EventLoop final : private IoWatcher {
  public:
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
   ~EventLoop();
@@ -132,6 +132,8 @@ class EventLoop : private IoWatcher {
   EventLoopOptions options_;
   std::unique_ptr<Poller> poller_;
   std::vector<PollEvent> events_;
+  int dispatch_next_ = 0;  // the batch being dispatched: events_[dispatch_next_, dispatch_end_)
+  int dispatch_end_ = 0;
   int wake_fd_ = -1;
   std::atomic<bool> wake_pending_{false};
   std::atomic<bool> quit_{false};
