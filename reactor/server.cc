@@ -85,6 +85,7 @@ absl::Status Server::Start() {
   }
 
   started_ = true;
+  start_unix_ns_ = WallNanos();
   for (auto& loop : loops_) {
     EventLoop* raw = loop.get();
     threads_.emplace_back([raw] { raw->Run(); });

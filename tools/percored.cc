@@ -1,5 +1,6 @@
 // percored: the percore daemon. Serves the built-in services on the endpoints of --listen with
-// one event loop per CPU, until SIGINT or SIGTERM, then drains gracefully and exits 0.
+// one event loop per CPU, and the gRPC admin service on --admin_listen, until SIGINT or SIGTERM,
+// then drains gracefully and exits 0.
 
 #include <signal.h>
 
@@ -10,11 +11,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "reactor/server.h"
+#include "services/admin/admin_server.h"
 #include "tools/service_catalog.h"
 
 ABSL_FLAG(int, loops, 0, "Event loops (threads), one per core. 0: one per CPU this process may run on.");
@@ -36,6 +39,11 @@ ABSL_FLAG(int, max_connections, 100000,
 ABSL_FLAG(int, max_connections_per_loop, 0, "Connections open at once on one loop; 0: no limit.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGINT/SIGTERM: how long connections may take to finish and flush before they are cut.");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9100",
+          "Where the gRPC admin service (stats, connections, control; see percorectl) listens: "
+          "HOST:PORT (port 0 picks one; the real address is printed) or unix:/path (made mode 0600). "
+          "Empty disables it.");
+ABSL_FLAG(bool, admin_readonly, false, "Refuse the admin's control calls (policy, drain, resume, close).");
 
 namespace percore {
 namespace {
@@ -56,6 +64,19 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.connection.idle_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_idle_timeout));
   options.connection.write_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_write_timeout));
   return options;
+}
+
+// The daemon's flags as GetConfig reports them.
+std::vector<std::pair<std::string, std::string>> FlagValues() {
+  std::vector<std::pair<std::string, std::string>> values;
+  for (const char* name : {"listen", "loops", "backend", "balance", "pin", "idle_timeout", "write_timeout",
+                           "max_connections", "max_connections_per_loop", "drain_timeout", "admin_listen",
+                           "admin_readonly"}) {
+    if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
+      values.emplace_back(name, flag->CurrentValue());
+    }
+  }
+  return values;
 }
 
 int Main() {
@@ -100,6 +121,19 @@ int Main() {
   for (const ListenerInfo& l : server.listeners()) {
     std::printf("percored: %s listening on %s\n", l.service.c_str(), l.bound.ToString().c_str());
   }
+  AdminOptions admin_options;
+  admin_options.readonly = absl::GetFlag(FLAGS_admin_readonly);
+  admin_options.flags = FlagValues();
+  AdminServer admin(server, admin_options);
+  if (const std::string admin_listen = absl::GetFlag(FLAGS_admin_listen); !admin_listen.empty()) {
+    absl::StatusOr<std::string> bound = admin.Start(admin_listen);
+    if (!bound.ok()) {
+      std::fprintf(stderr, "percored: admin: %s\n", std::string(bound.status().message()).c_str());
+      server.Stop(0);
+      return 1;
+    }
+    std::printf("percored: admin listening on %s\n", bound->c_str());
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
@@ -107,7 +141,11 @@ int Main() {
   std::printf("percored: %s received, draining (up to %s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
   std::fflush(stdout);
+  // Health checks fail first so that load balancers stop sending before the server stops; the
+  // admin stays up (answering stats) until the server has drained.
+  admin.SetServing(false);
   server.Stop(absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_drain_timeout)));
+  admin.Shutdown();
   std::printf("percored: stopped\n");
   return 0;
 }
@@ -119,7 +157,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "percore daemon: serves the built-in services, one event loop per core.\n"
       "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=epoll|poll] "
-      "[--balance=POLICY] ...\nRun with --helpfull for every flag.");
+      "[--balance=POLICY] [--admin_listen=127.0.0.1:9100] ...\nRun with --helpfull for every flag.");
   absl::ParseCommandLine(argc, argv);
   return percore::Main();
 }

@@ -13,7 +13,8 @@ namespace percore {
 
 // The services percored knows by name, and the --listen syntax that names them.
 
-inline constexpr char kDefaultListen[] = "echo=127.0.0.1:7000";
+inline constexpr char kDefaultListen[] =
+    "echo=127.0.0.1:7000,http=127.0.0.1:8080,memcache=127.0.0.1:11211,resp=127.0.0.1:6379";
 
 struct Endpoint {
   std::string service;

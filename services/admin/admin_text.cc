@@ -1,0 +1,146 @@
+#include "services/admin/admin_text.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "services/admin/text_table.h"
+
+namespace percore {
+
+namespace v1 = admin::v1;
+
+namespace {
+
+// Per-second rates of counters between two snapshots, or since start.
+class Rates {
+ public:
+  Rates(const v1::Stats& now, const v1::Stats* previous) : previous_(previous) {
+    const int64_t ns = previous != nullptr ? now.taken_unix_ns() - previous->taken_unix_ns() : now.server().uptime_ns();
+    seconds_ = ns > 0 ? static_cast<double>(ns) / 1e9 : 0;
+  }
+  // `get` reads a counter from a snapshot; `then` says whether `previous` has the item.
+  template <typename Get>
+  double Of(const v1::Stats& now, bool then, Get get) const {
+    if (seconds_ == 0) return 0;
+    const uint64_t a = get(now);
+    const uint64_t b = previous_ != nullptr && then ? get(*previous_) : 0;
+    return a >= b ? static_cast<double>(a - b) / seconds_ : 0;
+  }
+  bool since_start() const { return previous_ == nullptr; }
+  double seconds() const { return seconds_; }
+
+ private:
+  const v1::Stats* previous_;
+  double seconds_;
+};
+
+std::string Percent(double fraction) { return absl::StrFormat("%.1f%%", fraction * 100); }
+
+}  // namespace
+
+std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
+  const Rates rates(now, previous);
+  const v1::ServerInfo& s = now.server();
+  std::string out = absl::StrCat(s.build(), "  pid ", s.pid(), "  up ", HumanDuration(s.uptime_ns()), "  ",
+                                 s.backend(), "  ", s.balance_policy(), "  ", s.loop_count(), " loops  rss ",
+                                 HumanBytes(static_cast<double>(s.rss_bytes())), "  fds ", s.open_fds(), "  ",
+                                 !s.running() ? "stopped" : s.serving() ? "serving" : "not serving", "\n");
+  absl::StrAppend(&out, "rates ",
+                  rates.since_start() ? "since start"
+                                      : absl::StrFormat("over the last %.1fs", rates.seconds()),
+                  "\n\n");
+
+  TextTable loops({"loop", "util", "conns", "handed", "closed", "conn/s", "iter/s", "events/s", "in/s", "out/s",
+                   "p99 iter", "max stall", "state"},
+                  "rrrrrrrrrrrrl");
+  for (int i = 0; i < now.loops_size(); ++i) {
+    const v1::LoopStats& l = now.loops(i);
+    const bool then = previous != nullptr && i < previous->loops_size();
+    auto rate = [&](uint64_t (v1::LoopStats::*field)() const) {
+      return rates.Of(now, then, [i, field](const v1::Stats& st) { return (st.loops(i).*field)(); });
+    };
+    loops.AddRow({absl::StrCat(l.index()), Percent(l.utilization()), absl::StrCat(l.conns_active()),
+                  absl::StrCat(l.conns_handed_in()), absl::StrCat(l.conns_closed()),
+                  HumanCount(rate(&v1::LoopStats::conns_handed_in)), HumanCount(rate(&v1::LoopStats::iterations)),
+                  HumanCount(rate(&v1::LoopStats::events)), HumanBytes(rate(&v1::LoopStats::bytes_in)),
+                  HumanBytes(rate(&v1::LoopStats::bytes_out)),
+                  HumanDuration(static_cast<int64_t>(l.iteration_ns().p99())), HumanDuration(l.longest_stall_ns()),
+                  !l.running() ? "stopped" : l.draining() ? "draining" : "accepting"});
+  }
+  absl::StrAppend(&out, loops.Render(), "\n");
+
+  const v1::DistributorStats& d = now.distributor();
+  std::vector<std::string> errors;
+  for (const v1::AcceptErrorCount& e : d.accept_errors()) errors.push_back(absl::StrCat(e.name(), "=", e.count()));
+  absl::StrAppend(&out, "accept (", d.mode(), "): accepted ", d.accepted(), " (",
+                  HumanCount(rates.Of(now, previous != nullptr,
+                                      [](const v1::Stats& st) { return st.distributor().accepted(); })),
+                  "/s)  handed [", absl::StrJoin(d.handed(), " "), "]  rejected global_limit=",
+                  d.rejected_global_limit(), " loop_limit=", d.rejected_loop_limit(), " no_loop=",
+                  d.rejected_no_loop(), "  errors ", errors.empty() ? "none" : absl::StrJoin(errors, " "),
+                  "  backoffs ", d.backoffs(), "\n\n");
+
+  TextTable services({"service", "requests", "req/s", "errors", "p50", "p99", "p99.9", "max", "per loop"});
+  for (int k = 0; k < now.services_size(); ++k) {
+    const v1::ServiceStats& svc = now.services(k);
+    const bool then = previous != nullptr && k < previous->services_size();
+    std::vector<std::string> per_loop;
+    for (const v1::ServiceLoopStats& pl : svc.per_loop()) per_loop.push_back(absl::StrCat(pl.requests()));
+    const v1::Histogram& h = svc.latency_ns();
+    services.AddRow({svc.name(), absl::StrCat(svc.requests()),
+                     HumanCount(rates.Of(now, then, [k](const v1::Stats& st) { return st.services(k).requests(); })),
+                     absl::StrCat(svc.errors()), HumanDuration(static_cast<int64_t>(h.p50())),
+                     HumanDuration(static_cast<int64_t>(h.p99())), HumanDuration(static_cast<int64_t>(h.p999())),
+                     HumanDuration(static_cast<int64_t>(h.max())), absl::StrJoin(per_loop, "/")});
+  }
+  absl::StrAppend(&out, services.Render());
+  return out;
+}
+
+std::string ConnectionsText(const v1::ListConnectionsResponse& reply) {
+  TextTable table({"id", "loop", "service", "peer", "state", "age", "idle", "in", "out", "requests"},
+                  "rrlll");
+  for (const v1::ConnectionInfo& c : reply.connections()) {
+    table.AddRow({absl::StrCat(c.id()), absl::StrCat(c.loop()), c.service(), c.peer(), c.state(),
+                  HumanDuration(c.age_ns()), HumanDuration(c.idle_ns()), absl::StrCat(c.bytes_in()),
+                  absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())});
+  }
+  std::string out = table.Render();
+  absl::StrAppend(&out, reply.connections_size(), " connection", reply.connections_size() == 1 ? "" : "s", "\n");
+  for (int loop : reply.stalled_loops()) {
+    absl::StrAppend(&out, "loop ", loop, " did not answer in time (stalled): its connections are missing\n");
+  }
+  return out;
+}
+
+std::string ConfigText(const v1::Config& c) {
+  TextTable table({"setting", "value"}, "ll");
+  table.AddRow({"loops", absl::StrCat(c.loops())});
+  table.AddRow({"backend", c.backend()});
+  table.AddRow({"balance_policy", c.balance_policy()});
+  table.AddRow({"initial_balance_policy", c.initial_balance_policy()});
+  table.AddRow({"pin", c.pin() ? "true" : "false"});
+  table.AddRow({"max_connections", absl::StrCat(c.max_connections())});
+  table.AddRow({"max_connections_per_loop", absl::StrCat(c.max_connections_per_loop())});
+  const v1::ConnectionConfig& conn = c.connection();
+  table.AddRow({"high_water", HumanBytes(static_cast<double>(conn.high_water()))});
+  table.AddRow({"low_water", HumanBytes(static_cast<double>(conn.low_water()))});
+  table.AddRow({"output_cap", HumanBytes(static_cast<double>(conn.output_cap()))});
+  table.AddRow({"read_budget", HumanBytes(static_cast<double>(conn.read_budget()))});
+  table.AddRow({"idle_timeout", HumanDuration(conn.idle_timeout_ns())});
+  table.AddRow({"write_timeout", HumanDuration(conn.write_timeout_ns())});
+  table.AddRow({"close_linger", HumanDuration(conn.close_linger_ns())});
+  table.AddRow({"services", absl::StrJoin(c.services(), ",")});
+  for (const v1::Endpoint& e : c.endpoints()) {
+    table.AddRow({absl::StrCat("endpoint ", e.service()), absl::StrCat(e.bound(), " (asked ", e.requested(), ")")});
+  }
+  table.AddRow({"admin_readonly", c.admin_readonly() ? "true" : "false"});
+  table.AddRow({"draining_loops", c.draining_loops().empty() ? "none" : absl::StrJoin(c.draining_loops(), ",")});
+  for (const v1::Flag& f : c.flags()) table.AddRow({absl::StrCat("--", f.name()), f.value()});
+  return table.Render();
+}
+
+}  // namespace percore

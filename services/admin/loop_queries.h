@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "reactor/server.h"
+
+namespace percore {
+
+// Admin work that must run on the loops (connection state has no locks): it is posted to each
+// loop as a task, and the admin thread waits for the answers up to a deadline. A loop that does
+// not answer in time is reported, never waited on past the deadline. The posted tasks share
+// their result slot with the waiter (shared_ptr + mutex), so a task that runs after the waiter
+// gave up writes into a slot that is still alive and that nobody reads any more.
+
+// One open connection as its loop saw it.
+struct ConnectionRecord {
+  uint64_t id = 0;
+  int loop = 0;
+  std::string service;
+  std::string peer;
+  std::string state;
+  int64_t age_ns = 0;
+  int64_t idle_ns = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t requests = 0;
+  uint64_t queued_output = 0;
+};
+
+struct ConnectionFilter {
+  std::optional<int> loop;  // only this loop
+  std::string service;      // only this service; empty: any
+  std::string state;        // only this ConnectionStateName; empty: any
+  uint64_t after_id = 0;    // only ids above this (paging)
+};
+
+struct ConnectionListing {
+  std::vector<ConnectionRecord> connections;  // ascending id
+  std::vector<int> stalled_loops;             // did not answer by the deadline
+};
+
+// Thread-safe; blocks the caller up to `timeout_ns`. Call from a thread that is not a loop of
+// `server`. A server that is not running has no connections.
+ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter, int64_t timeout_ns);
+
+// Closes connection `id` at once (CloseReason::kAdminClose, queued output dropped) on the loop
+// that owns it (id >> 48). NOT_FOUND when no such connection is open; DEADLINE_EXCEEDED when
+// its loop did not answer within `timeout_ns`; UNAVAILABLE when the server is not running.
+absl::Status CloseConnection(Server& server, uint64_t id, int64_t timeout_ns);
+
+}  // namespace percore

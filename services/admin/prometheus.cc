@@ -1,0 +1,192 @@
+#include "services/admin/prometheus.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/histogram.h"
+#include "reactor/close_reason.h"
+#include "reactor/loop_stats.h"
+#include "services/admin/accept_totals.h"
+#include "services/admin/process_figures.h"
+#include "services/admin/prometheus_writer.h"
+
+namespace percore {
+namespace {
+
+std::string_view View(const std::string& s) { return std::string_view(s); }
+
+// One family with one sample per loop, read from that loop's stats by `get`.
+template <typename Get>
+void PerLoopCounter(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops,
+                    std::string_view name, std::string_view help, Get get) {
+  w.Family(name, "counter", help);
+  for (int i = 0; i < server.loop_count(); ++i) w.Sample(name, {{"loop", View(loops[i])}}, get(server.loop(i).stats()));
+}
+
+template <typename Get>
+void PerLoopSeconds(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops,
+                    std::string_view name, std::string_view type, std::string_view help, Get get) {
+  w.Family(name, type, help);
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.SampleSeconds(name, {{"loop", View(loops[i])}}, get(server.loop(i).stats()));
+  }
+}
+
+void WriteProcess(PrometheusWriter& w, Server& server) {
+  w.Family("percore_build_info", "gauge", "Always 1; the labels describe the build and the loops' back end.");
+  const std::string build = BuildDescription();
+  const std::string backend(PollerBackendName(server.options().backend));
+  w.Sample("percore_build_info", {{"version", kPercoreVersion}, {"build", View(build)}, {"backend", View(backend)}}, 1);
+  w.Family("percore_balance_policy_info", "gauge", "Always 1; the label is the balancing policy in force.");
+  const std::string policy(BalancePolicyName(server.balance_policy()));
+  w.Sample("percore_balance_policy_info", {{"policy", View(policy)}}, 1);
+  w.Family("percore_loops", "gauge", "Event loops (threads) of the server.");
+  w.Sample("percore_loops", {}, static_cast<uint64_t>(server.loop_count()));
+  w.Family("percore_process_start_time_seconds", "gauge", "When the process started, Unix time.");
+  w.SampleSeconds("percore_process_start_time_seconds", {}, static_cast<uint64_t>(ProcessStartUnixNanos()));
+  w.Family("percore_process_resident_memory_bytes", "gauge", "Resident set size of the process.");
+  w.Sample("percore_process_resident_memory_bytes", {}, ResidentMemoryBytes());
+  w.Family("percore_process_open_fds", "gauge", "File descriptors the process has open.");
+  w.SampleSigned("percore_process_open_fds", {}, OpenFileDescriptors());
+}
+
+void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {
+  PerLoopCounter(w, server, loops, "percore_loop_iterations_total", "Event loop iterations.",
+                 [](const LoopStats& s) { return s.iterations.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_poll_calls_total", "Calls of the poller's wait.",
+                 [](const LoopStats& s) { return s.poll_calls.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_events_total", "Ready file descriptors dispatched.",
+                 [](const LoopStats& s) { return s.events.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_wakeups_total", "Wake-ups of the loop by other threads.",
+                 [](const LoopStats& s) { return s.wakeups.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_tasks_run_total", "Tasks posted to the loop and run.",
+                 [](const LoopStats& s) { return s.tasks_run.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_timers_fired_total", "Timers fired.",
+                 [](const LoopStats& s) { return s.timers_fired.Get(); });
+  PerLoopSeconds(w, server, loops, "percore_loop_busy_seconds_total", "counter",
+                 "Time spent outside the poller's wait.", [](const LoopStats& s) { return s.busy_ns.Get(); });
+  PerLoopSeconds(w, server, loops, "percore_loop_wait_seconds_total", "counter",
+                 "Time spent inside the poller's wait.", [](const LoopStats& s) { return s.wait_ns.Get(); });
+
+  w.Family("percore_loop_iteration_seconds", "histogram", "Busy part of each loop iteration (stalls show here).");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.HistogramSeconds("percore_loop_iteration_seconds", {{"loop", View(loops[i])}},
+                       server.loop(i).stats().iteration_ns.Snapshot());
+  }
+  w.Family("percore_loop_handler_seconds", "histogram", "Duration of each handler callback.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.HistogramSeconds("percore_loop_handler_seconds", {{"loop", View(loops[i])}},
+                       server.loop(i).stats().handler_ns.Snapshot());
+  }
+  PerLoopSeconds(w, server, loops, "percore_loop_longest_stall_seconds", "gauge",
+                 "Longest busy part of one iteration so far.",
+                 [](const LoopStats& s) { return static_cast<uint64_t>(s.longest_stall_ns.Get()); });
+  PerLoopSeconds(w, server, loops, "percore_loop_longest_stall_timestamp_seconds", "gauge",
+                 "When the longest stall ended, Unix time; 0 if none yet.",
+                 [](const LoopStats& s) { return static_cast<uint64_t>(s.longest_stall_wall_ns.Get()); });
+  w.Family("percore_loop_draining", "gauge", "1 while the loop is drained (given no new connection).");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.Sample("percore_loop_draining", {{"loop", View(loops[i])}}, server.loop_draining(i) ? 1 : 0);
+  }
+
+  PerLoopCounter(w, server, loops, "percore_loop_connections_handed_in_total", "Connections handed to the loop.",
+                 [](const LoopStats& s) { return s.conns_handed_in.Get(); });
+  w.Family("percore_loop_connections_active", "gauge", "Connections open on the loop.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.SampleSigned("percore_loop_connections_active", {{"loop", View(loops[i])}},
+                   server.loop(i).stats().conns_active.Get());
+  }
+  w.Family("percore_loop_connections_closed_total", "counter", "Connections closed, by reason.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    const LoopStats& s = server.loop(i).stats();
+    for (int r = 0; r < kCloseReasonCount; ++r) {
+      w.Sample("percore_loop_connections_closed_total",
+               {{"loop", View(loops[i])}, {"reason", CloseReasonName(static_cast<CloseReason>(r))}}, s.closed[r].Get());
+    }
+  }
+
+  PerLoopCounter(w, server, loops, "percore_loop_received_bytes_total", "Bytes read from sockets.",
+                 [](const LoopStats& s) { return s.bytes_in.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_sent_bytes_total", "Bytes written to sockets.",
+                 [](const LoopStats& s) { return s.bytes_out.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_read_calls_total", "read/readv system calls.",
+                 [](const LoopStats& s) { return s.read_calls.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_write_calls_total", "write/writev system calls.",
+                 [](const LoopStats& s) { return s.write_calls.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_read_eagain_total", "Reads that found nothing (EAGAIN).",
+                 [](const LoopStats& s) { return s.read_eagain.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_write_eagain_total", "Writes that found the socket full (EAGAIN).",
+                 [](const LoopStats& s) { return s.write_eagain.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_partial_writes_total", "Writes that took only part of the output.",
+                 [](const LoopStats& s) { return s.partial_writes.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_backpressure_pauses_total",
+                 "Times reading stopped because queued output passed the high-water mark.",
+                 [](const LoopStats& s) { return s.backpressure_pauses.Get(); });
+}
+
+void WriteAccepting(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {
+  const AcceptTotals totals = SumAcceptCounters(server);
+  w.Family("percore_accepted_total", "counter", "Sockets accepted (over every accepting thread).");
+  w.Sample("percore_accepted_total", {}, totals.accepted);
+  w.Family("percore_handed_total", "counter", "Accepted connections handed to each loop.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.Sample("percore_handed_total", {{"loop", View(loops[i])}}, totals.handed[i]);
+  }
+  w.Family("percore_accept_rejected_total", "counter", "Accepted connections refused at once, by reason.");
+  w.Sample("percore_accept_rejected_total", {{"reason", "global_limit"}}, totals.rejected_global_limit);
+  w.Sample("percore_accept_rejected_total", {{"reason", "loop_limit"}}, totals.rejected_loop_limit);
+  w.Sample("percore_accept_rejected_total", {{"reason", "no_loop"}}, totals.rejected_no_loop);
+  w.Family("percore_accept_errors_total", "counter", "accept4 failures by errno (only those that happened).");
+  for (size_t e = 0; e < totals.accept_errors.size(); ++e) {
+    if (totals.accept_errors[e] == 0) continue;
+    const std::string name = ErrnoName(static_cast<int>(e));
+    w.Sample("percore_accept_errors_total", {{"errno", View(name)}}, totals.accept_errors[e]);
+  }
+  w.Family("percore_accept_backoffs_total", "counter", "Pauses of accepting after descriptor or memory exhaustion.");
+  w.Sample("percore_accept_backoffs_total", {}, totals.backoffs);
+  w.Family("percore_accept_wakeups_total", "counter", "Wake-ups of the accepting threads.");
+  w.Sample("percore_accept_wakeups_total", {}, totals.wakeups);
+}
+
+void WriteServices(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {
+  const auto& services = server.services();
+  auto for_each = [&](auto fn) {
+    for (size_t s = 0; s < services.size(); ++s) {
+      const std::string name(services[s]->name());
+      for (int i = 0; i < server.loop_count(); ++i) {
+        const auto& per_loop = server.loop(i).stats().services;
+        if (s < per_loop.size()) fn(View(name), View(loops[i]), *per_loop[s]);
+      }
+    }
+  };
+  w.Family("percore_service_requests_total", "counter", "Requests served, per service and loop.");
+  for_each([&](std::string_view service, std::string_view loop, const ServiceLoopStats& st) {
+    w.Sample("percore_service_requests_total", {{"service", service}, {"loop", loop}}, st.requests.Get());
+  });
+  w.Family("percore_service_errors_total", "counter", "Requests that failed, per service and loop.");
+  for_each([&](std::string_view service, std::string_view loop, const ServiceLoopStats& st) {
+    w.Sample("percore_service_errors_total", {{"service", service}, {"loop", loop}}, st.errors.Get());
+  });
+  w.Family("percore_service_latency_seconds", "histogram",
+           "From the first byte of a request to its reply being queued, per service and loop.");
+  for_each([&](std::string_view service, std::string_view loop, const ServiceLoopStats& st) {
+    w.HistogramSeconds("percore_service_latency_seconds", {{"service", service}, {"loop", loop}},
+                       st.latency_ns.Snapshot());
+  });
+}
+
+}  // namespace
+
+std::string PrometheusText(Server& server) {
+  std::vector<std::string> loops;
+  for (int i = 0; i < server.loop_count(); ++i) loops.push_back(absl::StrCat(i));
+  PrometheusWriter w;
+  WriteProcess(w, server);
+  WriteLoops(w, server, loops);
+  WriteAccepting(w, server, loops);
+  WriteServices(w, server, loops);
+  return w.Take();
+}
+
+}  // namespace percore

@@ -1,0 +1,103 @@
+// The human-readable renderings percorectl prints.
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "services/admin/admin.pb.h"
+#include "services/admin/admin_text.h"
+#include "services/admin/text_table.h"
+
+namespace percore {
+namespace {
+
+namespace v1 = admin::v1;
+
+TEST(TextTableTest, AlignsColumns) {
+  TextTable table({"name", "count"});
+  table.AddRow({"a", "1"});
+  table.AddRow({"longer", "12345"});
+  EXPECT_EQ(table.Render(),
+            "name    count\n"
+            "a           1\n"
+            "longer  12345\n");
+  TextTable left({"k", "v"}, "ll");
+  left.AddRow({"key", "x"});
+  EXPECT_EQ(left.Render(), "k    v\nkey  x\n");
+}
+
+TEST(TextTableTest, HumanUnits) {
+  EXPECT_EQ(HumanDuration(0), "0ns");
+  EXPECT_EQ(HumanDuration(850), "850ns");
+  EXPECT_EQ(HumanDuration(12'345), "12.3us");
+  EXPECT_EQ(HumanDuration(4'500'000), "4.50ms");
+  EXPECT_EQ(HumanDuration(1'200'000'000), "1.20s");
+  EXPECT_EQ(HumanDuration(185'000'000'000), "3m05s");
+  EXPECT_EQ(HumanDuration(7'380'000'000'000), "2h03m");
+  EXPECT_EQ(HumanBytes(512), "512B");
+  EXPECT_EQ(HumanBytes(1536), "1.50KiB");
+  EXPECT_EQ(HumanBytes(12.0 * 1024 * 1024), "12.0MiB");
+  EXPECT_EQ(HumanCount(0), "0");
+  EXPECT_EQ(HumanCount(0.5), "0.5");
+  EXPECT_EQ(HumanCount(950), "950");
+  EXPECT_EQ(HumanCount(12'345), "12.3k");
+  EXPECT_EQ(HumanCount(4'560'000), "4.56M");
+}
+
+v1::Stats Snapshot(int64_t at_ns, uint64_t bytes_in, uint64_t requests) {
+  v1::Stats s;
+  s.set_taken_unix_ns(at_ns);
+  s.mutable_server()->set_uptime_ns(at_ns);
+  s.mutable_server()->set_build("percore test");
+  s.mutable_server()->set_loop_count(1);
+  s.mutable_server()->set_running(true);
+  s.mutable_server()->set_serving(true);
+  v1::LoopStats* l = s.add_loops();
+  l->set_running(true);
+  l->set_bytes_in(bytes_in);
+  l->set_utilization(0.25);
+  l->mutable_iteration_ns()->set_p99(2'000);
+  s.mutable_distributor()->set_mode("distributor");
+  s.mutable_distributor()->set_accepted(3);
+  s.mutable_distributor()->add_handed(3);
+  v1::ServiceStats* svc = s.add_services();
+  svc->set_name("echo");
+  svc->set_requests(requests);
+  svc->add_per_loop()->set_requests(requests);
+  return s;
+}
+
+TEST(AdminTextTest, StatsRatesSinceStartAndBetweenSnapshots) {
+  const v1::Stats first = Snapshot(2'000'000'000, 4096, 100);
+  std::string text = StatsText(first, nullptr);
+  EXPECT_NE(text.find("rates since start"), std::string::npos) << text;
+  EXPECT_NE(text.find("25.0%"), std::string::npos) << text;
+  EXPECT_NE(text.find("2.00KiB"), std::string::npos) << text;  // 4096 bytes over 2 s
+  EXPECT_NE(text.find("accepted 3 (1.5/s)"), std::string::npos) << text;
+  EXPECT_NE(text.find("handed [3]"), std::string::npos) << text;
+  EXPECT_NE(text.find("echo"), std::string::npos) << text;
+  EXPECT_NE(text.find("accepting"), std::string::npos) << text;
+
+  const v1::Stats second = Snapshot(3'000'000'000, 4096 + 1024, 150);
+  text = StatsText(second, &first);
+  EXPECT_NE(text.find("rates over the last 1.0s"), std::string::npos) << text;
+  EXPECT_NE(text.find("1.00KiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("  50  "), std::string::npos) << text;  // 50 requests in 1 s
+}
+
+TEST(AdminTextTest, ConnectionsListStalledLoops) {
+  v1::ListConnectionsResponse reply;
+  v1::ConnectionInfo* c = reply.add_connections();
+  c->set_id(281474976710657);
+  c->set_loop(1);
+  c->set_service("echo");
+  c->set_peer("127.0.0.1:5000");
+  c->set_state("reading");
+  reply.add_stalled_loops(0);
+  const std::string text = ConnectionsText(reply);
+  EXPECT_NE(text.find("281474976710657     1  echo     127.0.0.1:5000  reading"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 connection\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("loop 0 did not answer in time (stalled)"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace percore
