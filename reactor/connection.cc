@@ -77,7 +77,7 @@ void Connection::Resume() {
   Deliver();
   if (finished_) return;
   FinishPendingWork();
-  if (!finished_) Flush();
+  if (!finished_) FlushAndDeliver();
 }
 
 void Connection::SetDeadline(int64_t delay_ns) {
@@ -101,6 +101,16 @@ void Connection::Close(CloseReason reason, bool flush_first) {
   if (!flush_first) {
     Finish(reason);
     return;
+  }
+  // A graceful close answers every request already read: input that waited behind backpressure
+  // is offered to the handler now, whatever the high-water mark (it is bounded by the read
+  // budget, and the output cap still applies).
+  if (state_ == ConnectionState::kWriting) state_ = ConnectionState::kReading;
+  while (state_ == ConnectionState::kReading && !input_.empty()) {
+    const size_t before = input_.size();
+    Apply(Call([this] { return handler_->OnData(*this, input_); }));
+    if (finished_) return;
+    if (input_.size() == before) break;
   }
   if (state_ == ConnectionState::kPaused) {
     // A request is in flight: answer it first, then close (see FinishPendingWork).
@@ -174,6 +184,7 @@ void Connection::HandleReadable() {
       last_activity_ns_ = loop_.now_ns();
       Deliver();
       if (finished_) return;
+      if (output_.size() > options_.high_water) break;  // backpressure: read no further ahead
       if (got < offered) break;  // the socket is drained; the next read would say EAGAIN
       continue;
     }
@@ -195,7 +206,23 @@ void Connection::HandleReadable() {
     return;
   }
   if (input_.empty()) loop_.buffer_pool().Release(input_);
-  Flush();
+  FlushAndDeliver();
+}
+
+void Connection::FlushAndDeliver() {
+  for (;;) {
+    Flush();
+    if (finished_ || state_ != ConnectionState::kReading || input_.empty()) return;
+    // Input that waited behind the high-water mark: the write just made room for its replies.
+    // Nothing else would offer it again, since the peer may send nothing more until it gets them.
+    const size_t before = input_.size();
+    Deliver();
+    if (finished_) return;
+    if (input_.size() == before) {
+      Flush();
+      return;
+    }
+  }
 }
 
 void Connection::Deliver() {
@@ -274,9 +301,7 @@ void Connection::HandleWritable() {
     return Action::Continue();
   }));
   if (finished_) return;
-  Deliver();
-  if (finished_) return;
-  Flush();
+  FlushAndDeliver();
 }
 
 void Connection::Flush() {

@@ -20,7 +20,10 @@ struct ServiceLoopStats;
 struct ConnectionOptions {
   size_t high_water = 1 << 20;        // queued output above this: stop reading (backpressure)
   size_t low_water = 256 << 10;       // ... until it drains below this
-  size_t output_cap = 64 << 20;       // queued output above this: close, kOutputOverflow
+  // Queued output above this: close, kOutputOverflow. It bounds the memory one connection can
+  // hold, so it must exceed the largest single reply a service produces (raise it with RESP's
+  // or memcache's item limits).
+  size_t output_cap = 64 << 20;
   size_t read_budget = 256 << 10;     // bytes read per wake-up before yielding to other fds
   int64_t idle_timeout_ns = 300'000'000'000;   // no traffic at all; 0 = never
   int64_t write_timeout_ns = 60'000'000'000;   // queued output makes no progress; 0 = never
@@ -109,6 +112,8 @@ class Connection final : private IoWatcher {
   void FinishPendingWork();
   // Writes what is queued; moves between Reading and Writing on the water marks.
   void Flush();
+  // Flush, then offer input left behind by backpressure, for as long as both make progress.
+  void FlushAndDeliver();
   void BeginClosing(CloseReason reason);
   void Finish(CloseReason reason);
   void UpdateInterest();

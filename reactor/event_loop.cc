@@ -233,6 +233,9 @@ void EventLoop::AdoptPending() {
       stats_.closed[static_cast<int>(CloseReason::kServerDrain)].Increment();
       continue;
     }
+    // Replies leave as soon as they are written: without TCP_NODELAY a second small write
+    // waits for the peer's delayed ACK (~40 ms) behind Nagle's algorithm.
+    (void)SetNoDelay(a.fd, true);
     if (a.peer.length == 0) {
       if (absl::StatusOr<SocketAddress> peer = PeerAddress(a.fd); peer.ok()) a.peer = *peer;
     }

@@ -31,8 +31,8 @@ struct EventLoopOptions {
   int cpu = -1;                    // pin the loop thread to this CPU when >= 0
   int64_t timer_tick_ns = 1'000'000;
   int max_events = 256;            // ready fds taken per Wait
-  ConnectionOptions connection;
-  std::vector<Service*> services;  // by service index; each gets OnLoopStart
+  ConnectionOptions connection = {};
+  std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
 };
 
 // One thread's reactor (architecture §3). An iteration: compute the timeout from the nearest

@@ -91,6 +91,16 @@ absl::Status Server::Start() {
     threads_.emplace_back([raw] { raw->Run(); });
   }
 
+  // Accept only once every loop has run its services' OnLoopStart (shard tables, caches): a
+  // connection must never reach a service that is half set up on its loop.
+  std::vector<std::future<void>> ready;
+  for (auto& loop : loops_) {
+    auto started = std::make_shared<std::promise<void>>();
+    ready.push_back(started->get_future());
+    loop->Post([started] { started->set_value(); });
+  }
+  for (auto& f : ready) f.wait();
+
   std::vector<EventLoop*> loop_ptrs;
   for (auto& loop : loops_) loop_ptrs.push_back(loop.get());
   if (options_.balance == BalancePolicyKind::kReusePort) {

@@ -26,7 +26,7 @@ struct ServerOptions {
   bool pin = false;  // pin loop i to the i-th allowed CPU
   int max_connections = 100'000;        // over all loops; 0 = unlimited
   int max_connections_per_loop = 0;     // 0 = unlimited
-  ConnectionOptions connection;
+  ConnectionOptions connection = {};
 };
 
 // One listening endpoint after Listen(): the service it serves and where it really listens.

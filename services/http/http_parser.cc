@@ -1,0 +1,577 @@
+#include "services/http/http_parser.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "services/http/http_chars.h"
+
+namespace percore {
+namespace {
+
+using http_chars::IsFieldValueChar;
+using http_chars::IsHostChar;
+using http_chars::IsOws;
+using http_chars::IsTargetChar;
+using http_chars::IsTchar;
+using http_chars::IsToken;
+using http_chars::TrimOws;
+
+// method_checked_ once the method of a partial request line has ended.
+constexpr size_t kMethodDone = std::numeric_limits<size_t>::max();
+
+// Content-Length values above this saturate: they are over any body limit anyway.
+constexpr int64_t kContentLengthCap = int64_t{1} << 60;
+
+// Parses a Content-Length value: 1*DIGIT, or a list of identical such values (RFC 9110 §8.6
+// lets a recipient accept "5, 5" as 5). Returns -1 when invalid.
+int64_t ParseContentLength(std::string_view value) {
+  int64_t result = -1;
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    if (comma == std::string_view::npos) comma = value.size();
+    const std::string_view element = TrimOws(value.substr(start, comma - start));
+    if (element.empty()) return -1;
+    int64_t n = 0;
+    for (char c : element) {
+      if (c < '0' || c > '9') return -1;
+      n = n >= kContentLengthCap / 10 ? kContentLengthCap : n * 10 + (c - '0');
+    }
+    if (result != -1 && n != result) return -1;
+    result = n;
+    start = comma + 1;
+  }
+  return result;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string
+// (RFC 9112 §7.1.1). Extensions are understood by nobody here, so they are checked and ignored.
+bool ValidChunkExtensions(std::string_view s) {
+  size_t i = 0;
+  auto skip_bws = [&] {
+    while (i < s.size() && IsOws(s[i])) ++i;
+  };
+  auto token = [&] {
+    const size_t begin = i;
+    while (i < s.size() && IsTchar(s[i])) ++i;
+    return i > begin;
+  };
+  for (;;) {
+    skip_bws();
+    if (i == s.size()) return true;
+    if (s[i] != ';') return false;
+    ++i;
+    skip_bws();
+    if (!token()) return false;
+    skip_bws();
+    if (i < s.size() && s[i] == '=') {
+      ++i;
+      skip_bws();
+      if (i < s.size() && s[i] == '"') {
+        ++i;
+        bool closed = false;
+        while (i < s.size()) {
+          const char c = s[i++];
+          if (c == '"') {
+            closed = true;
+            break;
+          }
+          if (c == '\\') {
+            if (i == s.size() || !IsFieldValueChar(s[i])) return false;
+            ++i;
+          } else if (!IsFieldValueChar(c)) {
+            return false;
+          }
+        }
+        if (!closed) return false;
+      } else if (!token()) {
+        return false;
+      }
+    }
+  }
+}
+
+// Checks a field line (header or trailer) and splits it. False when it breaks RFC 9112 §5.
+bool SplitFieldLine(std::string_view line, std::string_view* name, std::string_view* value) {
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return false;
+  *name = line.substr(0, colon);
+  if (!IsToken(*name)) return false;  // also rejects whitespace before the colon
+  *value = TrimOws(line.substr(colon + 1));
+  for (char c : *value) {
+    if (!IsFieldValueChar(c)) return false;  // NUL, bare CR and other controls
+  }
+  return true;
+}
+
+}  // namespace
+
+HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.reserve(16); }
+
+void HttpParser::Reset() {
+  request_ = HttpRequest();
+  headers_.clear();
+  chunked_body_.clear();
+  if (chunked_body_.capacity() > 64 * 1024) std::string().swap(chunked_body_);
+  phase_ = Phase::kHead;
+  base_ = nullptr;
+  base_size_ = 0;
+  start_ = line_start_ = scan_ = method_checked_ = trailer_start_ = 0;
+  pos_ = head_end_ = 0;
+  chunk_remaining_ = 0;
+  framing_bytes_ = 0;
+  consumed_ = 0;
+  error_status_ = 0;
+  error_detail_ = {};
+  request_line_done_ = false;
+  host_count_ = 0;
+  content_length_seen_ = transfer_encoding_seen_ = false;
+  te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
+  connection_close_ = connection_keep_alive_ = false;
+}
+
+HttpParser::Result HttpParser::Fail(int status, std::string_view detail) {
+  phase_ = Phase::kFailed;
+  error_status_ = status;
+  error_detail_ = detail;
+  return Result::kError;
+}
+
+HttpParser::Result HttpParser::Parse(std::string_view input) {
+  if (phase_ == Phase::kDone) return Result::kComplete;
+  if (phase_ == Phase::kFailed) return Result::kError;
+  if (input.empty()) return Result::kNeedMore;
+  Rebase(input);
+  if (phase_ == Phase::kHead) {
+    const Result result = ParseHead(input);
+    if (result != Result::kComplete) return result;
+  }
+  if (phase_ == Phase::kBody) {
+    const size_t end = head_end_ + static_cast<size_t>(request_.content_length);
+    if (input.size() < end) return Result::kNeedMore;
+    request_.body = input.substr(head_end_, static_cast<size_t>(request_.content_length));
+    consumed_ = end;
+    phase_ = Phase::kDone;
+    return Result::kComplete;
+  }
+  if (phase_ == Phase::kDone) return Result::kComplete;
+  return ParseChunked(input);
+}
+
+void HttpParser::Rebase(std::string_view input) {
+  if (input.data() == base_ || base_ == nullptr) {
+    base_ = input.data();
+    base_size_ = input.size();
+    return;
+  }
+  // Integer arithmetic: the old storage may be gone, so its pointers are only compared, never
+  // dereferenced or subtracted as pointers.
+  const uintptr_t old_begin = reinterpret_cast<uintptr_t>(base_);
+  const uintptr_t old_end = old_begin + base_size_;
+  auto move = [&](std::string_view& view) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(view.data());
+    if (view.data() == nullptr || p < old_begin || p > old_end) return;  // static or unset
+    view = std::string_view(input.data() + (p - old_begin), view.size());
+  };
+  move(request_.method);
+  move(request_.target);
+  move(request_.path);
+  move(request_.query);
+  move(request_.host);
+  for (HttpHeader& header : headers_) {
+    move(header.name);
+    move(header.value);
+  }
+  base_ = input.data();
+  base_size_ = input.size();
+}
+
+bool HttpParser::CheckPartialRequestLine(std::string_view input) {
+  // Reject garbage (binary, TLS hellos) as soon as the method cannot be a token, rather than
+  // waiting for a line end or the size limit.
+  if (method_checked_ == kMethodDone) return true;
+  size_t i = std::max(method_checked_, start_);
+  for (; i < input.size(); ++i) {
+    const char c = input[i];
+    if (c == ' ') {
+      if (i == start_) {
+        Fail(400, "request line starts with whitespace");
+        return false;
+      }
+      method_checked_ = kMethodDone;
+      return true;
+    }
+    if (!IsTchar(c)) {
+      Fail(400, "invalid character in method");
+      return false;
+    }
+  }
+  method_checked_ = i;
+  return true;
+}
+
+HttpParser::Result HttpParser::ParseHead(std::string_view input) {
+  const char* data = input.data();
+  const size_t size = input.size();
+  if (!request_line_done_ && line_start_ == start_) {
+    // RFC 9112 §2.2: ignore empty lines received before the request line.
+    while (start_ < size) {
+      if (data[start_] == '\n') {
+        ++start_;
+      } else if (data[start_] == '\r' && start_ + 1 < size && data[start_ + 1] == '\n') {
+        start_ += 2;
+      } else {
+        break;
+      }
+    }
+    line_start_ = scan_ = start_;
+    if (start_ >= limits_.max_head_bytes) return Fail(431, "too many empty lines before request");
+    if (start_ == size || (data[start_] == '\r' && start_ + 1 == size)) return Result::kNeedMore;
+  }
+  for (;;) {
+    const void* lf = std::memchr(data + scan_, '\n', size - scan_);
+    if (lf == nullptr) {
+      scan_ = size;
+      // The head would need at least one more byte, so reaching the limit here means passing it.
+      if (size >= limits_.max_head_bytes) return Fail(431, "request header section too large");
+      if (!request_line_done_ && !CheckPartialRequestLine(input)) return Result::kError;
+      return Result::kNeedMore;
+    }
+    const size_t nl = static_cast<size_t>(static_cast<const char*>(lf) - data);
+    if (nl + 1 > limits_.max_head_bytes) return Fail(431, "request header section too large");
+    size_t end = nl;
+    if (end > line_start_ && data[end - 1] == '\r') --end;
+    const std::string_view line(data + line_start_, end - line_start_);
+    line_start_ = scan_ = nl + 1;
+    if (!request_line_done_) {
+      if (!ParseRequestLine(line)) return Result::kError;
+      request_line_done_ = true;
+      continue;
+    }
+    if (line.empty()) {
+      head_end_ = nl + 1;
+      return FinishHead() ? Result::kComplete : Result::kError;
+    }
+    if (!ParseHeaderLine(line)) return Result::kError;
+  }
+}
+
+bool HttpParser::ParseRequestLine(std::string_view line) {
+  // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+  const size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) {
+    Fail(400, "malformed request line");
+    return false;
+  }
+  const std::string_view method = line.substr(0, sp1);
+  if (!IsToken(method)) {
+    Fail(400, "invalid character in method");
+    return false;
+  }
+  const size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) {
+    Fail(400, "malformed request line");
+    return false;
+  }
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  for (char c : target) {
+    if (!IsTargetChar(c)) {
+      Fail(400, "invalid character in request target");
+      return false;
+    }
+  }
+  const std::string_view version = line.substr(sp2 + 1);
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[5] < '0' ||
+      version[5] > '9' || version[6] != '.' || version[7] < '0' || version[7] > '9') {
+    Fail(400, "malformed HTTP version");
+    return false;
+  }
+  if (version[5] != '1') {
+    Fail(505, "unsupported HTTP major version");
+    return false;
+  }
+  // HTTP/1.x with x > 1 is treated as the highest minor version implemented (RFC 9110 §6.2).
+  request_.version_minor = version[7] == '0' ? 0 : 1;
+  request_.method = method;
+  request_.target = target;
+
+  // Path and query of each request-target form (RFC 9112 §3.2).
+  std::string_view rest = target;
+  if (target[0] != '/') {
+    const size_t scheme_end = target.find("://");
+    if (target == "*" || scheme_end == std::string_view::npos || scheme_end == 0) {
+      request_.path = target;  // asterisk or authority form: no path to route on
+      return true;
+    }
+    // absolute-form: scheme "://" authority path-abempty [ "?" query ]
+    const size_t path_begin = target.find_first_of("/?", scheme_end + 3);
+    if (path_begin == std::string_view::npos) {
+      request_.path = "/";
+      return true;
+    }
+    rest = target.substr(path_begin);
+    if (rest[0] == '?') {
+      request_.path = "/";
+      request_.query = rest.substr(1);
+      return true;
+    }
+  }
+  const size_t question = rest.find('?');
+  request_.path = rest.substr(0, question);
+  if (question != std::string_view::npos) request_.query = rest.substr(question + 1);
+  return true;
+}
+
+bool HttpParser::ParseHeaderLine(std::string_view line) {
+  if (IsOws(line[0])) {
+    // obs-fold, or whitespace between the start line and the first field (RFC 9112 §2.2, §5.2).
+    Fail(400, "line folding or leading whitespace in header section");
+    return false;
+  }
+  if (headers_.size() >= limits_.max_headers) {
+    Fail(431, "too many header fields");
+    return false;
+  }
+  std::string_view name;
+  std::string_view value;
+  if (!SplitFieldLine(line, &name, &value)) {
+    Fail(400, "malformed header field");
+    return false;
+  }
+  headers_.push_back(HttpHeader{name, value});
+
+  switch (name.size()) {
+    case 4:
+      if (EqualsIgnoreCaseAscii(name, "host")) {
+        ++host_count_;
+        request_.host = value;
+        for (char c : value) {
+          if (!IsHostChar(c)) {
+            Fail(400, "invalid Host");
+            return false;
+          }
+        }
+      }
+      break;
+    case 6:
+      if (EqualsIgnoreCaseAscii(name, "expect") && EqualsIgnoreCaseAscii(value, "100-continue")) {
+        request_.expect_continue = true;
+      }
+      break;
+    case 10:
+      if (EqualsIgnoreCaseAscii(name, "connection")) {
+        size_t start = 0;
+        while (start <= value.size()) {
+          size_t comma = value.find(',', start);
+          if (comma == std::string_view::npos) comma = value.size();
+          const std::string_view option = TrimOws(value.substr(start, comma - start));
+          if (EqualsIgnoreCaseAscii(option, "close")) connection_close_ = true;
+          if (EqualsIgnoreCaseAscii(option, "keep-alive")) connection_keep_alive_ = true;
+          start = comma + 1;
+        }
+      }
+      break;
+    case 14:
+      if (EqualsIgnoreCaseAscii(name, "content-length")) {
+        const int64_t length = ParseContentLength(value);
+        if (length < 0 || (content_length_seen_ && length != request_.content_length)) {
+          Fail(400, "invalid Content-Length");
+          return false;
+        }
+        content_length_seen_ = true;
+        request_.content_length = length;
+      }
+      break;
+    case 17:
+      if (EqualsIgnoreCaseAscii(name, "transfer-encoding")) {
+        transfer_encoding_seen_ = true;
+        size_t start = 0;
+        while (start <= value.size()) {
+          size_t comma = value.find(',', start);
+          if (comma == std::string_view::npos) comma = value.size();
+          std::string_view coding = value.substr(start, comma - start);
+          coding = TrimOws(coding.substr(0, coding.find(';')));  // parameters do not matter
+          start = comma + 1;
+          if (coding.empty()) continue;  // empty list elements are allowed (RFC 9110 §5.6.1)
+          if (te_last_chunked_) te_chunked_not_last_ = true;
+          te_last_chunked_ = EqualsIgnoreCaseAscii(coding, "chunked");
+          if (!te_last_chunked_) te_unknown_ = true;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+bool HttpParser::FinishHead() {
+  if (host_count_ > 1) {
+    Fail(400, "more than one Host field");
+    return false;
+  }
+  if (host_count_ == 0 && request_.version_minor == 1) {
+    Fail(400, "HTTP/1.1 request without Host");
+    return false;
+  }
+  if (transfer_encoding_seen_) {
+    // RFC 9112 §6.1 and §6.3: framing that cannot be trusted is rejected outright, which also
+    // closes the door on request smuggling through disagreeing length fields.
+    if (request_.version_minor == 0) {
+      Fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+      return false;
+    }
+    if (content_length_seen_) {
+      Fail(400, "both Transfer-Encoding and Content-Length");
+      return false;
+    }
+    if (te_chunked_not_last_ || !te_last_chunked_) {
+      Fail(400, "chunked is not the final transfer coding");
+      return false;
+    }
+    if (te_unknown_) {
+      Fail(501, "unsupported transfer coding");
+      return false;
+    }
+    request_.chunked = true;
+  } else if (content_length_seen_ &&
+             static_cast<uint64_t>(request_.content_length) > limits_.max_body_bytes) {
+    Fail(413, "Content-Length over the body limit");
+    return false;
+  }
+  request_.keep_alive = request_.version_minor == 1 ? !connection_close_
+                                                   : connection_keep_alive_ && !connection_close_;
+  request_.headers = headers_;
+  pos_ = head_end_;
+  if (request_.chunked) {
+    phase_ = Phase::kChunkSize;
+  } else if (request_.content_length > 0) {
+    phase_ = Phase::kBody;
+  } else {
+    consumed_ = head_end_;
+    phase_ = Phase::kDone;
+  }
+  return true;
+}
+
+HttpParser::Result HttpParser::ParseChunked(std::string_view input) {
+  // chunked-body = *chunk last-chunk trailer-section CRLF (RFC 9112 §7.1)
+  const char* data = input.data();
+  const size_t size = input.size();
+  for (;;) {
+    switch (phase_) {
+      case Phase::kChunkSize: {
+        const void* lf = std::memchr(data + pos_, '\n', size - pos_);
+        if (lf == nullptr) {
+          if (size - pos_ > limits_.max_chunk_line_bytes) return Fail(400, "chunk size line too long");
+          return Result::kNeedMore;
+        }
+        const size_t nl = static_cast<size_t>(static_cast<const char*>(lf) - data);
+        if (nl + 1 - pos_ > limits_.max_chunk_line_bytes) return Fail(400, "chunk size line too long");
+        framing_bytes_ += nl + 1 - pos_;
+        if (framing_bytes_ > limits_.max_chunk_framing_bytes) {
+          return Fail(413, "chunk framing over its limit");
+        }
+        size_t end = nl;
+        if (end > pos_ && data[end - 1] == '\r') --end;
+        const std::string_view line(data + pos_, end - pos_);
+        size_t i = 0;
+        uint64_t chunk_size = 0;
+        for (; i < line.size() && HexValue(line[i]) >= 0; ++i) {
+          if (chunk_size > (std::numeric_limits<uint64_t>::max() >> 4)) {
+            return Fail(413, "chunked body over the body limit");
+          }
+          chunk_size = chunk_size * 16 + static_cast<uint64_t>(HexValue(line[i]));
+          if (chunk_size > limits_.max_body_bytes) return Fail(413, "chunked body over the body limit");
+        }
+        if (i == 0) return Fail(400, "invalid chunk size");
+        if (!ValidChunkExtensions(line.substr(i))) return Fail(400, "invalid chunk extension");
+        if (chunked_body_.size() + chunk_size > limits_.max_body_bytes) {
+          return Fail(413, "chunked body over the body limit");
+        }
+        pos_ = nl + 1;
+        if (chunk_size == 0) {
+          trailer_start_ = pos_;
+          phase_ = Phase::kTrailers;
+        } else {
+          chunk_remaining_ = chunk_size;
+          phase_ = Phase::kChunkData;
+        }
+        break;
+      }
+      case Phase::kChunkData: {
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(size - pos_, chunk_remaining_));
+        chunked_body_.append(data + pos_, take);
+        pos_ += take;
+        chunk_remaining_ -= take;
+        if (chunk_remaining_ > 0) return Result::kNeedMore;
+        phase_ = Phase::kChunkDataEnd;
+        break;
+      }
+      case Phase::kChunkDataEnd: {
+        if (pos_ >= size) return Result::kNeedMore;
+        if (data[pos_] == '\r') {
+          if (pos_ + 1 >= size) return Result::kNeedMore;
+          if (data[pos_ + 1] != '\n') return Fail(400, "chunk data not followed by CRLF");
+          pos_ += 2;
+          framing_bytes_ += 2;
+        } else if (data[pos_] == '\n') {
+          pos_ += 1;
+          framing_bytes_ += 1;
+        } else {
+          return Fail(400, "chunk data not followed by CRLF");
+        }
+        phase_ = Phase::kChunkSize;
+        break;
+      }
+      case Phase::kTrailers: {
+        const void* lf = std::memchr(data + pos_, '\n', size - pos_);
+        if (lf == nullptr) {
+          if (size - trailer_start_ >= limits_.max_head_bytes) {
+            return Fail(431, "trailer section too large");
+          }
+          return Result::kNeedMore;
+        }
+        const size_t nl = static_cast<size_t>(static_cast<const char*>(lf) - data);
+        if (nl + 1 - trailer_start_ > limits_.max_head_bytes) {
+          return Fail(431, "trailer section too large");
+        }
+        framing_bytes_ += nl + 1 - pos_;
+        if (framing_bytes_ > limits_.max_chunk_framing_bytes) {
+          return Fail(413, "chunk framing over its limit");
+        }
+        size_t end = nl;
+        if (end > pos_ && data[end - 1] == '\r') --end;
+        const std::string_view line(data + pos_, end - pos_);
+        pos_ = nl + 1;
+        if (line.empty()) {
+          request_.body = chunked_body_;
+          consumed_ = pos_;
+          phase_ = Phase::kDone;
+          return Result::kComplete;
+        }
+        // Trailer fields are checked like header fields and then discarded (RFC 9110 §6.5.1
+        // allows it; nothing here acts on them).
+        std::string_view name;
+        std::string_view value;
+        if (IsOws(line[0]) || !SplitFieldLine(line, &name, &value)) {
+          return Fail(400, "malformed trailer field");
+        }
+        break;
+      }
+      default:
+        return Result::kError;
+    }
+  }
+}
+
+}  // namespace percore

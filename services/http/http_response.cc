@@ -1,0 +1,151 @@
+#include "services/http/http_response.h"
+
+#include <cstring>
+
+#include "services/http/http_chars.h"
+
+namespace percore {
+namespace {
+
+constexpr std::string_view kServerField = "Server: percore\r\n";
+constexpr std::string_view kDatePrefix = "Date: ";
+constexpr std::string_view kContentLengthPrefix = "Content-Length: ";
+constexpr std::string_view kCloseField = "Connection: close\r\n";
+constexpr std::string_view kKeepAliveField = "Connection: keep-alive\r\n";
+constexpr std::string_view kCrlf = "\r\n";
+
+char* Put(char* dst, std::string_view s) {
+  if (s.empty()) return dst;  // an empty view may hold nullptr, which memcpy must not get
+  std::memcpy(dst, s.data(), s.size());
+  return dst + s.size();
+}
+
+// Writes `n` in decimal at the end of the 20-byte `buf`; returns the digits.
+std::string_view FormatDecimal(uint64_t n, char (&buf)[20]) {
+  char* p = buf + sizeof(buf);
+  do {
+    *--p = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  return std::string_view(p, static_cast<size_t>(buf + sizeof(buf) - p));
+}
+
+}  // namespace
+
+void HttpResponse::Reset() {
+  status_ = 200;
+  headers_.clear();
+  body_.clear();
+  close_connection_ = false;
+}
+
+bool HttpResponse::AddHeader(std::string_view name, std::string_view value) {
+  if (!http_chars::IsToken(name)) return false;
+  for (char c : value) {
+    if (!http_chars::IsFieldValueChar(c)) return false;
+  }
+  headers_.append(name.data(), name.size());
+  headers_.append(": ");
+  headers_.append(value.data(), value.size());
+  headers_.append("\r\n");
+  return true;
+}
+
+std::string_view HttpReasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
+
+void AppendHttpResponse(const HttpResponse& response, const ResponseFraming& framing, Buffer& out) {
+  const int status = response.status();
+  const std::string_view reason = HttpReasonPhrase(status);
+  // RFC 9110 §8.6: no Content-Length in 1xx and 204; a 304 would have to state the size of a
+  // representation it does not carry, so it is left out there too. These carry no body either.
+  const bool bodiless_status = status < 200 || status == 204 || status == 304;
+  const bool send_body = !framing.head && !bodiless_status;
+  const std::string_view body = response.body();
+
+  char digits[20];
+  const std::string_view length = FormatDecimal(body.size(), digits);
+  std::string_view connection;
+  if (framing.connection == ConnectionField::kClose) connection = kCloseField;
+  if (framing.connection == ConnectionField::kKeepAlive) connection = kKeepAliveField;
+
+  // "HTTP/1.1 200 " + reason + CRLF
+  size_t total = 13 + reason.size() + 2 + kServerField.size();
+  if (!framing.date.empty()) total += kDatePrefix.size() + framing.date.size() + 2;
+  if (!bodiless_status) total += kContentLengthPrefix.size() + length.size() + 2;
+  total += response.headers().size() + connection.size() + 2;
+  if (send_body) total += body.size();
+
+  char* const begin = out.Reserve(total);
+  char* p = Put(begin, "HTTP/1.1 ");
+  *p++ = static_cast<char>('0' + status / 100);
+  *p++ = static_cast<char>('0' + status / 10 % 10);
+  *p++ = static_cast<char>('0' + status % 10);
+  *p++ = ' ';
+  p = Put(p, reason);
+  p = Put(p, kCrlf);
+  p = Put(p, kServerField);
+  if (!framing.date.empty()) {
+    p = Put(p, kDatePrefix);
+    p = Put(p, framing.date);
+    p = Put(p, kCrlf);
+  }
+  if (!bodiless_status) {
+    p = Put(p, kContentLengthPrefix);
+    p = Put(p, length);
+    p = Put(p, kCrlf);
+  }
+  p = Put(p, response.headers());
+  p = Put(p, connection);
+  p = Put(p, kCrlf);
+  if (send_body) p = Put(p, body);
+  out.Commit(static_cast<size_t>(p - begin));
+}
+
+void SetErrorResponse(int status, HttpResponse& response) {
+  response.Reset();
+  response.set_status(status);
+  response.set_content_type("text/plain; charset=utf-8");
+  std::string& body = *response.mutable_body();
+  const std::string_view reason = HttpReasonPhrase(response.status());
+  body.assign(reason.data(), reason.size());
+  body.push_back('\n');
+}
+
+}  // namespace percore

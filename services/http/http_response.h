@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/buffer.h"
+
+namespace percore {
+
+// What a route handler fills in: status, header fields and body. The server adds the framing
+// fields itself (Date, Server, Content-Length, Connection), so handlers do not set those.
+// One object per connection is reused for every response; its strings keep their capacity, so
+// a steady stream of similar responses does not allocate.
+class HttpResponse {
+ public:
+  // Back to "200, no fields, empty body, keep the connection".
+  void Reset();
+
+  int status() const { return status_; }
+  // A three-digit code (100..999); anything else becomes 500.
+  void set_status(int status) { status_ = (status >= 100 && status <= 999) ? status : 500; }
+
+  // Adds a field line. Returns false and adds nothing when `name` is not a token or `value`
+  // holds a control character (CR, LF, NUL, ...): a handler cannot split the response.
+  bool AddHeader(std::string_view name, std::string_view value);
+  bool set_content_type(std::string_view type) { return AddHeader("Content-Type", type); }
+  // The added fields, serialized as "Name: value\r\n" lines.
+  const std::string& headers() const { return headers_; }
+
+  const std::string& body() const { return body_; }
+  std::string* mutable_body() { return &body_; }
+  void set_body(std::string_view body) { body_.assign(body.data(), body.size()); }
+
+  // Close the connection once this response is written.
+  bool close_connection() const { return close_connection_; }
+  void set_close_connection(bool close) { close_connection_ = close; }
+
+ private:
+  int status_ = 200;
+  std::string headers_;
+  std::string body_;
+  bool close_connection_ = false;
+};
+
+// The reason phrase of a status code ("Not Found"); empty for codes without one here.
+std::string_view HttpReasonPhrase(int status);
+
+enum class ConnectionField : uint8_t { kNone, kKeepAlive, kClose };
+
+// How a response is framed on the wire for the request it answers.
+struct ResponseFraming {
+  bool head = false;  // answering HEAD: the same fields as for GET, no body (RFC 9110 §9.3.2)
+  ConnectionField connection = ConnectionField::kNone;
+  std::string_view date;  // the Date field value; omitted when empty
+};
+
+// Appends the whole response (status line, fields, body) to `out` with one Reserve and one
+// Commit. No allocation beyond `out` growing.
+void AppendHttpResponse(const HttpResponse& response, const ResponseFraming& framing, Buffer& out);
+
+// Fills `response` with `status`, a text/plain body naming it, and nothing else.
+void SetErrorResponse(int status, HttpResponse& response);
+
+}  // namespace percore

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "services/http/http_request.h"
+#include "services/http/http_response.h"
+
+namespace percore {
+
+// Fills `response` for `request`. Runs on the connection's loop thread; the same function runs
+// on every loop at once, so whatever it shares must be thread-safe. It must not block.
+using HttpHandlerFn = std::function<void(const HttpRequest& request, HttpResponse& response)>;
+
+// Exact-match routing from (method, path) to a handler. Methods are case-sensitive tokens
+// ("GET"), paths are compared byte for byte without the query and without percent-decoding.
+// A GET route also answers HEAD (the server drops the body) unless HEAD has its own route.
+// Configure before the server starts; lookups are then read-only and safe from every loop.
+class Router {
+ public:
+  // Registers (or replaces) the handler for `method` on `path`.
+  void Handle(std::string_view method, std::string_view path, HttpHandlerFn handler);
+  void Get(std::string_view path, HttpHandlerFn handler) { Handle("GET", path, std::move(handler)); }
+  void Post(std::string_view path, HttpHandlerFn handler) { Handle("POST", path, std::move(handler)); }
+
+  bool HasPath(std::string_view path) const;
+  // Every registered path, sorted.
+  std::vector<std::string> Paths() const;
+
+  struct Match {
+    const HttpHandlerFn* handler = nullptr;  // set when found
+    int status = 0;                          // 404 or 405 when not found
+    std::string_view allow;                  // for 405: the Allow field value
+  };
+  Match Find(std::string_view method, std::string_view path) const;
+
+ private:
+  struct PathRoutes {
+    std::vector<std::pair<std::string, HttpHandlerFn>> methods;
+    std::string allow;  // "GET, HEAD, POST": methods this path answers, for 405
+  };
+  static const HttpHandlerFn* FindMethod(const PathRoutes& routes, std::string_view method);
+
+  absl::flat_hash_map<std::string, PathRoutes> routes_;
+};
+
+}  // namespace percore

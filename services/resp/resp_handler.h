@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "reactor/connection.h"
+#include "reactor/handler.h"
+#include "services/resp/commands.h"
+#include "services/resp/resp_parser.h"
+#include "services/resp/shard_call.h"
+#include "services/resp/shard_map.h"
+
+namespace percore {
+
+class RespService;
+
+// One RESP connection. Requests are parsed in place from the input; a command whose keys live
+// on this loop's shard runs at once and replies straight into the output. When a command needs
+// a shard another loop owns, the handler opens a batch: from then on, each command (up to the
+// batch limits) gets a reply slot; parts for this loop's shard run at once into a local reply
+// list, parts for other shards are queued in one ShardCall per shard. The calls are posted to
+// their owners and the connection pauses; when the last call is back, the slots are merged
+// into the output in request order and the connection resumes. Per key, commands therefore run
+// in the order the client sent them.
+class RespHandler final : public Handler {
+ public:
+  RespHandler(RespService& service, Connection& conn);
+  ~RespHandler() override;
+
+  Action OnData(Connection& conn, Buffer& input) override;
+
+  // Runs on this connection's loop when a posted call has come back.
+  void OnShardCallDone(Connection& conn, const ShardCall& call);
+
+ private:
+  // A reply in the batch: parts (from the local list or from calls) merged one way.
+  struct Slot {
+    MergeKind merge;
+    uint32_t first_part;
+    uint32_t part_count;
+    int64_t start_ns;
+  };
+  struct Part {
+    int32_t shard;  // -1: the local reply list
+    uint32_t index;
+  };
+
+  enum class Step { kNext, kStopBatch, kClose };
+
+  void EnsureTable(Connection& conn);
+  // Runs or queues one resolved request. kStopBatch: not consumed, the batch must go first.
+  Step Dispatch(Connection& conn, const CommandSpec& spec, CommandArgs args, int64_t start_ns);
+  bool AllLocal(const CommandSpec& spec, CommandArgs args) const;
+  void StartSlot(MergeKind merge, int64_t start_ns);
+  // Adds one part to the open slot: run now when `shard` is ours, else queue it.
+  void AddPart(int shard, const CommandSpec& spec, CommandArgs args);
+  // Closes the reply just written into local_ as the open slot's part.
+  void SealLiteral();
+  bool BatchFull() const;
+  // Posts the queued calls; returns Pause.
+  Action SendBatch(Connection& conn);
+  void FinishBatch(Connection& conn);
+
+  RespService& service_;
+  const RespOptions& options_;
+  RespParser parser_;
+  SessionContext session_;
+  const ShardTable* table_ = nullptr;
+  int self_shard_ = -1;
+  StringStore* local_store_ = nullptr;
+
+  // The open batch.
+  bool batching_ = false;
+  uint64_t batch_seq_ = 0;
+  int outstanding_ = 0;
+  size_t batch_bytes_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<Part> parts_;
+  ReplyList local_;
+  std::vector<std::shared_ptr<ShardCall>> calls_;  // by shard; kept for reuse
+  std::vector<std::string_view> merge_scratch_;
+};
+
+}  // namespace percore

@@ -1,0 +1,208 @@
+#include "services/resp/resp_parser.h"
+
+#include <cstring>
+
+#include "services/resp/resp_numbers.h"
+
+namespace percore {
+namespace {
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The number in a "*N\r" / "$N\r" line; the line must end in CR (its LF found by the caller).
+bool ParseHeaderNumber(std::string_view line, int64_t* value) {
+  if (line.empty() || line.back() != '\r') return false;
+  line.remove_suffix(1);
+  return ParseRedisInt64(line, value);
+}
+
+}  // namespace
+
+RespParser::RespParser(const RespOptions& options) : options_(options) {}
+
+RespParser::Result RespParser::Parse(std::string_view input) {
+  if (input.empty()) return Result::kIncomplete;
+  if (input[0] == '*') return ParseMultibulk(input);
+  return ParseInline(input);
+}
+
+size_t RespParser::FindLineEnd(std::string_view in, size_t from) const {
+  const size_t window = std::min(in.size() - from, options_.max_inline_bytes + 1);
+  const void* nl = std::memchr(in.data() + from, '\n', window);
+  if (nl != nullptr) return static_cast<size_t>(static_cast<const char*>(nl) - in.data());
+  return window > options_.max_inline_bytes ? kTooLong : std::string_view::npos;
+}
+
+RespParser::Result RespParser::ParseMultibulk(std::string_view in) {
+  if (expected_args_ < 0) {
+    const size_t nl = FindLineEnd(in, 0);
+    if (nl == kTooLong) return Fail("Protocol error: too big mbulk count string");
+    if (nl == std::string_view::npos) return Result::kIncomplete;
+    int64_t count = 0;
+    if (!ParseHeaderNumber(in.substr(1, nl - 1), &count) ||
+        count > static_cast<int64_t>(options_.max_args)) {
+      return Fail("Protocol error: invalid multibulk length");
+    }
+    if (count <= 0) return Complete(nl + 1);  // Redis ignores empty requests
+    expected_args_ = count;
+    pos_ = nl + 1;
+    spans_.clear();
+  }
+  while (static_cast<int64_t>(spans_.size()) < expected_args_) {
+    if (pos_ >= in.size()) return Result::kIncomplete;
+    if (in[pos_] != '$') {
+      error_ = "Protocol error: expected '$', got ' '";
+      const char got = in[pos_];
+      error_[error_.size() - 2] = (got == '\r' || got == '\n') ? ' ' : got;
+      ResetProgress();
+      return Result::kError;
+    }
+    const size_t nl = FindLineEnd(in, pos_);
+    if (nl == kTooLong) return Fail("Protocol error: too big bulk count string");
+    if (nl == std::string_view::npos) return Result::kIncomplete;
+    int64_t length = 0;
+    if (!ParseHeaderNumber(in.substr(pos_ + 1, nl - pos_ - 1), &length) || length < 0 ||
+        static_cast<uint64_t>(length) > options_.max_bulk_bytes) {
+      return Fail("Protocol error: invalid bulk length");
+    }
+    const size_t start = nl + 1;
+    const size_t len = static_cast<size_t>(length);
+    if (start + len + 2 > options_.max_request_bytes) {
+      return Fail("Protocol error: request exceeds the query buffer limit");
+    }
+    if (in.size() < start + len + 2) return Result::kIncomplete;
+    if (in[start + len] != '\r' || in[start + len + 1] != '\n') {
+      return Fail("Protocol error: bulk string not terminated by CRLF");
+    }
+    spans_.emplace_back(start, len);
+    pos_ = start + len + 2;
+  }
+  args_.clear();
+  for (const auto& [offset, length] : spans_) args_.push_back(in.substr(offset, length));
+  consumed_ = pos_;
+  ResetProgress();
+  return Result::kCommand;
+}
+
+RespParser::Result RespParser::ParseInline(std::string_view in) {
+  const size_t nl = FindLineEnd(in, 0);
+  if (nl == kTooLong) return Fail("Protocol error: too big inline request");
+  if (nl == std::string_view::npos) return Result::kIncomplete;
+  std::string_view line = in.substr(0, nl);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!SplitInline(line)) return Fail("Protocol error: unbalanced quotes in request");
+  consumed_ = nl + 1;
+  return Result::kCommand;
+}
+
+// Redis's inline grammar: words separated by whitespace; "..." understands \n \r \t \b \a,
+// \xHH and \<char>; '...' understands \'; a closing quote must be followed by whitespace or the
+// end of the line. A word that uses quotes is decoded into scratch_, which is sized up front so
+// that views into it stay valid (decoding never lengthens a word).
+bool RespParser::SplitInline(std::string_view line) {
+  args_.clear();
+  scratch_.clear();
+  scratch_.reserve(line.size());
+  size_t i = 0;
+  const size_t n = line.size();
+  while (true) {
+    while (i < n && IsSpace(line[i])) ++i;
+    if (i >= n) return true;
+    const size_t word_start = i;
+    const size_t scratch_start = scratch_.size();
+    bool decoded = false;
+    bool in_double = false;
+    bool in_single = false;
+    while (true) {
+      if (in_double) {
+        if (i >= n) return false;
+        const char c = line[i];
+        if (c == '\\' && i + 3 < n && line[i + 1] == 'x' && HexValue(line[i + 2]) >= 0 &&
+            HexValue(line[i + 3]) >= 0) {
+          scratch_.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
+          i += 4;
+        } else if (c == '\\' && i + 1 < n) {
+          char e = line[i + 1];
+          switch (e) {
+            case 'n': e = '\n'; break;
+            case 'r': e = '\r'; break;
+            case 't': e = '\t'; break;
+            case 'b': e = '\b'; break;
+            case 'a': e = '\a'; break;
+            default: break;
+          }
+          scratch_.push_back(e);
+          i += 2;
+        } else if (c == '"') {
+          if (i + 1 < n && !IsSpace(line[i + 1])) return false;
+          ++i;
+          break;
+        } else {
+          scratch_.push_back(c);
+          ++i;
+        }
+      } else if (in_single) {
+        if (i >= n) return false;
+        const char c = line[i];
+        if (c == '\\' && i + 1 < n && line[i + 1] == '\'') {
+          scratch_.push_back('\'');
+          i += 2;
+        } else if (c == '\'') {
+          if (i + 1 < n && !IsSpace(line[i + 1])) return false;
+          ++i;
+          break;
+        } else {
+          scratch_.push_back(c);
+          ++i;
+        }
+      } else {
+        if (i >= n || IsSpace(line[i])) break;
+        const char c = line[i];
+        if (c == '"' || c == '\'') {
+          if (!decoded) scratch_.append(line.data() + word_start, i - word_start);
+          decoded = true;
+          in_double = c == '"';
+          in_single = c == '\'';
+        } else if (decoded) {
+          scratch_.push_back(c);
+        }
+        ++i;
+      }
+    }
+    if (decoded) {
+      args_.emplace_back(scratch_.data() + scratch_start, scratch_.size() - scratch_start);
+    } else {
+      args_.push_back(line.substr(word_start, i - word_start));
+    }
+  }
+}
+
+RespParser::Result RespParser::Fail(std::string_view message) {
+  error_.assign(message.data(), message.size());
+  ResetProgress();
+  return Result::kError;
+}
+
+RespParser::Result RespParser::Complete(size_t end) {
+  args_.clear();
+  consumed_ = end;
+  ResetProgress();
+  return Result::kCommand;
+}
+
+void RespParser::ResetProgress() {
+  expected_args_ = -1;
+  pos_ = 0;
+  spans_.clear();
+}
+
+}  // namespace percore

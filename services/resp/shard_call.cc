@@ -1,0 +1,34 @@
+#include "services/resp/shard_call.h"
+
+namespace percore {
+
+size_t ShardCall::Add(const CommandSpec& spec, CommandArgs args) {
+  commands_.push_back({&spec, args_.size(), args.size() - 1});
+  for (size_t i = 1; i < args.size(); ++i) {
+    args_.emplace_back(arena_.size(), args[i].size());
+    arena_.append(args[i].data(), args[i].size());
+  }
+  return commands_.size() - 1;
+}
+
+void ShardCall::Run() {
+  for (const Queued& command : commands_) {
+    argv_.clear();
+    argv_.push_back(command.spec->name);
+    for (size_t i = 0; i < command.argc; ++i) {
+      const auto& [offset, length] = args_[command.first_arg + i];
+      argv_.emplace_back(arena_.data() + offset, length);
+    }
+    command.spec->store_fn(argv_, *store, *options, replies_.bytes());
+    replies_.Seal();
+  }
+}
+
+void ShardCall::Reset() {
+  arena_.clear();
+  args_.clear();
+  commands_.clear();
+  replies_.Clear();
+}
+
+}  // namespace percore

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/buffer.h"
+#include "reactor/connection.h"
+#include "services/resp/command_table.h"
+#include "services/resp/resp_options.h"
+#include "services/resp/string_store.h"
+
+namespace percore {
+
+// Complete RESP replies kept one after another in one buffer, addressable by index.
+class ReplyList {
+ public:
+  // Where the next reply is written; call Seal() after writing it.
+  Buffer& bytes() { return bytes_; }
+  void Seal() { ends_.push_back(bytes_.size()); }
+  size_t size() const { return ends_.size(); }
+  std::string_view at(size_t i) const {
+    const size_t begin = i == 0 ? 0 : ends_[i - 1];
+    return bytes_.view().substr(begin, ends_[i] - begin);
+  }
+  void Clear() {
+    bytes_.Clear();
+    ends_.clear();
+  }
+
+ private:
+  Buffer bytes_;
+  std::vector<size_t> ends_;
+};
+
+// The commands one connection sends to one shard that another loop owns, and their replies.
+// Arguments are copied in, because the connection (and its input buffer) may be gone by the
+// time the owner runs them.
+//
+// Threading: the origin loop fills it and posts it; the owner loop runs it and posts it back;
+// the origin reads the replies. Each hand-over goes through EventLoop::Post, which orders the
+// writes before the reads. Never touched by two threads at once.
+class ShardCall {
+ public:
+  // Set by the origin before posting.
+  ConnectionHandle origin;
+  uint64_t batch = 0;  // which of the origin's batches it belongs to
+  StringStore* store = nullptr;
+  const RespOptions* options = nullptr;
+
+  // Origin: queues `spec` with `args` (args[0] is replaced by spec.name when run). Returns the
+  // index its reply will have.
+  size_t Add(const CommandSpec& spec, CommandArgs args);
+  // Bytes of arguments queued so far.
+  size_t arg_bytes() const { return arena_.size(); }
+  size_t size() const { return commands_.size(); }
+  bool empty() const { return commands_.empty(); }
+
+  // Owner: runs every queued command in order against `store`.
+  void Run();
+
+  // Origin, after Run: the reply of command i.
+  std::string_view reply(size_t i) const { return replies_.at(i); }
+
+  // Origin: forgets commands and replies, keeping the memory for the next batch.
+  void Reset();
+
+ private:
+  struct Queued {
+    const CommandSpec* spec;
+    size_t first_arg;
+    size_t argc;  // arguments after the name
+  };
+  std::string arena_;
+  std::vector<std::pair<size_t, size_t>> args_;  // (offset, length) in arena_
+  std::vector<Queued> commands_;
+  std::vector<std::string_view> argv_;  // Run's scratch
+  ReplyList replies_;
+};
+
+}  // namespace percore

@@ -1,0 +1,515 @@
+// How connections end, against a real percore::Server running the echo service: half-close,
+// peer reset, idle and write timeouts, the output cap, graceful Stop with data in flight, the
+// global connection limit, and draining a loop. Each test runs on both poller back ends.
+//
+// Every wait is on a condition (a socket event or a stats counter) with a deadline; the
+// deadlines only bound a failure. The loops' close counters say why each connection ended, and
+// the echo service is wrapped in a RecordingService so that each connection's own byte counts
+// can be checked after it closed.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "reactor/close_reason.h"
+#include "reactor/connection.h"
+#include "reactor/event_loop.h"
+#include "reactor/poller.h"
+#include "reactor/server.h"
+#include "services/echo/echo_service.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
+#include "tests/testing/multi_client.h"
+#include "tests/testing/random_bytes.h"
+#include "tests/testing/recording_service.h"
+#include "tests/testing/server_probe.h"
+
+namespace percore {
+
+// Names the back end in gtest failure messages (found by ADL, so not in the anonymous namespace).
+void PrintTo(PollerBackend backend, std::ostream* os) { *os << PollerBackendName(backend); }
+
+namespace {
+
+using test::ClosedConnection;
+using test::Deadline;
+using test::MultiClient;
+using test::ScopedFd;
+using test::WaitUntil;
+
+constexpr int64_t kMs = 1'000'000;
+
+Deadline Soon() { return Deadline::In(absl::Seconds(10)); }
+
+ServerOptions WithLoops(int loops) {
+  ServerOptions options;
+  options.loops = loops;
+  return options;
+}
+
+// Compares two byte strings without dumping megabytes into the log.
+::testing::AssertionResult SameBytes(const std::string& expected, const std::string& actual) {
+  if (expected == actual) return ::testing::AssertionSuccess();
+  size_t at = 0;
+  while (at < expected.size() && at < actual.size() && expected[at] == actual[at]) ++at;
+  return ::testing::AssertionFailure() << "expected " << expected.size() << " bytes, got " << actual.size()
+                                       << "; first difference at offset " << at;
+}
+
+// Sends `bytes` on a connected socket and reads the echo back.
+::testing::AssertionResult EchoesBack(int fd, const std::string& bytes) {
+  if (absl::Status s = test::WriteAll(fd, bytes, Soon()); !s.ok()) {
+    return ::testing::AssertionFailure() << s;
+  }
+  absl::StatusOr<std::string> back = test::ReadExactly(fd, bytes.size(), Soon());
+  if (!back.ok()) return ::testing::AssertionFailure() << back.status();
+  return SameBytes(bytes, *back);
+}
+
+class ConnectionLifecycleTest : public ::testing::TestWithParam<PollerBackend> {
+ protected:
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  // Starts a server with `options` (the back end is the test's parameter) running the echo
+  // service, recorded.
+  void StartServer(ServerOptions options) {
+    options.backend = GetParam();
+    server_ = std::make_unique<Server>(options);
+    recorder_ = std::make_shared<test::RecordingService>(NewEchoService());
+    ASSERT_TRUE(server_->AddService(recorder_).ok());
+    absl::StatusOr<ListenerInfo> listener = server_->Listen("echo", HostPort{"127.0.0.1", 0});
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    port_ = listener->bound.port();
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  ScopedFd Connect() {
+    absl::StatusOr<ScopedFd> fd = test::ConnectToLoopback(port_, Soon());
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    return fd.ok() ? std::move(*fd) : ScopedFd();
+  }
+
+  std::string Random(size_t n) { return test::RandomBytes(rng_, n); }
+
+  uint64_t Closed(CloseReason reason) { return test::ClosedOverLoops(*server_, reason); }
+  uint64_t ClosedTotal() {
+    return Sum([](const LoopStats& s) { return s.closed_total(); });
+  }
+  uint64_t HandedIn() {
+    return Sum([](const LoopStats& s) { return s.conns_handed_in.Get(); });
+  }
+  uint64_t Active() {
+    return Sum([](const LoopStats& s) { return static_cast<uint64_t>(s.conns_active.Get()); });
+  }
+  uint64_t BackpressurePauses() {
+    return Sum([](const LoopStats& s) { return s.backpressure_pauses.Get(); });
+  }
+  uint64_t Sum(uint64_t (*field)(const LoopStats&)) { return test::SumOverLoops(*server_, field); }
+
+  // Waits until exactly `n` connections closed, all under `reason`.
+  ::testing::AssertionResult ClosedExactly(uint64_t n, CloseReason reason) {
+    if (!WaitUntil([&] { return ClosedTotal() >= n; }, Soon())) {
+      return ::testing::AssertionFailure() << "only " << ClosedTotal() << " of " << n << " closes counted";
+    }
+    if (Closed(reason) != n || ClosedTotal() != n) {
+      ::testing::AssertionResult failure = ::testing::AssertionFailure();
+      failure << "want " << n << " closed as " << CloseReasonName(reason) << "; counted:";
+      for (int r = 0; r < kCloseReasonCount; ++r) {
+        const uint64_t count = Closed(static_cast<CloseReason>(r));
+        if (count > 0) failure << " " << CloseReasonName(static_cast<CloseReason>(r)) << "=" << count;
+      }
+      return failure;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  // The recorded close of the connection whose client port is `port`.
+  const ClosedConnection* RecordedClose(const std::vector<ClosedConnection>& closed, uint16_t port) {
+    for (const ClosedConnection& c : closed) {
+      if (c.peer_port == port) return &c;
+    }
+    return nullptr;
+  }
+
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<test::RecordingService> recorder_;
+  uint16_t port_ = 0;
+  std::mt19937_64 rng_{20240611};
+  // Written by a timer on a loop: lives as long as the fixture, so past the server's Stop.
+  std::atomic<size_t> max_queued_output_{0};
+};
+
+// The client sends, then shuts its write side: it still gets every byte back, then EOF, and
+// the server counts a clean peer close.
+TEST_P(ConnectionLifecycleTest, HalfCloseGetsEverythingEchoedThenEof) {
+  StartServer(WithLoops(2));
+  MultiClient client(test::LoopbackAddress(port_));
+  const std::string data = Random(1 << 20);
+  const MultiClient::Id id = client.Connect().value();
+  client.Send(id, data);
+  client.ShutdownWrite(id);
+  client.Expect(id, data.size());
+  client.ExpectEof(id);
+  absl::Status run = client.Run(Soon());
+  ASSERT_TRUE(run.ok()) << run;
+  EXPECT_TRUE(SameBytes(data, client.received(id)));
+
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kPeerClosed));
+  ASSERT_TRUE(WaitUntil([&] { return recorder_->closed_count() == 1; }, Soon()));
+  const ClosedConnection closed = recorder_->closed()[0];
+  EXPECT_EQ(closed.peer_port, client.local_port(id));
+  EXPECT_EQ(closed.reason, CloseReason::kPeerClosed);
+  EXPECT_EQ(closed.bytes_in, data.size());
+  EXPECT_EQ(closed.bytes_out, data.size());
+}
+
+// The client sends a lot without reading until the server's output backs up, then resets the
+// connection (SO_LINGER 0). The server, mid-write, counts a peer reset and carries on.
+TEST_P(ConnectionLifecycleTest, PeerResetWhileServerWritesIsCountedAsPeerReset) {
+  ServerOptions options = WithLoops(1);
+  options.connection.high_water = 64 * 1024;
+  options.connection.low_water = 16 * 1024;
+  StartServer(options);
+  MultiClient client(test::LoopbackAddress(port_));
+  const MultiClient::Id id = client.Connect().value();
+  client.Send(id, Random(32 << 20));
+  client.set_reading(false);
+  ASSERT_TRUE(client.RunUntil([&] { return BackpressurePauses() > 0; }, Soon()).ok())
+      << "the server never backed up; " << client.Describe(id);
+  client.Close(id, /*reset=*/true);
+  ASSERT_TRUE(client.Run(Soon()).ok());
+
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kPeerReset));
+  EXPECT_EQ(Closed(CloseReason::kIoError), 0u);
+  EXPECT_EQ(Active(), 0u);
+  // The loop is unharmed.
+  ScopedFd next = Connect();
+  EXPECT_TRUE(EchoesBack(next.get(), Random(1000)));
+}
+
+// With a 200 ms idle timeout, a silent connection is closed (the client sees EOF) while one
+// that keeps talking stays open.
+TEST_P(ConnectionLifecycleTest, IdleTimeoutClosesOnlyTheSilentConnection) {
+  ServerOptions options = WithLoops(1);
+  options.connection.idle_timeout_ns = 200 * kMs;
+  StartServer(options);
+  ScopedFd silent = Connect();
+  ScopedFd talker = Connect();
+  const std::string message = Random(64);
+
+  // Talk without pause until the silent connection has been closed.
+  const Deadline deadline = Soon();
+  uint64_t round_trips = 0;
+  while (!test::WaitReadable(silent.get(), Deadline::In(absl::ZeroDuration())).ok()) {
+    ASSERT_FALSE(deadline.expired()) << "the silent connection was not closed";
+    ASSERT_TRUE(EchoesBack(talker.get(), message)) << "after " << round_trips << " round trips";
+    ++round_trips;
+  }
+  EXPECT_TRUE(test::ExpectEof(silent.get(), Soon()).ok());
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kIdleTimeout));
+  EXPECT_TRUE(EchoesBack(talker.get(), message));
+  EXPECT_EQ(ClosedTotal(), 1u);
+  EXPECT_EQ(Active(), 1u);
+}
+
+// A client that never reads while the server has output queued: with a 200 ms write timeout
+// the server gives up on it.
+TEST_P(ConnectionLifecycleTest, WriteTimeoutClosesAPeerThatNeverReads) {
+  ServerOptions options = WithLoops(1);
+  options.connection.high_water = 64 * 1024;
+  options.connection.low_water = 16 * 1024;
+  options.connection.write_timeout_ns = 200 * kMs;
+  StartServer(options);
+  MultiClient client(test::LoopbackAddress(port_));
+  const MultiClient::Id id = client.Connect().value();
+  client.Send(id, Random(32 << 20));
+  client.set_reading(false);
+  ASSERT_TRUE(client.RunUntil([&] { return ClosedTotal() > 0; }, Soon()).ok()) << client.Describe(id);
+
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kWriteTimeout));
+  ASSERT_TRUE(WaitUntil([&] { return recorder_->closed_count() == 1; }, Soon()));
+  EXPECT_EQ(recorder_->closed()[0].reason, CloseReason::kWriteTimeout);
+  EXPECT_GT(recorder_->closed()[0].bytes_in, recorder_->closed()[0].bytes_out);
+}
+
+// The design: above the high-water mark the connection stops reading, so an echo of a peer
+// that does not read is held by backpressure, not closed. Each wake-up reads at most one read
+// budget, so queued output never exceeds high water plus one read budget, and a cap set there
+// is never reached (the framework checks the cap after every write attempt and would close the
+// connection as output_overflow). Once the peer reads, every byte comes back.
+TEST_P(ConnectionLifecycleTest, BackpressureBoundsQueuedOutputBelowTheCap) {
+  ServerOptions options = WithLoops(1);
+  options.connection.high_water = 64 * 1024;
+  options.connection.low_water = 16 * 1024;
+  options.connection.read_budget = 32 * 1024;
+  options.connection.output_cap = options.connection.high_water + options.connection.read_budget;
+  StartServer(options);
+  const size_t cap = options.connection.output_cap;
+
+  // Also sample the queued output on the loop every millisecond, whatever the state.
+  EventLoop& loop = server_->loop(0);
+  EventLoop::TimerId sampler = 0;
+  ASSERT_TRUE(test::RunOnLoop(
+      loop,
+      [&loop, &sampler, max = &max_queued_output_] {
+        sampler = loop.RunEvery(kMs, [&loop, max] {
+          loop.ForEachConnection([max](Connection& c) {
+            if (c.queued_output() > max->load()) max->store(c.queued_output());
+          });
+        });
+      },
+      Soon()));
+
+  MultiClient client(test::LoopbackAddress(port_));
+  const MultiClient::Id id = client.Connect().value();
+  const std::string data = Random(16 << 20);
+  client.Send(id, data);
+  client.Expect(id, data.size());
+  client.set_reading(false);
+  ASSERT_TRUE(client.RunUntil([&] { return BackpressurePauses() > 0; }, Soon()).ok()) << client.Describe(id);
+
+  // Held, not closed: reading has stopped and the output waits for the peer.
+  size_t queued = 0;
+  ConnectionState state = ConnectionState::kClosed;
+  ASSERT_TRUE(test::RunOnLoop(
+      loop,
+      [&] {
+        loop.ForEachConnection([&](Connection& c) {
+          queued = c.queued_output();
+          state = c.state();
+        });
+      },
+      Soon()));
+  EXPECT_EQ(state, ConnectionState::kWriting);
+  EXPECT_GT(queued, options.connection.high_water);
+  EXPECT_LE(queued, cap);
+
+  client.set_reading(true);
+  absl::Status run = client.Run(Deadline::In(absl::Seconds(30)));
+  ASSERT_TRUE(run.ok()) << run;
+  EXPECT_TRUE(SameBytes(data, client.received(id)));
+  ASSERT_TRUE(test::RunOnLoop(
+      loop, [&loop, sampler] { loop.Cancel(sampler); }, Soon()));
+  EXPECT_LE(max_queued_output_.load(), cap);
+  EXPECT_EQ(ClosedTotal(), 0u);
+  EXPECT_EQ(Active(), 1u);
+}
+
+// A read budget much larger than the high-water mark: one wake-up reads on after the echo has
+// pushed the output above the mark, so bytes wait in the input buffer. When the write at the
+// end of that wake-up drains the output (the client reads), those bytes must still be echoed,
+// even though the client, waiting for them, sends nothing more to wake the connection up.
+TEST_P(ConnectionLifecycleTest, InputReadPastTheHighWaterMarkIsStillEchoed) {
+  ServerOptions options = WithLoops(1);
+  options.connection.high_water = 4 * 1024;
+  options.connection.low_water = 1024;
+  options.connection.read_budget = 4 << 20;
+  StartServer(options);
+  MultiClient client(test::LoopbackAddress(port_));
+  const MultiClient::Id id = client.Connect().value();
+  std::string all;
+  for (int i = 0; i < 16; ++i) {
+    // One message at a time: each is sent whole, then its echo awaited.
+    std::string message = Random(256 * 1024);
+    all += message;
+    client.Send(id, std::move(message));
+    client.Expect(id, 256 * 1024);
+  }
+  absl::Status run = client.Run(Soon());
+  ASSERT_TRUE(run.ok()) << run << "; the server read "
+                        << Sum([](const LoopStats& s) { return s.bytes_in.Get(); }) << " bytes and wrote "
+                        << Sum([](const LoopStats& s) { return s.bytes_out.Get(); });
+  EXPECT_TRUE(SameBytes(all, client.received(id)));
+}
+
+// A cap below the high-water mark: output passes the cap before backpressure would stop
+// reading, and the connection is closed as an output overflow.
+TEST_P(ConnectionLifecycleTest, OutputBeyondTheCapClosesTheConnection) {
+  ServerOptions options = WithLoops(1);
+  options.connection.high_water = 1 << 20;
+  options.connection.output_cap = 64 * 1024;
+  StartServer(options);
+  MultiClient client(test::LoopbackAddress(port_));
+  const MultiClient::Id id = client.Connect().value();
+  client.Send(id, Random(32 << 20));
+  client.set_reading(false);
+  ASSERT_TRUE(client.RunUntil([&] { return ClosedTotal() > 0; }, Soon()).ok()) << client.Describe(id);
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kOutputOverflow));
+  EXPECT_EQ(BackpressurePauses(), 0u);
+}
+
+// Stop(5 s) while clients are mid-conversation: whatever the server had read from a client is
+// echoed to it in full before its EOF; nothing read is dropped, nothing is cut short.
+TEST_P(ConnectionLifecycleTest, GracefulStopEchoesEverythingItRead) {
+  ServerOptions options = WithLoops(2);
+  options.connection.high_water = 64 * 1024;
+  options.connection.low_water = 16 * 1024;
+  StartServer(options);
+  constexpr int kClients = 8;
+  MultiClient client(test::LoopbackAddress(port_));
+  std::vector<std::string> sent;
+  uint64_t to_send = 0;
+  for (int i = 0; i < kClients; ++i) {
+    const MultiClient::Id id = client.Connect().value();
+    // Up to 8 MiB: more than the kernel buffers between a client and the server hold, so the
+    // larger ones back up into the server's own output queue.
+    sent.push_back(Random((i + 1) << 20));
+    to_send += sent.back().size();
+    client.Send(id, sent.back());
+    client.ExpectEof(id);
+    client.Close(id);
+  }
+  // Not reading yet: the server's output backs up, so Stop finds connections with replies
+  // still queued (and possibly input not yet echoed).
+  client.set_reading(false);
+  const auto bytes_read = [](const LoopStats& s) { return s.bytes_in.Get(); };
+  ASSERT_TRUE(
+      client.RunUntil([&] { return BackpressurePauses() > 0 && Sum(bytes_read) >= to_send / 4; }, Soon())
+          .ok());
+
+  std::thread stopper([this] { server_->Stop(5'000'000'000); });
+  client.set_reading(true);
+  absl::Status run = client.Run(Deadline::In(absl::Seconds(30)));
+  stopper.join();
+  ASSERT_TRUE(run.ok()) << run;
+
+  // After Stop returned the loops are gone and their counters final.
+  const std::vector<ClosedConnection> closed = recorder_->closed();
+  ASSERT_EQ(closed.size(), static_cast<size_t>(kClients));
+  uint64_t received = 0;
+  for (MultiClient::Id id = 0; id < client.size(); ++id) {
+    const std::string& got = client.received(id);
+    received += got.size();
+    EXPECT_TRUE(SameBytes(sent[id].substr(0, got.size()), got)) << client.Describe(id);
+    const ClosedConnection* c = RecordedClose(closed, client.local_port(id));
+    ASSERT_NE(c, nullptr) << client.Describe(id);
+    EXPECT_EQ(c->reason, CloseReason::kServerDrain) << client.Describe(id);
+    EXPECT_EQ(c->bytes_in, got.size()) << "read from the client but not echoed: " << client.Describe(id);
+    EXPECT_EQ(c->bytes_out, got.size()) << client.Describe(id);
+  }
+  EXPECT_EQ(Sum(bytes_read), received);
+  EXPECT_EQ(Sum([](const LoopStats& s) { return s.bytes_out.Get(); }), received);
+  EXPECT_EQ(Closed(CloseReason::kServerDrain), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(ClosedTotal(), static_cast<uint64_t>(kClients));
+}
+
+// max_connections = 10: the eleventh connection is closed at once and counted; the ten are
+// unaffected, and a freed slot can be taken again.
+TEST_P(ConnectionLifecycleTest, GlobalConnectionLimitRefusesTheEleventh) {
+  ServerOptions options = WithLoops(2);
+  options.max_connections = 10;
+  StartServer(options);
+  std::vector<ScopedFd> admitted;
+  for (int i = 0; i < 10; ++i) {
+    admitted.push_back(Connect());
+    ASSERT_TRUE(EchoesBack(admitted.back().get(), Random(100))) << "connection " << i;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return HandedIn() == 10; }, Soon()));
+
+  ScopedFd eleventh = Connect();
+  EXPECT_TRUE(test::ExpectEof(eleventh.get(), Soon()).ok());
+  const DistributorStats* stats = server_->distributor_stats();
+  ASSERT_NE(stats, nullptr);
+  EXPECT_TRUE(WaitUntil([&] { return stats->counters.rejected_global_limit.Get() == 1; }, Soon()));
+  EXPECT_EQ(stats->counters.rejected_global_limit.Get(), 1u);
+  EXPECT_EQ(stats->counters.accepted.Get(), 11u);
+  EXPECT_EQ(HandedIn(), 10u);
+  for (ScopedFd& fd : admitted) EXPECT_TRUE(EchoesBack(fd.get(), Random(100)));
+
+  // Free one slot: once the loop has counted the close, a new connection is admitted.
+  admitted.pop_back();
+  ASSERT_TRUE(ClosedExactly(1, CloseReason::kPeerClosed));
+  ScopedFd replacement = Connect();
+  EXPECT_TRUE(EchoesBack(replacement.get(), Random(100)));
+  EXPECT_EQ(stats->counters.rejected_global_limit.Get(), 1u);
+  EXPECT_EQ(HandedIn(), 11u);
+}
+
+// DrainLoop(0, false): no new connection lands on loop 0 while it drains, while its existing
+// connections carry on; after ResumeLoop(0) it takes its turn again.
+TEST_P(ConnectionLifecycleTest, DrainedLoopGetsNoNewConnectionsUntilResumed) {
+  constexpr int kLoops = 3;
+  StartServer(WithLoops(kLoops));
+  const LoopStats& loop0 = server_->loop(0).stats();
+  const DistributorStats* stats = server_->distributor_stats();
+  ASSERT_NE(stats, nullptr);
+  // Round robin: the first connection goes to loop 0.
+  ScopedFd on_loop0 = Connect();
+  ASSERT_TRUE(EchoesBack(on_loop0.get(), Random(100)));
+  ASSERT_EQ(loop0.conns_handed_in.Get(), 1u);
+
+  ASSERT_TRUE(server_->DrainLoop(0, /*close_idle=*/false).ok());
+  EXPECT_TRUE(server_->loop_draining(0));
+  MultiClient client(test::LoopbackAddress(port_));
+  for (int i = 0; i < 30; ++i) {
+    const MultiClient::Id id = client.Connect().value();
+    client.Send(id, "hello");
+    client.Expect(id, 5);
+  }
+  absl::Status run = client.Run(Soon());
+  ASSERT_TRUE(run.ok()) << run;
+  ASSERT_TRUE(WaitUntil([&] { return HandedIn() == 31; }, Soon()));
+  EXPECT_EQ(loop0.conns_handed_in.Get(), 1u);
+  EXPECT_EQ(stats->handed[0]->Get(), 1u);
+  EXPECT_EQ(stats->handed[1]->Get() + stats->handed[2]->Get(), 30u);
+  // Draining without close_idle leaves the loop's connections alone.
+  EXPECT_TRUE(EchoesBack(on_loop0.get(), Random(100)));
+  EXPECT_EQ(loop0.closed_total(), 0u);
+
+  // Resumed: among three eligible loops, round robin gives loop 0 one of the next three.
+  ASSERT_TRUE(server_->ResumeLoop(0).ok());
+  EXPECT_FALSE(server_->loop_draining(0));
+  std::vector<ScopedFd> more;
+  for (int i = 0; i < kLoops; ++i) {
+    more.push_back(Connect());
+    ASSERT_TRUE(EchoesBack(more.back().get(), Random(10)));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return HandedIn() == 34; }, Soon()));
+  EXPECT_EQ(loop0.conns_handed_in.Get(), 2u);
+  EXPECT_EQ(stats->handed[0]->Get(), 2u);
+}
+
+// DrainLoop(i, true) also closes the loop's idle connections (as server_drain); with every
+// loop draining, a new connection is refused and counted as having no loop.
+TEST_P(ConnectionLifecycleTest, DrainWithCloseIdleClosesIdleConnections) {
+  StartServer(WithLoops(2));
+  ScopedFd first = Connect();   // round robin: loop 0
+  ScopedFd second = Connect();  // loop 1
+  ASSERT_TRUE(EchoesBack(first.get(), Random(10)));
+  ASSERT_TRUE(EchoesBack(second.get(), Random(10)));
+
+  ASSERT_TRUE(server_->DrainLoop(0, /*close_idle=*/true).ok());
+  EXPECT_TRUE(test::ExpectEof(first.get(), Soon()).ok());
+  first.reset();  // the server lingers after its FIN until ours arrives
+  EXPECT_TRUE(ClosedExactly(1, CloseReason::kServerDrain));
+  EXPECT_EQ(server_->loop(0).stats().closed[static_cast<int>(CloseReason::kServerDrain)].Get(), 1u);
+  EXPECT_TRUE(EchoesBack(second.get(), Random(10)));
+
+  ASSERT_TRUE(server_->DrainLoop(1, /*close_idle=*/false).ok());
+  ScopedFd refused = Connect();
+  EXPECT_TRUE(test::ExpectEof(refused.get(), Soon()).ok());
+  const DistributorStats* stats = server_->distributor_stats();
+  EXPECT_TRUE(WaitUntil([&] { return stats->counters.rejected_no_loop.Get() == 1; }, Soon()));
+  EXPECT_EQ(stats->counters.rejected_no_loop.Get(), 1u);
+  EXPECT_TRUE(EchoesBack(second.get(), Random(10)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConnectionLifecycleTest,
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll),
+                         [](const ::testing::TestParamInfo<PollerBackend>& info) {
+                           return std::string(PollerBackendName(info.param));
+                         });
+
+}  // namespace
+}  // namespace percore

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "services/http/http_service.h"
+
+namespace example {
+
+// GET /hello?name=ada answers "hello, ada"; POST /reverse answers its body reversed.
+inline percore::HttpOptions GreeterOptions() {
+  percore::HttpOptions options;
+  options.max_body_bytes = 64 * 1024;  // larger bodies get 413
+  options.routes.Get("/hello", [](const percore::HttpRequest& request,
+                                  percore::HttpResponse& response) {
+    const std::string_view name =
+        request.query.starts_with("name=") ? request.query.substr(5) : "world";
+    response.set_content_type("text/plain; charset=utf-8");
+    std::string& body = *response.mutable_body();  // reused: keeps its capacity
+    body.assign("hello, ");
+    body.append(name);
+  });
+  options.routes.Post("/reverse", [](const percore::HttpRequest& request,
+                                     percore::HttpResponse& response) {
+    response.set_content_type("application/octet-stream");
+    response.set_body(std::string(request.body.rbegin(), request.body.rend()));
+  });
+  return options;
+}
+
+}  // namespace example

@@ -1,0 +1,52 @@
+// Runs the routes that services/http/README.md shows, and checks the README still quotes them
+// verbatim, so the documented example can neither stop compiling nor drift from the code.
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/services/http/http_test_client.h"
+#include "tests/services/http/readme_example_routes.h"
+
+namespace percore {
+namespace {
+
+using http_test::Client;
+using http_test::HttpServer;
+using http_test::Response;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(HttpReadmeExample, ReadmeQuotesTheExampleVerbatim) {
+  const std::string readme = ReadFile("services/http/README.md");
+  const std::string example = ReadFile("tests/services/http/readme_example_routes.h");
+  ASSERT_FALSE(example.empty());
+  const std::string body = example.substr(example.find("#include"));
+  EXPECT_NE(readme.find(body), std::string::npos) << "services/http/README.md no longer matches the example";
+}
+
+TEST(HttpReadmeExample, RoutesAnswer) {
+  HttpServer server(example::GreeterOptions());
+  Client client(server.port());
+  Response response = client.Get("/hello?name=ada");
+  EXPECT_EQ(response.status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(response.body, "hello, ada");
+  EXPECT_EQ(client.Get("/hello").body, "hello, world");
+  ASSERT_TRUE(client.Send("POST /reverse HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabcdef"));
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.body, "fedcba");
+  EXPECT_EQ(response.Header("Content-Type"), "application/octet-stream");
+  ASSERT_TRUE(client.Send("POST /reverse HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n"));
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.status_line, "HTTP/1.1 413 Content Too Large");
+  EXPECT_TRUE(client.WaitForClose());
+}
+
+}  // namespace
+}  // namespace percore

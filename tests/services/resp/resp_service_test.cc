@@ -1,0 +1,546 @@
+// The RESP service on a running two-loop Server, over loopback sockets, plus interop with
+// redis-cli and redis-benchmark when they are installed.
+
+#include "services/resp/resp_service.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "reactor/server.h"
+
+namespace percore {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr int kTimeoutMs = 10'000;
+
+// The length of the first complete RESP reply in `s`, or 0 when it is not complete yet.
+size_t ReplyLength(std::string_view s, size_t pos = 0) {
+  if (pos >= s.size()) return 0;
+  const size_t eol = s.find("\r\n", pos);
+  if (eol == std::string_view::npos) return 0;
+  const char type = s[pos];
+  if (type == '+' || type == '-' || type == ':') return eol + 2 - pos;
+  const long long n = std::atoll(std::string(s.substr(pos + 1, eol - pos - 1)).c_str());
+  if (type == '$') {
+    if (n < 0) return eol + 2 - pos;
+    const size_t end = eol + 2 + static_cast<size_t>(n) + 2;
+    return end <= s.size() ? end - pos : 0;
+  }
+  if (type == '*') {
+    size_t at = eol + 2;
+    for (long long i = 0; i < n; ++i) {
+      const size_t len = ReplyLength(s, at);
+      if (len == 0) return 0;
+      at += len;
+    }
+    return at - pos;
+  }
+  return 0;
+}
+
+std::string Cmd(std::initializer_list<std::string_view> args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (std::string_view a : args) {
+    out += "$" + std::to_string(a.size()) + "\r\n";
+    out.append(a);
+    out += "\r\n";
+  }
+  return out;
+}
+
+std::string Bulk(std::string_view s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
+}
+
+// A blocking loopback client whose reads wait on poll() with a deadline.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return connected_; }
+
+  void Send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+
+  // Reads until `n` bytes are buffered, the peer closes, or the deadline passes.
+  std::string Read(size_t n) {
+    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+    while (buffer_.size() < n && !eof_) {
+      if (!WaitReadable(deadline)) break;
+      Fill();
+    }
+    const size_t take = std::min(n, buffer_.size());
+    std::string out = buffer_.substr(0, take);
+    buffer_.erase(0, take);
+    return out;
+  }
+
+  // Reads `count` complete replies.
+  std::string ReadReplies(int count = 1) {
+    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+    std::string out;
+    for (int i = 0; i < count; ++i) {
+      size_t len;
+      while ((len = ReplyLength(buffer_)) == 0 && !eof_) {
+        if (!WaitReadable(deadline)) return out;
+        Fill();
+      }
+      if (len == 0) return out;
+      out += buffer_.substr(0, len);
+      buffer_.erase(0, len);
+    }
+    return out;
+  }
+
+  std::string Roundtrip(std::string_view request, int replies = 1) {
+    Send(request);
+    return ReadReplies(replies);
+  }
+
+  // True when the server closed the connection (after any bytes left, which go to *rest).
+  bool WaitClosed(std::string* rest = nullptr) {
+    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+    while (!eof_) {
+      if (!WaitReadable(deadline)) return false;
+      Fill();
+    }
+    if (rest != nullptr) *rest = buffer_;
+    return true;
+  }
+
+ private:
+  bool WaitReadable(int64_t deadline) {
+    const int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    if (left_ms <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(left_ms)) > 0;
+  }
+  void Fill() {
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      eof_ = true;
+      return;
+    }
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string buffer_;
+};
+
+class RespServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(RespOptions{}); }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  void StartServer(const RespOptions& options) {
+    if (server_) server_->Stop();
+    ServerOptions server_options;
+    server_options.loops = 2;
+    server_ = std::make_unique<Server>(server_options);
+    ASSERT_TRUE(server_->AddService(NewRespService(options)).ok());
+    absl::StatusOr<ListenerInfo> info = server_->Listen("resp", HostPort{"127.0.0.1", 0});
+    ASSERT_TRUE(info.ok()) << info.status();
+    port_ = info->bound.port();
+    ASSERT_TRUE(server_->Start().ok());
+    // Both loops own a shard once they run; wait for that before the first request.
+    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+    while (!(server_->loop(0).running() && server_->loop(1).running()) &&
+           MonotonicNanos() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_TRUE(server_->loop(0).running() && server_->loop(1).running());
+  }
+
+  uint64_t TasksRun() {
+    return server_->loop(0).stats().tasks_run.Get() + server_->loop(1).stats().tasks_run.Get();
+  }
+
+  std::unique_ptr<Server> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(RespServiceTest, PingInlineAndMultibulk) {
+  Client c(port_);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(c.Roundtrip("PING\r\n"), "+PONG\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"ECHO", "hi"})), Bulk("hi"));
+  EXPECT_EQ(c.Roundtrip("\r\n" + Cmd({"PING"})), "+PONG\r\n");  // blank line ignored
+}
+
+TEST_F(RespServiceTest, KeysAcrossShardsPipelined) {
+  Client c(port_);
+  const uint64_t tasks_before = TasksRun();
+  std::string sets, gets, expected_gets;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "key:" + std::to_string(i);
+    const std::string value = "value-" + std::to_string(i * 7);
+    sets += Cmd({"SET", key, value});
+    gets += Cmd({"GET", key});
+    expected_gets += Bulk(value);
+  }
+  std::string expected_sets;
+  for (int i = 0; i < 300; ++i) expected_sets += "+OK\r\n";
+  EXPECT_EQ(c.Roundtrip(sets, 300), expected_sets);
+  EXPECT_EQ(c.Roundtrip(gets, 300), expected_gets);
+  // A second connection (maybe on the other loop) sees the same data.
+  Client d(port_);
+  EXPECT_EQ(d.Roundtrip(gets, 300), expected_gets);
+  EXPECT_EQ(d.Roundtrip(Cmd({"DBSIZE"})), ":300\r\n");
+  EXPECT_GT(TasksRun(), tasks_before);  // the cross-loop path ran
+}
+
+TEST_F(RespServiceTest, RepliesStayInRequestOrder) {
+  Client c(port_);
+  std::string request, expected;
+  for (int i = 0; i < 50; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    request += Cmd({"SET", key, std::to_string(i)}) + "PING\r\n" + Cmd({"INCR", key}) +
+               Cmd({"GET", "missing" + std::to_string(i)}) + Cmd({"NOPE"}) +
+               Cmd({"GET", key}) + Cmd({"ECHO", key});
+    expected += "+OK\r\n+PONG\r\n:" + std::to_string(i + 1) + "\r\n$-1\r\n" +
+                "-ERR unknown command 'NOPE', with args beginning with: \r\n" +
+                Bulk(std::to_string(i + 1)) + Bulk(key);
+  }
+  EXPECT_EQ(c.Roundtrip(request, 350), expected);
+}
+
+TEST_F(RespServiceTest, MultiKeyCommandsAcrossShards) {
+  Client c(port_);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) keys.push_back("mk:" + std::to_string(i));
+  std::string mset = "*" + std::to_string(1 + 2 * keys.size()) + "\r\n" + Bulk("MSET");
+  std::string mget = "*" + std::to_string(2 + keys.size()) + "\r\n" + Bulk("MGET");
+  std::string expected_mget = "*" + std::to_string(1 + keys.size()) + "\r\n";
+  for (const std::string& k : keys) {
+    mset += Bulk(k) + Bulk("v" + k);
+    mget += Bulk(k);
+    expected_mget += Bulk("v" + k);
+  }
+  mget += Bulk("absent");
+  expected_mget += "$-1\r\n";
+  EXPECT_EQ(c.Roundtrip(mset), "+OK\r\n");
+  EXPECT_EQ(c.Roundtrip(mget), expected_mget);
+  EXPECT_EQ(c.Roundtrip(Cmd({"EXISTS", "mk:1", "mk:2", "mk:3", "absent", "mk:1"})), ":4\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"DEL", "mk:1", "mk:2", "absent", "mk:1"})), ":2\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"DBSIZE"})), ":38\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"MSET", "a", "1", "b"})),
+            "-ERR wrong number of arguments for 'mset' command\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"FLUSHDB", "bogus"})), "-ERR syntax error\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"DBSIZE"})), ":38\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"FLUSHALL"})), "+OK\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"DBSIZE"})), ":0\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"MGET", "mk:5", "mk:6"})), "*2\r\n$-1\r\n$-1\r\n");
+}
+
+TEST_F(RespServiceTest, SplitAtEveryByte) {
+  std::string request, expected;
+  for (int i = 0; i < 12; ++i) {
+    const std::string key = "split:" + std::to_string(i);
+    request += Cmd({"SET", key, "x" + std::to_string(i)}) + "GET " + key + "\r\n" +
+               Cmd({"MGET", key, "split:none"});
+    expected += "+OK\r\n" + Bulk("x" + std::to_string(i)) + "*2\r\n" +
+                Bulk("x" + std::to_string(i)) + "$-1\r\n";
+  }
+  Client c(port_);
+  for (char ch : request) c.Send(std::string_view(&ch, 1));
+  EXPECT_EQ(c.ReadReplies(36), expected);
+}
+
+TEST_F(RespServiceTest, QuitClosesAfterReply) {
+  Client c(port_);
+  c.Send(Cmd({"SET", "q1", "1"}) + Cmd({"SET", "q2", "2"}) + Cmd({"QUIT"}) + Cmd({"PING"}));
+  std::string rest;
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, "+OK\r\n+OK\r\n+OK\r\n");
+}
+
+TEST_F(RespServiceTest, QuitWaitsForCrossShardReplies) {
+  std::string request, expected;
+  for (int i = 0; i < 20; ++i) {
+    request += Cmd({"INCR", "quit:" + std::to_string(i)});
+    expected += ":1\r\n";
+  }
+  Client c(port_);
+  c.Send(request + "QUIT\r\nPING\r\n");
+  std::string rest;
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, expected + "+OK\r\n");
+}
+
+TEST_F(RespServiceTest, SmallBatchLimits) {
+  // Batches of at most two commands or 16 argument bytes: a long pipeline crosses many of them.
+  RespOptions options;
+  options.max_batch_commands = 2;
+  options.max_batch_bytes = 16;
+  StartServer(options);
+  std::string request, expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "sb:" + std::to_string(i % 37);
+    request += Cmd({"APPEND", key, "ab"}) + Cmd({"MGET", key, "sb:x", key}) + "PING\r\n";
+    const int64_t length = 2 * (i / 37 + 1);
+    std::string repeated;
+    for (int64_t j = 0; j < length / 2; ++j) repeated += "ab";
+    expected += ":" + std::to_string(length) + "\r\n*3\r\n" + Bulk(repeated) + "$-1\r\n" +
+                Bulk(repeated) + "+PONG\r\n";
+  }
+  Client c(port_);
+  EXPECT_EQ(c.Roundtrip(request, 600), expected);
+}
+
+TEST_F(RespServiceTest, ProtocolErrorRepliesThenCloses) {
+  struct Case {
+    std::string request;
+    std::string reply;
+  };
+  const std::vector<Case> cases = {
+      {"*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+      {"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+      {"*1\r\n+PING\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
+      {"ECHO \"unterminated\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+      {"*1\r\n$-1\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+      {"*1\r\n$99999999999999999999\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+      {"*1\r\n$536870913\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+      {std::string(70 * 1024, 'a'), "-ERR Protocol error: too big inline request\r\n"},
+  };
+  for (const Case& tc : cases) {
+    Client c(port_);
+    c.Send("PING\r\n" + tc.request);
+    std::string rest;
+    ASSERT_TRUE(c.WaitClosed(&rest)) << tc.request.substr(0, 40);
+    EXPECT_EQ(rest, "+PONG\r\n" + tc.reply) << tc.request.substr(0, 40);
+  }
+}
+
+TEST_F(RespServiceTest, ProtocolErrorAfterCrossShardBatch) {
+  // Twenty keys: some surely live on the other loop, so the error waits for their replies.
+  std::string request, expected;
+  for (int i = 0; i < 20; ++i) {
+    request += Cmd({"SET", "pe:" + std::to_string(i), "v"});
+    expected += "+OK\r\n";
+  }
+  Client c(port_);
+  c.Send(request + "*1\r\n$x\r\n");
+  std::string rest;
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, expected + "-ERR Protocol error: invalid bulk length\r\n");
+  Client d(port_);
+  EXPECT_EQ(d.Roundtrip(Cmd({"EXISTS", "pe:0", "pe:19"})), ":2\r\n");
+}
+
+TEST_F(RespServiceTest, ConfiguredBulkCap) {
+  RespOptions options;
+  options.max_bulk_bytes = 1024;
+  StartServer(options);
+  Client c(port_);
+  EXPECT_EQ(c.Roundtrip(Cmd({"SET", "k", std::string(1024, 'a')})), "+OK\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"APPEND", "k", "b"})),
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n");
+  c.Send(Cmd({"SET", "k", std::string(1025, 'a')}));
+  std::string rest;
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, "-ERR Protocol error: invalid bulk length\r\n");
+}
+
+TEST_F(RespServiceTest, TruncatedRequestThenHalfCloseGetsNoReply) {
+  Client c(port_);
+  c.Send(Cmd({"PING"}) + "*2\r\n$3\r\nGET\r\n$5\r\nab");
+  c.ShutdownWrite();
+  std::string rest;
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, "+PONG\r\n");
+}
+
+TEST_F(RespServiceTest, GarbageDoesNotHurtOthers) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    std::string junk;
+    for (int i = 0; i < 4096; ++i) junk.push_back(static_cast<char>(rng()));
+    Client c(port_);
+    c.Send(junk);
+    c.ShutdownWrite();
+    EXPECT_TRUE(c.WaitClosed());
+  }
+  Client ok(port_);
+  EXPECT_EQ(ok.Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+}
+
+TEST_F(RespServiceTest, LargeValues) {
+  Client c(port_);
+  for (int i = 0; i < 4; ++i) {
+    const std::string key = "big:" + std::to_string(i);
+    const std::string value(1 << 20, static_cast<char>('a' + i));
+    EXPECT_EQ(c.Roundtrip(Cmd({"SET", key, value})), "+OK\r\n");
+    EXPECT_EQ(c.Roundtrip(Cmd({"GET", key})), Bulk(value));
+    EXPECT_EQ(c.Roundtrip(Cmd({"STRLEN", key})), ":1048576\r\n");
+  }
+}
+
+TEST_F(RespServiceTest, ConcurrentIncrementsAreExact) {
+  constexpr int kClients = 4;
+  constexpr int kPerClient = 500;
+  std::vector<std::thread> threads;
+  std::vector<std::string> last(kClients);
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      Client c(port_);
+      std::string batch;
+      for (int i = 0; i < kPerClient; ++i) batch += Cmd({"INCR", "counter"});
+      last[t] = c.Roundtrip(batch, kPerClient);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const std::string& replies : last) EXPECT_THAT(replies, StartsWith(":"));
+  Client c(port_);
+  EXPECT_EQ(c.Roundtrip(Cmd({"GET", "counter"})), Bulk(std::to_string(kClients * kPerClient)));
+}
+
+TEST_F(RespServiceTest, ExpiryLazyAndActive) {
+  Client c(port_);
+  EXPECT_EQ(c.Roundtrip(Cmd({"SET", "lazy", "v", "PX", "30"})), "+OK\r\n");
+  const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+  std::string reply;
+  while ((reply = c.Roundtrip(Cmd({"GET", "lazy"}))) != "$-1\r\n" && MonotonicNanos() < deadline) {
+  }
+  EXPECT_EQ(reply, "$-1\r\n");
+  // Keys nobody reads again still go: the per-loop sampler removes them.
+  std::string sets;
+  for (int i = 0; i < 30; ++i) sets += Cmd({"SET", "active:" + std::to_string(i), "v", "PX", "20"});
+  c.Roundtrip(sets, 30);
+  while ((reply = c.Roundtrip(Cmd({"DBSIZE"}))) != ":0\r\n" && MonotonicNanos() < deadline) {
+    pollfd none{-1, 0, 0};
+    ::poll(&none, 0, 10);  // pace the probe; the condition itself is what is awaited
+  }
+  EXPECT_EQ(reply, ":0\r\n");
+}
+
+TEST_F(RespServiceTest, ServerCommands) {
+  Client c(port_);
+  EXPECT_EQ(c.Roundtrip(Cmd({"SELECT", "0"})), "+OK\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"SELECT", "3"})), "-ERR DB index is out of range\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"CLIENT", "SETNAME", "tester"})), "+OK\r\n");
+  EXPECT_EQ(c.Roundtrip(Cmd({"CLIENT", "GETNAME"})), Bulk("tester"));
+  EXPECT_EQ(c.Roundtrip(Cmd({"CONFIG", "GET", "save"})), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+  EXPECT_THAT(c.Roundtrip(Cmd({"INFO"})), HasSubstr("connected_clients:1\r\n"));
+  EXPECT_THAT(c.Roundtrip(Cmd({"COMMAND", "DOCS"})), StartsWith("*"));
+  EXPECT_THAT(c.Roundtrip(Cmd({"COMMAND", "COUNT"})), StartsWith(":"));
+  EXPECT_EQ(c.Roundtrip(Cmd({"TYPE", "nothing"})), "+none\r\n");
+}
+
+// --- Interop with the real Redis tools ---
+
+std::string FindTool(const char* name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "";
+  dirs += ":/usr/bin:/usr/local/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    const size_t end = std::min(dirs.find(':', start), dirs.size());
+    const std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+// Runs `command` through the shell; returns its output (stdout and stderr) and exit status.
+std::string RunTool(const std::string& command, int* status) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) {
+    *status = -1;
+    return output;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) output.append(buf, n);
+  *status = ::pclose(pipe);
+  return output;
+}
+
+TEST_F(RespServiceTest, RedisCli) {
+  const std::string cli = FindTool("redis-cli");
+  if (cli.empty()) GTEST_SKIP() << "redis-cli is not installed";
+  const std::string base = "timeout 60 " + cli + " -h 127.0.0.1 -p " + std::to_string(port_);
+  int status = 0;
+  EXPECT_EQ(RunTool(base + " ping", &status), "PONG\n");
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(RunTool(base + " set greeting 'hello world'", &status), "OK\n");
+  EXPECT_EQ(RunTool(base + " get greeting", &status), "hello world\n");
+  EXPECT_EQ(RunTool(base + " incrby n 41", &status), "41\n");
+  EXPECT_EQ(RunTool(base + " get missing", &status), "\n");
+  EXPECT_THAT(RunTool(base + " foo bar", &status),
+              StartsWith("ERR unknown command 'foo', with args beginning with: 'bar' \n"));
+  // Commands read from stdin, several per connection.
+  EXPECT_EQ(RunTool("printf 'set a 1\\nincr a\\nget a\\n' | " + base, &status), "OK\n2\n2\n");
+  EXPECT_THAT(RunTool(base + " command docs get", &status), HasSubstr("Get the value of a key"));
+}
+
+TEST_F(RespServiceTest, RedisBenchmark) {
+  const std::string bench = FindTool("redis-benchmark");
+  if (bench.empty()) GTEST_SKIP() << "redis-benchmark is not installed";
+  int status = 0;
+  const std::string output =
+      RunTool("timeout 300 " + bench + " -h 127.0.0.1 -p " + std::to_string(port_) +
+                  " -t ping,set,get,incr,mset -n 2000 -c 8 -q",
+              &status);
+  EXPECT_EQ(status, 0) << output;
+  for (std::string_view test :
+       {"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"}) {
+    EXPECT_THAT(output, HasSubstr(std::string(test) + ": ")) << output;
+  }
+  size_t finished = 0;
+  for (size_t at = output.find("requests per second"); at != std::string::npos;
+       at = output.find("requests per second", at + 1)) {
+    ++finished;
+  }
+  EXPECT_EQ(finished, 6u) << output;
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("ERR"))) << output;
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("rror"))) << output;
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("WARN"))) << output;
+}
+
+}  // namespace
+}  // namespace percore
