@@ -1,0 +1,79 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "reactor/close_reason.h"
+#include "reactor/handler.h"
+#include "services/memcache/memcache_parser.h"
+#include "services/memcache/memcache_shards.h"
+
+namespace percore {
+class MemcacheService;
+}  // namespace percore
+
+namespace percore::memcache {
+
+// What a shard on another loop sends back for one request.
+struct RemoteResult {
+  std::string text;                                  // the reply (single-key commands)
+  std::vector<std::pair<uint32_t, std::string>> parts;  // retrievals: VALUE blocks by key index
+  bool error = false;
+};
+
+// One memcache connection. Parses requests from the input in place; each request is executed
+// on the shard that owns its key(s): inline when that is this loop's shard, otherwise posted
+// to the owner, which posts the result back. Replies leave in request order: while any request
+// is away, later replies wait in `pending_` (local ones are formatted into it) and the
+// connection is paused; the last result back resumes it.
+class MemcacheHandler final : public Handler {
+ public:
+  MemcacheHandler(MemcacheService& service, LoopCounters& counters, Shard* local_shard);
+
+  Action OnData(Connection& conn, Buffer& input) override;
+  void OnClose(Connection& conn, CloseReason reason) override;
+
+  // On this connection's loop: the result of request `seq` arrived from another loop.
+  void OnRemoteResult(Connection& conn, uint64_t seq, RemoteResult result);
+
+ private:
+  struct Pending {
+    uint64_t seq = 0;
+    int waiting = 0;          // results still on other loops
+    bool error = false;
+    bool retrieval = false;   // reply = text + parts in key order + END
+    int64_t start_ns = 0;
+    std::string text;
+    std::vector<std::string> parts;
+  };
+
+  void Dispatch(Connection& conn, const Command& cmd, int64_t start_ns);
+  void DispatchKeyOp(Connection& conn, const Command& cmd, int64_t start_ns);
+  void DispatchRetrieval(Connection& conn, const Command& cmd, int64_t start_ns);
+  void DispatchFlush(Connection& conn, const Command& cmd, int64_t start_ns);
+  // A reply produced on this loop: straight to the output when nothing is pending.
+  void Reply(Connection& conn, std::string_view text, bool error, int64_t start_ns);
+  Pending& AddPending(int64_t start_ns);
+  // Writes out completed replies at the head of `pending_`.
+  void FlushReady(Connection& conn);
+  // Stops taking requests; closes once every pending reply is out.
+  Action CloseWhenDone(CloseReason reason);
+  bool IsLocal(const Shard& shard) const { return &shard == local_shard_; }
+
+  MemcacheService& service_;
+  ShardDirectory& directory_;
+  LoopCounters& counters_;
+  Shard* const local_shard_;  // the shard this loop owns, if any
+  MemcacheParser parser_;
+  std::deque<Pending> pending_;
+  uint64_t next_seq_ = 0;
+  size_t max_inflight_;
+  bool closing_ = false;
+  CloseReason close_reason_ = CloseReason::kServiceClose;
+};
+
+}  // namespace percore::memcache

@@ -1,0 +1,103 @@
+#include "services/memcache/memcache_service.h"
+
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "reactor/connection.h"
+#include "reactor/event_loop.h"
+#include "services/memcache/memcache_handler.h"
+#include "services/memcache/memcache_shards.h"
+#include "services/memcache/memcache_stats.h"
+
+namespace percore {
+namespace {
+
+memcache::ItemStoreOptions StoreOptionsOf(const MemcacheOptions& options) {
+  memcache::ItemStoreOptions store;
+  store.memory_limit = options.memory_limit;
+  store.max_item_size = options.max_item_size;
+  store.clock = options.clock;
+  return store;
+}
+
+std::string Seconds(const timeval& tv) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%ld.%06ld", static_cast<long>(tv.tv_sec),
+                static_cast<long>(tv.tv_usec));
+  return text;
+}
+
+}  // namespace
+
+MemcacheService::MemcacheService(MemcacheOptions options)
+    : options_(std::move(options)),
+      directory_(std::make_unique<memcache::ShardDirectory>(StoreOptionsOf(options_))),
+      baseline_(std::make_unique<memcache::StatsBaseline>()),
+      started_s_(options_.clock ? options_.clock() : time(nullptr)) {}
+
+MemcacheService::~MemcacheService() = default;
+
+void MemcacheService::OnLoopStart(EventLoop& loop) { directory_->RegisterLoop(loop); }
+
+std::unique_ptr<Handler> MemcacheService::NewHandler(Connection& conn) {
+  directory_->Seal();
+  memcache::LoopCounters* counters = directory_->CountersOf(conn.loop());
+  if (counters == nullptr) counters = &directory_->RegisterLoop(conn.loop());
+  counters->total_connections.Increment();
+  counters->curr_connections.Add(1);
+  return std::make_unique<memcache::MemcacheHandler>(*this, *counters,
+                                                     directory_->OwnedBy(conn.loop()));
+}
+
+size_t MemcacheService::shard_count() const { return directory_->sealed_shard_count(); }
+
+bool MemcacheService::AppendStats(std::string_view args, std::string* out) {
+  using memcache::AppendStat;
+  const int64_t now = options_.clock ? options_.clock() : time(nullptr);
+  if (args.empty()) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    AppendStat("pid", static_cast<uint64_t>(getpid()), out);
+    AppendStat("uptime", static_cast<uint64_t>(now > started_s_ ? now - started_s_ : 0), out);
+    AppendStat("time", static_cast<uint64_t>(now), out);
+    AppendStat("version", options_.version, out);
+    AppendStat("pointer_size", sizeof(void*) * 8, out);
+    AppendStat("rusage_user", Seconds(usage.ru_utime), out);
+    AppendStat("rusage_system", Seconds(usage.ru_stime), out);
+    for (const memcache::StatFigure& figure : memcache::CollectStats(*directory_)) {
+      AppendStat(figure.name, baseline_->Since(figure), out);
+    }
+    AppendStat("limit_maxbytes", options_.memory_limit, out);
+    AppendStat("threads", static_cast<uint64_t>(directory_->registered_loops()), out);
+    AppendStat("shards", directory_->sealed_shard_count(), out);
+  } else if (args == "settings") {
+    AppendStat("maxbytes", options_.memory_limit, out);
+    AppendStat("item_size_max", options_.max_item_size, out);
+    AppendStat("evictions", "on", out);
+    AppendStat("cas_enabled", "yes", out);
+    AppendStat("num_threads", static_cast<uint64_t>(directory_->registered_loops()), out);
+    AppendStat("shards", directory_->sealed_shard_count(), out);
+    AppendStat("max_line", options_.max_line, out);
+    AppendStat("max_retrieval_line", options_.max_retrieval_line, out);
+  } else if (args == "reset") {
+    baseline_->Reset(memcache::CollectStats(*directory_));
+    out->append("RESET\r\n");
+    return true;
+  } else if (args == "items" || args == "slabs") {
+    // No slab allocator: there are no per-class figures to list.
+  } else {
+    return false;
+  }
+  out->append("END\r\n");
+  return true;
+}
+
+std::shared_ptr<Service> NewMemcacheService(MemcacheOptions options) {
+  return std::make_shared<MemcacheService>(std::move(options));
+}
+
+}  // namespace percore
