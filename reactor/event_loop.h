@@ -62,6 +62,19 @@ class EventLoop final : private IoWatcher {
   // Thread-safe. Runs `task` on this loop's thread, in posting order per poster. Wakes the
   // loop if it sleeps. Tasks posted after the loop ended are destroyed without running.
   void Post(Task task);
+  // Thread-safe. Runs `work()` on `other`'s thread, then `then(result)` back on this loop's
+  // thread: cross-loop work without locks (Seastar's submit_to, without futures). Both loops
+  // must outlive the round trip (they do while the server runs; during Stop a loop that has
+  // already exited drops the task). A handler pairs it with Action::Pause() and
+  // Connection::Resume(), resolving its ConnectionHandle in `then`.
+  template <typename Work, typename Then>
+  void RunOn(EventLoop& other, Work work, Then then) {
+    other.Post([this, work = std::move(work), then = std::move(then)]() mutable {
+      auto result = work();
+      Post([result = std::move(result), then = std::move(then)]() mutable { then(std::move(result)); });
+    });
+  }
+
   // Thread-safe. Hands an accepted, non-blocking socket to this loop, which takes ownership:
   // it creates the connection and its handler with services[service_index].
   void Adopt(int fd, int service_index, const SocketAddress& peer);

@@ -770,3 +770,47 @@ TEST(EventLoopOwnershipDeathTest, AssertInLoopThreadAbortsBeforeRun) {
 
 }  // namespace
 }  // namespace percore
+
+namespace percore {
+namespace {
+
+// RunOn: the work runs on the other loop's thread, the continuation back on the caller's loop,
+// with the work's result.
+TEST(EventLoopRunOnTest, WorkRunsThereAndTheResultComesBackHere) {
+  auto a = EventLoop::Create(EventLoopOptions{});
+  auto b = EventLoop::Create(EventLoopOptions{});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EventLoop& home = **a;
+  EventLoop& other = **b;
+  std::thread home_thread([&] { home.Run(); });
+  std::thread other_thread([&] { other.Run(); });
+
+  std::promise<std::pair<bool, bool>> threads;  // work on other's thread, then on home's
+  std::promise<int> result;
+  home.Post([&] {
+    home.RunOn(
+        other,
+        [&] {
+          const bool on_other = other.IsInLoopThread();
+          return std::make_pair(on_other, 41);
+        },
+        [&](std::pair<bool, int> r) {
+          threads.set_value({r.first, home.IsInLoopThread()});
+          result.set_value(r.second + 1);
+        });
+  });
+  auto fut_threads = threads.get_future();
+  auto fut_result = result.get_future();
+  ASSERT_EQ(fut_result.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(fut_result.get(), 42);
+  const auto [work_on_other, then_on_home] = fut_threads.get();
+  EXPECT_TRUE(work_on_other);
+  EXPECT_TRUE(then_on_home);
+  home.Quit();
+  other.Quit();
+  home_thread.join();
+  other_thread.join();
+}
+
+}  // namespace
+}  // namespace percore
