@@ -116,7 +116,9 @@ ParseStatus MemcacheParser::Parse(std::string_view input, Command* cmd, size_t* 
   const void* nl = std::memchr(input.data(), '\n', input.size());
   const size_t limit = IsRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
   if (nl == nullptr) {
-    if (input.size() <= limit) return ParseStatus::kNeedMore;
+    // A line of exactly `limit` bytes may have its "\r" here and its "\n" in the next read.
+    const bool cr_pending = !input.empty() && input.back() == '\r';
+    if (input.size() <= limit + (cr_pending ? 1 : 0)) return ParseStatus::kNeedMore;
     *cmd = Command();
     cmd->error = ParseError::kLineTooLong;
     return ParseStatus::kClose;

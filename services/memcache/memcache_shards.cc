@@ -26,7 +26,7 @@ ShardDirectory::ShardDirectory(ItemStoreOptions store_options)
 ShardDirectory::~ShardDirectory() = default;
 
 LoopCounters& ShardDirectory::RegisterLoop(EventLoop& loop) {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   for (const Registration& r : loops_) {
     if (r.loop == &loop) return *r.counters;
   }
@@ -35,7 +35,7 @@ LoopCounters& ShardDirectory::RegisterLoop(EventLoop& loop) {
 }
 
 LoopCounters* ShardDirectory::CountersOf(const EventLoop& loop) {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   for (const Registration& r : loops_) {
     if (r.loop == &loop) return r.counters.get();
   }
@@ -43,7 +43,7 @@ LoopCounters* ShardDirectory::CountersOf(const EventLoop& loop) {
 }
 
 int ShardDirectory::registered_loops() {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   return static_cast<int>(loops_.size());
 }
 
@@ -51,7 +51,7 @@ void ShardDirectory::Seal() {
   std::call_once(sealed_, [this] {
     std::vector<EventLoop*> owners;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      percore::MutexLock lock(mu_);
       for (const Registration& r : loops_) owners.push_back(r.loop);
     }
     std::sort(owners.begin(), owners.end(),

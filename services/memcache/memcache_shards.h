@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "core/mutex.h"
 #include <string_view>
 #include <vector>
 
@@ -72,7 +74,7 @@ class ShardDirectory {
   // Thread-safe. Visits every registered loop's counters.
   template <typename Fn>
   void ForEachLoop(Fn&& fn) {
-    std::lock_guard<std::mutex> lock(mu_);
+    percore::MutexLock lock(mu_);
     for (const Registration& r : loops_) fn(*r.counters);
   }
   int registered_loops();
@@ -84,7 +86,7 @@ class ShardDirectory {
   };
 
   const ItemStoreOptions store_options_;
-  std::mutex mu_;
+  percore::Mutex mu_;
   std::vector<Registration> loops_ ABSL_GUARDED_BY(mu_);
   std::once_flag sealed_;
   // Written once inside Seal's call_once, read-only afterwards.

@@ -69,13 +69,13 @@ std::vector<StatFigure> CollectStats(ShardDirectory& directory) {
 }
 
 void StatsBaseline::Reset(const std::vector<StatFigure>& now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   baseline_ = now;
 }
 
 uint64_t StatsBaseline::Since(const StatFigure& figure) const {
   if (!figure.counter) return figure.value;
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   for (const StatFigure& b : baseline_) {
     if (b.name == figure.name) return figure.value >= b.value ? figure.value - b.value : 0;
   }

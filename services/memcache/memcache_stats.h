@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <mutex>
+
+#include "core/mutex.h"
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +34,7 @@ class StatsBaseline {
   uint64_t Since(const StatFigure& figure) const;
 
  private:
-  mutable std::mutex mu_;
+  mutable percore::Mutex mu_;
   std::vector<StatFigure> baseline_ ABSL_GUARDED_BY(mu_);
 };
 

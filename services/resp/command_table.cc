@@ -12,7 +12,6 @@ using SV = std::string_view;
 
 // COMMAND INFO flags.
 constexpr SV kReadFast[] = {"readonly", "fast"};
-constexpr SV kRead[] = {"readonly"};
 constexpr SV kWriteDenyOom[] = {"write", "denyoom"};
 constexpr SV kWriteDenyOomFast[] = {"write", "denyoom", "fast"};
 constexpr SV kWriteFast[] = {"write", "fast"};

@@ -17,7 +17,7 @@ int ShardTable::ShardOfLoop(const EventLoop* loop) const {
 }
 
 StringStore* ShardMap::AddLoop(EventLoop& loop) {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   if (table_ != nullptr) return nullptr;
   stores_.push_back(std::make_unique<StringStore>());
   members_.push_back({&loop, stores_.back().get()});
@@ -25,7 +25,7 @@ StringStore* ShardMap::AddLoop(EventLoop& loop) {
 }
 
 const ShardTable& ShardMap::Freeze() {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   if (table_ == nullptr) {
     auto table = std::make_unique<ShardTable>();
     table->shards = members_;

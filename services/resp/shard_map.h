@@ -3,6 +3,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+
+#include "core/mutex.h"
 #include <string_view>
 #include <vector>
 
@@ -56,7 +58,7 @@ class ShardMap {
   const ShardTable& Freeze();
 
   const ServerView view_;
-  std::mutex mu_;
+  percore::Mutex mu_;
   std::vector<std::unique_ptr<StringStore>> stores_ ABSL_GUARDED_BY(mu_);
   std::vector<ShardTable::Shard> members_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ShardTable> table_ ABSL_GUARDED_BY(mu_);

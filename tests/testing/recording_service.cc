@@ -33,17 +33,17 @@ std::unique_ptr<Handler> RecordingService::NewHandler(Connection& conn) {
 }
 
 std::vector<ClosedConnection> RecordingService::closed() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   return closed_;
 }
 
 size_t RecordingService::closed_count() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   return closed_.size();
 }
 
 void RecordingService::Record(const ClosedConnection& closed) {
-  std::lock_guard<std::mutex> lock(mu_);
+  percore::MutexLock lock(mu_);
   closed_.push_back(closed);
 }
 

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "core/mutex.h"
 #include <string_view>
 #include <vector>
 
@@ -43,7 +45,7 @@ class RecordingService final : public Service {
   void Record(const ClosedConnection& closed);
 
   const std::shared_ptr<Service> inner_;
-  mutable std::mutex mu_;
+  mutable percore::Mutex mu_;
   std::vector<ClosedConnection> closed_ ABSL_GUARDED_BY(mu_);
 };
 

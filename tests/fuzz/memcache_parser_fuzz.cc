@@ -1,0 +1,113 @@
+// Fuzzes the memcached text protocol parser. Input: one byte choosing the read size, then the
+// bytes a client sends (any number of pipelined requests).
+//
+// The bytes are parsed twice: whole, and as a connection would see them arrive in reads of the
+// chosen size (each Parse call gets a fresh copy of the unconsumed input, so ASan catches a
+// view kept across calls). Checked with abort(): *consumed stays inside the input, a command's
+// views lie inside the bytes given, and both runs produce the same sequence of commands at the
+// same offsets (except where an oversized data block ends: it is swallowed as it arrives).
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "services/memcache/memcache_parser.h"
+
+namespace {
+
+using percore::memcache::Command;
+using percore::memcache::MemcacheParser;
+using percore::memcache::ParseError;
+using percore::memcache::ParseStatus;
+
+// Small limits so that every bound is reachable from short inputs.
+percore::memcache::ParserLimits FuzzLimits() {
+  percore::memcache::ParserLimits limits;
+  limits.max_item_size = 300;
+  limits.max_line = 64;
+  limits.max_retrieval_line = 128;
+  return limits;
+}
+
+[[noreturn]] void Fail(const char* what) {
+  std::fprintf(stderr, "memcache_parser_fuzz: %s\n", what);
+  std::abort();
+}
+
+bool Inside(std::string_view part, std::string_view whole) {
+  if (part.empty()) return true;
+  return part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size();
+}
+
+std::string Describe(ParseStatus status, const Command& c, size_t end) {
+  std::string out = status == ParseStatus::kClose ? "close" : "command";
+  out += " kind=" + std::to_string(static_cast<int>(c.kind)) +
+         " error=" + std::to_string(static_cast<int>(c.error));
+  if (status == ParseStatus::kClose) return out;
+  // Where a too-large command ends depends on how much of its block had arrived.
+  if (c.error != ParseError::kTooLarge) out += " end=" + std::to_string(end);
+  out += " noreply=" + std::to_string(c.noreply) + " key=" + std::string(c.key) +
+         " keys=" + std::string(c.keys) + " flags=" + std::to_string(c.flags) +
+         " exptime=" + std::to_string(c.exptime) + " delay=" + std::to_string(c.has_delay) +
+         " cas=" + std::to_string(c.cas_unique) + " delta=" + std::to_string(c.delta) +
+         " value=" + std::string(c.value) + " args=" + std::string(c.args);
+  return out;
+}
+
+void Check(ParseStatus status, const Command& c, size_t consumed, std::string_view input) {
+  if (consumed > input.size()) Fail("*consumed exceeds the input");
+  if (status != ParseStatus::kCommand) return;
+  if (consumed == 0) Fail("a command consumed nothing");
+  const std::string_view used = input.substr(0, consumed);
+  if (!Inside(c.key, used) || !Inside(c.keys, used) || !Inside(c.value, used) || !Inside(c.args, used)) {
+    Fail("a command view lies outside the consumed bytes");
+  }
+}
+
+// Feeds `bytes` in reads of `step` bytes (step >= bytes.size(): all at once).
+std::vector<std::string> Run(std::string_view bytes, size_t step) {
+  std::vector<std::string> results;
+  MemcacheParser parser(FuzzLimits());
+  size_t pos = 0;
+  size_t end = std::min(step, bytes.size());
+  // Every call either consumes bytes or waits for a read; bound the loop regardless.
+  for (size_t calls = 0; calls < 4 * bytes.size() + 4; ++calls) {
+    const std::string copy(bytes.substr(pos, end - pos));
+    Command cmd;
+    size_t consumed = 0;
+    const ParseStatus status = parser.Parse(copy, &cmd, &consumed);
+    Check(status, cmd, consumed, copy);
+    pos += consumed;
+    if (status == ParseStatus::kClose) {
+      results.push_back(Describe(status, cmd, pos));
+      return results;
+    }
+    if (status == ParseStatus::kCommand) {
+      results.push_back(Describe(status, cmd, pos));
+      continue;
+    }
+    if (end == bytes.size()) return results;
+    end = std::min(end + step, bytes.size());
+  }
+  Fail("the parser made no progress");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const size_t step = 1 + data[0] % 64;
+  const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
+  const std::vector<std::string> whole = Run(bytes, bytes.size() + 1);
+  const std::vector<std::string> split = Run(bytes, step);
+  if (whole != split) {
+    for (const std::string& s : whole) std::fprintf(stderr, "whole: %s\n", s.c_str());
+    for (const std::string& s : split) std::fprintf(stderr, "split: %s\n", s.c_str());
+    Fail("parsing whole and in reads disagree");
+  }
+  return 0;
+}
