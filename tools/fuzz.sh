@@ -24,13 +24,15 @@ fi
 passed=0
 failed=0
 work=$(mktemp -d)
+# The fuzz configuration's own output tree (bazel-bin links to whatever was built last).
+bin=$(bazel info --config=fuzz bazel-bin 2>/dev/null)
 for target in $targets; do
   name=${target##*:}
   corpus="$work/$name"
   mkdir -p "$corpus"
   cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
   log="$work/$name.log"
-  bazel-bin/tests/fuzz/"$name" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  "$bin/tests/fuzz/$name" "$corpus" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1
   status=$?
   runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -n 1)

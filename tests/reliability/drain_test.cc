@@ -1,0 +1,105 @@
+// Graceful stop under load: Server::Stop while 50 keep-alive clients pipeline requests. Every
+// request the server counted must reach its client as a complete response, none truncated, and
+// every connection must end with an orderly EOF.
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "reactor/server.h"
+#include "services/http/http_service.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
+#include "tests/testing/multi_client.h"
+#include "tests/testing/server_probe.h"
+
+namespace percore {
+namespace {
+
+using test::Deadline;
+using test::MultiClient;
+
+constexpr int kClients = 50;
+constexpr int kRequestsPerClient = 400;
+constexpr std::string_view kPlaintextRequest = "GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n";
+
+// The plaintext response has a fixed length: only the Date value (29 characters) varies.
+std::string PlaintextTemplate() {
+  return "HTTP/1.1 200 OK\r\n"
+         "Server: percore\r\n"
+         "Date: " + std::string(29, '?') + "\r\n"
+         "Content-Length: 13\r\n"
+         "Content-Type: text/plain\r\n"
+         "\r\n"
+         "Hello, World!";
+}
+
+uint64_t Requests(Server& server) {
+  return test::SumOverLoops(server, [](const LoopStats& s) { return s.services[0]->requests.Get(); });
+}
+
+TEST(DrainTest, StopUnderPipelinedLoadLosesNoResponse) {
+  ServerOptions options;
+  options.loops = 2;
+  Server server(options);
+  ASSERT_TRUE(server.AddService(NewHttpService()).ok());
+  auto listener = server.Listen("http", {"127.0.0.1", 0});
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const uint16_t port = listener->bound.port();
+  ASSERT_TRUE(server.Start().ok());
+
+  std::string pipeline;
+  for (int i = 0; i < kRequestsPerClient; ++i) pipeline.append(kPlaintextRequest);
+  MultiClient client(test::LoopbackAddress(port));
+  for (int i = 0; i < kClients; ++i) {
+    auto id = client.Connect();
+    ASSERT_TRUE(id.ok()) << id.status();
+    client.Send(*id, pipeline);
+    client.ExpectEof(*id);
+  }
+
+  // Stops once the server is well into the stream (a counter, not a time).
+  const uint64_t stop_after = kClients * kRequestsPerClient / 4;
+  bool reached = false;
+  absl::Duration drain_time;
+  std::thread stopper([&] {
+    reached = test::WaitUntil([&] { return Requests(server) >= stop_after; },
+                              Deadline::In(absl::Seconds(20)));
+    const absl::Time start = absl::Now();
+    server.Stop(5'000'000'000);
+    drain_time = absl::Now() - start;
+  });
+  absl::Status run = client.Run(Deadline::In(absl::Seconds(40)));
+  stopper.join();
+  ASSERT_TRUE(reached);
+  EXPECT_TRUE(run.ok()) << run;
+
+  const std::string expected = PlaintextTemplate();
+  const size_t date_at = expected.find("Date: ") + 6;
+  uint64_t parsed = 0;
+  for (MultiClient::Id id = 0; id < client.size(); ++id) {
+    EXPECT_TRUE(client.eof(id)) << client.Describe(id);
+    const std::string& got = client.received(id);
+    EXPECT_EQ(got.size() % expected.size(), 0u) << "truncated response: " << client.Describe(id);
+    for (size_t at = 0; at + expected.size() <= got.size(); at += expected.size()) {
+      std::string one = got.substr(at, expected.size());
+      one.replace(date_at, 29, 29, '?');
+      ASSERT_EQ(one, expected) << "at byte " << at << " of " << client.Describe(id);
+      ++parsed;
+    }
+  }
+  EXPECT_EQ(parsed, Requests(server));
+  EXPECT_GE(parsed, stop_after);
+  std::printf("responses before stop: %llu of %d sent; drain took %s\n",
+              static_cast<unsigned long long>(parsed), kClients * kRequestsPerClient,
+              absl::FormatDuration(drain_time).c_str());
+}
+
+}  // namespace
+}  // namespace percore
