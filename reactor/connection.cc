@@ -272,11 +272,19 @@ void Connection::Apply(Action action) {
 void Connection::AfterCallback() {
   if (!pending_close_ || finished_) return;
   pending_close_ = false;
-  if (pending_close_flush_) {
-    Close(pending_close_reason_, true);
-  } else {
+  if (!pending_close_flush_) {
     Finish(pending_close_reason_);
+    return;
   }
+  // The handler closed itself from inside a callback: it reads no further, so input it left is
+  // not offered to it again (that would re-enter it, without end if it asks to close each time).
+  if (state_ == ConnectionState::kPaused) {
+    drain_after_resume_ = true;
+    drain_reason_ = pending_close_reason_;
+    return;
+  }
+  BeginClosing(pending_close_reason_);
+  Flush();
 }
 
 void Connection::FinishPendingWork() {

@@ -60,7 +60,7 @@ struct WorkloadShape {
 // the server's own output queue has to grow past the high-water mark.
 #ifdef PERCORE_TEST_SANITIZER
 constexpr WorkloadShape kManyShape{1000, 3, 1, 8 * 1024, false};
-constexpr WorkloadShape kLargeShape{4, 12, 256 * 1024, 1 << 20, true};
+constexpr WorkloadShape kLargeShape{3, 12, 256 * 1024, 1 << 20, true};
 #else
 constexpr WorkloadShape kManyShape{1000, 4, 1, 32 * 1024, false};
 constexpr WorkloadShape kLargeShape{8, 12, 256 * 1024, 1 << 20, true};

@@ -3,12 +3,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-
-#include "core/mutex.h"
 #include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "core/mutex.h"
 #include "reactor/close_reason.h"
 #include "reactor/handler.h"
 
