@@ -4,5 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-bazel build --config=opt //tools:percored //tools:percorectl 2>&1 | grep -vE '^(INFO|Loading|Analyzing|\[)' || true
-exec bazel-bin/tools/percored "$@"
+if ! bazel build --config=opt //tools:percored //tools:percorectl >/tmp/percore-build.log 2>&1; then
+  tail -n 30 /tmp/percore-build.log >&2
+  echo "run: build failed (full log: /tmp/percore-build.log)" >&2
+  exit 1
+fi
+# The optimized tree itself: bazel-bin points at whichever configuration was built last.
+bin=$(bazel info --config=opt bazel-bin 2>/dev/null)
+exec "$bin/tools/percored" "$@"

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace percore::memcache {
 namespace {
 
@@ -35,25 +37,15 @@ char* PutNumber(char* p, char* end, uint64_t value) { return std::to_chars(p, en
 }  // namespace
 
 void AppendValue(const Item& item, bool with_cas, ReplySink& out) {
-  // "VALUE " + key (<= 250) + 3 numbers (<= 20 digits each) + spaces + "\r\n" fits.
-  char header[6 + kMaxKeySize + 3 * 21 + 2];
-  char* const end = header + sizeof(header);
-  char* p = header;
-  std::memcpy(p, "VALUE ", 6);
-  p += 6;
-  std::memcpy(p, item.key_data(), item.key_size);
-  p += item.key_size;
-  *p++ = ' ';
-  p = PutNumber(p, end, item.flags);
-  *p++ = ' ';
-  p = PutNumber(p, end, item.value_size);
-  if (with_cas) {
-    *p++ = ' ';
-    p = PutNumber(p, end, item.cas);
-  }
-  *p++ = '\r';
-  *p++ = '\n';
-  out.Append(std::string_view(header, static_cast<size_t>(p - header)));
+  // "VALUE <key> <flags> <bytes>[ <cas>]\r\n", formatted into a per-thread line that keeps its
+  // capacity, so a hit allocates nothing once the thread is warm.
+  thread_local std::string line;
+  line.clear();
+  absl::StrAppend(&line, "VALUE ", absl::string_view(item.key_data(), item.key_size), " ", item.flags, " ",
+                  item.value_size);
+  if (with_cas) absl::StrAppend(&line, " ", item.cas);
+  line += "\r\n";
+  out.Append(line);
   out.Append(item.value_with_crlf());
 }
 
