@@ -78,14 +78,20 @@ TEST(DrainTest, StopUnderPipelinedLoadLosesNoResponse) {
   absl::Status run = client.Run(Deadline::In(absl::Seconds(40)));
   stopper.join();
   ASSERT_TRUE(reached);
-  EXPECT_TRUE(run.ok()) << run;
+  // A connection the server never read from (still in the listen backlog when the listener
+  // closed) may be reset by the kernel: it got nothing, and nothing of it was counted. Every
+  // connection the server did read from ends with EOF after whole responses (checked below).
+  if (!run.ok()) std::printf("client run: %s\n", std::string(run.message()).c_str());
 
   const std::string expected = PlaintextTemplate();
   const size_t date_at = expected.find("Date: ") + 6;
   uint64_t parsed = 0;
   for (MultiClient::Id id = 0; id < client.size(); ++id) {
-    EXPECT_TRUE(client.eof(id)) << client.Describe(id);
     const std::string& got = client.received(id);
+    if (!client.eof(id)) {
+      EXPECT_TRUE(got.empty() && absl::IsUnavailable(client.status(id))) << client.Describe(id);
+      continue;
+    }
     EXPECT_EQ(got.size() % expected.size(), 0u) << "truncated response: " << client.Describe(id);
     for (size_t at = 0; at + expected.size() <= got.size(); at += expected.size()) {
       std::string one = got.substr(at, expected.size());
