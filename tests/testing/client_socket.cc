@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/errno_status.h"
 
@@ -113,12 +114,18 @@ absl::StatusOr<std::string> ReadExactly(int fd, size_t n, Deadline deadline) {
       got += static_cast<size_t>(r);
       continue;
     }
-    if (r == 0) return absl::OutOfRangeError(absl::StrCat("EOF after ", got, " of ", n, " bytes"));
+    // Errors quote what did arrive: a short reply is usually a different reply, not a slow one.
+    auto so_far = [&] { return absl::CEscape(absl::string_view(out.data(), got)); };
+    if (r == 0) {
+      return absl::OutOfRangeError(absl::StrCat("EOF after ", got, " of ", n, " bytes: \"", so_far(), "\""));
+    }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return ErrnoStatus(errno, absl::StrCat("read after ", got, " of ", n, " bytes"));
+      return ErrnoStatus(errno,
+                         absl::StrCat("read after ", got, " of ", n, " bytes: \"", so_far(), "\""));
     }
-    if (absl::Status s = WaitFor(fd, POLLIN, deadline, absl::StrCat("read: ", got, " of ", n, " bytes read"));
+    if (absl::Status s = WaitFor(fd, POLLIN, deadline,
+                                 absl::StrCat("read: ", got, " of ", n, " bytes read: \"", so_far(), "\""));
         !s.ok()) {
       return s;
     }
