@@ -138,12 +138,13 @@ int Main() {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  // Health checks fail first, before anything else happens, so that load balancers stop
+  // sending before the server stops; the admin stays up (answering stats) until the server has
+  // drained.
+  admin.SetServing(false);
   std::printf("percored: %s received, draining (up to %s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
   std::fflush(stdout);
-  // Health checks fail first so that load balancers stop sending before the server stops; the
-  // admin stays up (answering stats) until the server has drained.
-  admin.SetServing(false);
   server.Stop(absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_drain_timeout)));
   admin.Shutdown();
   std::printf("percored: stopped\n");
