@@ -101,12 +101,21 @@ void EventLoop::Run() {
     if (quit_.load(std::memory_order_acquire)) {
       if (!draining_) {
         draining_ = true;
+        {
+          MutexLock lock(quit_mu_);
+          drain_group_ = quit_group_;
+        }
         CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/true);
       }
-      if (connections_.empty()) break;
+      if (connections_.empty()) {
+        ArriveDrained();
+        // Drained; still answering work from loops of the group that are not.
+        if (drain_group_ == nullptr || drain_group_->done()) break;
+      }
       if (now_ns_ >= drain_deadline_ns_.load(std::memory_order_relaxed)) {
         CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/false);
         FreeRetired();
+        ArriveDrained();
         break;
       }
     }
@@ -118,6 +127,21 @@ void EventLoop::Run() {
   AdoptPending();
   FreeRetired();
   running_.store(false, std::memory_order_release);
+}
+
+void EventLoop::ArriveDrained() {
+  if (arrived_) return;
+  arrived_ = true;
+  drained_.store(true, std::memory_order_release);
+  if (drain_group_ != nullptr) drain_group_->Arrive();
+}
+
+DrainGroup::DrainGroup(std::vector<EventLoop*> loops)
+    : loops_(std::move(loops)), remaining_(loops_.size()) {}
+
+void DrainGroup::Arrive() {
+  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for (EventLoop* loop : loops_) loop->Wake();
 }
 
 void EventLoop::BindToCurrentThread() {
@@ -132,7 +156,11 @@ void EventLoop::Step(int max_wait_ms) {
   max_wait_ms_ = -1;
 }
 
-void EventLoop::Quit(int64_t drain_deadline_ns) {
+void EventLoop::Quit(int64_t drain_deadline_ns, std::shared_ptr<DrainGroup> group) {
+  {
+    MutexLock lock(quit_mu_);
+    quit_group_ = std::move(group);
+  }
   drain_deadline_ns_.store(drain_deadline_ns, std::memory_order_relaxed);
   quit_.store(true, std::memory_order_release);
   Wake();

@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "core/buffer.h"
+#include "core/mutex.h"
 #include "core/socket.h"
 #include "core/task_queue.h"
 #include "reactor/connection.h"
@@ -35,6 +37,24 @@ struct EventLoopOptions {
   std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
 };
 
+class EventLoop;
+
+// Loops that drain together (Server::Stop). A loop whose connections have all closed keeps
+// running posted work until every loop of the group has drained too: a connection on one loop
+// may still be waiting for work it sent to another (RunOn), and that answer must not be lost
+// because its loop finished first. Thread-safe.
+class DrainGroup {
+ public:
+  explicit DrainGroup(std::vector<EventLoop*> loops);
+  // Once per loop, when it has no connections left. The last arrival wakes every loop.
+  void Arrive();
+  bool done() const { return remaining_.load(std::memory_order_acquire) == 0; }
+
+ private:
+  const std::vector<EventLoop*> loops_;
+  std::atomic<size_t> remaining_;
+};
+
 // One thread's reactor (architecture §3). An iteration: compute the timeout from the nearest
 // timer and pending work; Wait; dispatch ready fds; fire due timers; run posted tasks; account
 // busy and wait time. Everything the loop owns is touched only by its thread; the thread-safe
@@ -50,8 +70,9 @@ class EventLoop final : private IoWatcher {
   void Run();
   // Thread-safe. Asks Run() to return. Open connections are closed gracefully (kServerDrain):
   // what they have read is answered and flushed; whatever is left at `drain_deadline_ns`
-  // (CLOCK_MONOTONIC; 0 = now) is closed at once. Run() returns when no connection is left.
-  void Quit(int64_t drain_deadline_ns = 0);
+  // (CLOCK_MONOTONIC; 0 = now) is closed at once. Run() returns when no connection is left
+  // and, with a `group`, once every loop of the group has drained (or at the deadline).
+  void Quit(int64_t drain_deadline_ns = 0, std::shared_ptr<DrainGroup> group = nullptr);
 
   // For tests and fuzzers that drive a loop step by step on their own thread: binds the loop to
   // the calling thread (as Run does) and runs one iteration, waiting at most `max_wait_ms`.
@@ -64,9 +85,9 @@ class EventLoop final : private IoWatcher {
   void Post(Task task);
   // Thread-safe. Runs `work()` on `other`'s thread, then `then(result)` back on this loop's
   // thread: cross-loop work without locks (Seastar's submit_to, without futures). Both loops
-  // must outlive the round trip (they do while the server runs; during Stop a loop that has
-  // already exited drops the task). A handler pairs it with Action::Pause() and
-  // Connection::Resume(), resolving its ConnectionHandle in `then`.
+  // must outlive the round trip (they do while the server runs, and Server::Stop keeps every
+  // loop serving such work until all loops have drained). A handler pairs it with
+  // Action::Pause() and Connection::Resume(), resolving its ConnectionHandle in `then`.
   template <typename Work, typename Then>
   void RunOn(EventLoop& other, Work work, Then then) {
     other.Post([this, work = std::move(work), then = std::move(then)]() mutable {
@@ -120,9 +141,13 @@ class EventLoop final : private IoWatcher {
   int service_count() const { return static_cast<int>(options_.services.size()); }
   // Thread-safe: true between the start and the end of Run().
   bool running() const { return running_.load(std::memory_order_acquire); }
+  // Thread-safe: true once Quit() was called and every connection of this loop has closed;
+  // the loop may still be running work posted by others (see DrainGroup).
+  bool drained() const { return drained_.load(std::memory_order_acquire); }
 
  private:
   friend class Connection;
+  friend class DrainGroup;  // wakes the loops
   struct Adoption {
     int fd;
     int service_index;
@@ -136,6 +161,7 @@ class EventLoop final : private IoWatcher {
   int ComputeTimeoutMs();
   void RunTasks();
   void AdoptPending();
+  void ArriveDrained();
   void Wake();
   void OnIoEvent(uint32_t events) override;  // the wake-up eventfd
   // Called by a Connection once it is closed; the loop frees it at a safe point.
@@ -152,6 +178,11 @@ class EventLoop final : private IoWatcher {
   std::atomic<bool> quit_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   bool draining_ = false;
+  Mutex quit_mu_;  // Quit may come from any thread
+  std::shared_ptr<DrainGroup> quit_group_ ABSL_GUARDED_BY(quit_mu_);
+  std::shared_ptr<DrainGroup> drain_group_;  // the loop's copy, taken when draining starts
+  bool arrived_ = false;                     // this loop has reported to drain_group_
+  std::atomic<bool> drained_{false};
   int max_wait_ms_ = -1;  // cap on the poll timeout; -1: none
   std::atomic<bool> running_{false};
   std::atomic<std::thread::id> thread_id_{};

@@ -161,7 +161,12 @@ void Server::Stop(int64_t deadline_ns) {
   for (int fd : listen_fds_) CloseFd(fd);
   listen_fds_.clear();
   const int64_t deadline = MonotonicNanos() + (deadline_ns > 0 ? deadline_ns : 0);
-  for (auto& loop : loops_) loop->Quit(deadline);
+  // The loops drain as one group: a loop with nothing left of its own still answers the
+  // cross-loop work of connections elsewhere until they have drained too.
+  std::vector<EventLoop*> loops;
+  for (auto& loop : loops_) loops.push_back(loop.get());
+  auto group = std::make_shared<DrainGroup>(loops);
+  for (auto& loop : loops_) loop->Quit(deadline, group);
   for (auto& thread : threads_) thread.join();
   threads_.clear();
 }

@@ -54,8 +54,10 @@ class Server {
   // Creates the loops and their threads, then starts accepting.
   absl::Status Start();
   // Stops accepting, lets handlers finish what they have read and flushes output, closes every
-  // connection (kServerDrain) and joins all threads. Connections still flushing at `deadline_ns`
-  // (a duration from now) are closed anyway. Idempotent.
+  // connection (kServerDrain) and joins all threads. The loops drain as a group (DrainGroup):
+  // cross-loop work of a connection still draining is answered by a loop that has no
+  // connections left. Connections still flushing at `deadline_ns` (a duration from now) are
+  // closed anyway. Idempotent.
   void Stop(int64_t deadline_ns = 5'000'000'000);
 
   // --- Introspection (thread-safe after Start) ---
