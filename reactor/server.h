@@ -24,7 +24,7 @@ struct ServerOptions {
   PollerBackend backend = PollerBackend::kEpoll;
   BalancePolicyKind balance = BalancePolicyKind::kRoundRobin;
   bool pin = false;  // pin loop i to the i-th allowed CPU
-  int max_connections = 100'000;        // over all loops; 0 = unlimited
+  int max_connections = 100'000;        // over all loops (reuseport: an equal share each); 0 = none
   int max_connections_per_loop = 0;     // 0 = unlimited
   ConnectionOptions connection = {};
 };

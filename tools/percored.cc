@@ -35,7 +35,8 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
 ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(60),
           "Close a connection whose queued output makes no progress for this long; 0 disables.");
 ABSL_FLAG(int, max_connections, 100000,
-          "Connections open at once over all loops; new ones beyond are refused (HTTP: 503). 0: no limit.");
+          "Connections open at once over all loops; new ones beyond are refused (HTTP: 503). 0: no limit. "
+          "With --balance=reuseport each loop accepts on its own and enforces an equal share of it.");
 ABSL_FLAG(int, max_connections_per_loop, 0, "Connections open at once on one loop; 0: no limit.");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGINT/SIGTERM: how long connections may take to finish and flush before they are cut.");
