@@ -1,0 +1,400 @@
+// percored end to end, SIGTERM under load: the health service answers NOT_SERVING while the
+// drain still runs, the listeners close, every request the server read is answered in full,
+// every connection ends with an orderly EOF, and the daemon exits 0 before its drain deadline.
+// Idle, health watchers hear NOT_SERVING before the daemon goes.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "tests/services/admin/subprocess.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
+#include "tests/testing/random_bytes.h"
+
+namespace percore {
+namespace {
+
+using ::percore::testing::Subprocess;
+using test::Deadline;
+using test::ScopedFd;
+
+constexpr absl::Duration kDrainTimeout = absl::Seconds(20);
+constexpr int kHttpClients = 5;  // the last one held (see Load)
+constexpr size_t kBatch = 32;    // requests queued whenever fewer wait to be written: pipelines as deep as TCP takes
+constexpr size_t kEchoBytes = size_t{32} << 20;  // far more than the server buffers before it stops reading
+constexpr std::string_view kRequest = "GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n";
+
+// "percored: http listening on 127.0.0.1:41234" -> "127.0.0.1:41234".
+std::string LastWord(const std::string& line) { return line.substr(line.rfind(' ') + 1); }
+
+// --- The admin, through gRPC's generic stub: the generated health and admin stubs are not visible
+// here, and the test needs one field of each reply. A request for service "" (health) or with no
+// fields (GetPrometheus) serializes to no bytes; HealthCheckResponse is field 1, a varint (08 01
+// SERVING, 08 02 NOT_SERVING); PrometheusText is field 1, the text (length-delimited).
+
+grpc::ByteBuffer ToBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string FromBuffer(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (!buffer.Valid() || !buffer.Dump(&slices).ok()) return bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes;
+}
+
+std::string HealthName(const std::string& response) {
+  return response == "\x08\x01"   ? "SERVING"
+         : response == "\x08\x02" ? "NOT_SERVING"
+                                  : absl::StrCat("a health response of ", response.size(), " bytes");
+}
+
+absl::StatusOr<std::string> Unary(grpc::GenericStub& stub, const std::string& method) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  const grpc::ByteBuffer request = ToBuffer("");
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  const grpc::Status status = done.get_future().get();
+  if (!status.ok()) return absl::UnavailableError(absl::StrCat(method, ": ", status.error_message()));
+  return FromBuffer(response);
+}
+
+std::string CheckHealth(grpc::GenericStub& stub) {
+  absl::StatusOr<std::string> response = Unary(stub, "/grpc.health.v1.Health/Check");
+  return response.ok() ? HealthName(*response) : std::string(response.status().message());
+}
+
+// The sum of the samples of the admin's Prometheus text whose line starts with `series` (a
+// metric name and its first labels); 0 if the admin does not answer. The reply's framing (field
+// 1's tag and length) comes before the text's first line, a comment.
+uint64_t Sum(grpc::GenericStub& stub, absl::string_view series) {
+  const absl::StatusOr<std::string> text = Unary(stub, "/percore.admin.v1.Admin/GetPrometheus");
+  uint64_t sum = 0;
+  uint64_t value;
+  for (absl::string_view line : absl::StrSplit(text.ok() ? *text : "", '\n')) {
+    if (absl::StartsWith(line, series) && absl::SimpleAtoi(line.substr(line.rfind(' ') + 1), &value)) sum += value;
+  }
+  return sum;
+}
+
+// A grpc.health.v1 Watch stream: the status now, then every change, until the server ends it.
+// Each step waits for its completion; the context's deadline bounds them all.
+class HealthWatch {
+ public:
+  explicit HealthWatch(grpc::GenericStub& stub) {
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    call_ = stub.PrepareCall(&context_, "/grpc.health.v1.Health/Watch", &queue_);
+    call_->StartCall(this);
+    if (!Await()) return;
+    call_->WriteLast(ToBuffer(""), grpc::WriteOptions(), this);
+    Await();
+  }
+  ~HealthWatch() {
+    context_.TryCancel();
+    grpc::Status status;
+    call_->Finish(&status, this);
+    Await();
+    queue_.Shutdown();
+    void* tag;
+    bool ok;
+    while (queue_.Next(&tag, &ok)) {
+    }
+  }
+  // The next status the server sends.
+  std::string Next() {
+    grpc::ByteBuffer message;
+    call_->Read(&message, this);
+    return Await() ? HealthName(FromBuffer(message)) : "end of stream";
+  }
+
+ private:
+  bool Await() {
+    void* tag;
+    bool ok = false;
+    return queue_.Next(&tag, &ok) && ok;
+  }
+  grpc::ClientContext context_;
+  grpc::CompletionQueue queue_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+};
+
+// One thread drives every client in a poll() loop: HTTP clients that pipeline GETs until the server
+// ends their connection, and two held clients, the last HTTP one and an echo one, that write without
+// reading until Join(): the server's output to them backs up, it stops reading them with requests
+// left unanswered in its input, and they hold the drain open.
+class Load {
+ public:
+  struct Client {
+    bool http = true;
+    bool held = false;
+    ScopedFd fd;
+    std::string out;  // everything queued to send; out[0, written) is sent
+    size_t written = 0;
+    std::string in;  // HTTP: not yet parsed as a whole response; echo: all received
+    uint64_t responses = 0;
+    std::string error;  // the first problem: a reset, a malformed response
+    bool eof = false;
+  };
+
+  absl::Status Start(uint16_t http_port, uint16_t echo_port) {
+    for (int i = 0; i <= kHttpClients; ++i) {
+      Client& c = clients_[i];
+      c.http = i < kHttpClients;
+      c.held = i >= kHttpClients - 1;
+      absl::StatusOr<ScopedFd> fd =
+          test::ConnectToLoopback(c.http ? http_port : echo_port, Deadline::In(absl::Seconds(5)));
+      if (!fd.ok()) return fd.status();
+      c.fd = std::move(*fd);
+    }
+    std::mt19937_64 rng(7);
+    clients_.back().out = test::RandomBytes(rng, kEchoBytes);
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+  ~Load() {  // on a failed assertion: stop at once
+    abandoned_.store(true);
+    Join();
+  }
+  // Lets the held clients read (and stop writing), then waits until every connection is over.
+  void Join() {
+    released_.store(true);
+    const uint64_t one = 1;
+    (void)!write(wake_.get(), &one, sizeof(one));
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t responses() const { return responses_.load(); }
+  int http_ended() const { return http_ended_.load(); }  // of those not held
+  // After Join(): the HTTP clients, then the echo client.
+  const std::vector<Client>& clients() const { return clients_; }
+
+ private:
+  void Run() {
+    const Deadline deadline = Deadline::In(absl::Seconds(90));
+    std::vector<pollfd> fds(clients_.size() + 1);
+    fds.back() = {wake_.get(), POLLIN, 0};
+    while (!deadline.expired()) {
+      const bool released = released_.load();
+      bool open = false;
+      for (size_t i = 0; i < clients_.size(); ++i) {
+        Client& c = clients_[i];
+        if (c.http && c.fd.valid() && c.out.size() - c.written < kBatch * kRequest.size()) {
+          for (size_t n = 0; n < kBatch; ++n) c.out.append(kRequest);
+        }
+        const bool reads = !c.held || released;
+        const bool writes = c.written < c.out.size() && (!c.held || !released);
+        fds[i] = {c.fd.get(), static_cast<short>((reads ? POLLIN : 0) | (writes ? POLLOUT : 0)), 0};
+        open |= c.fd.valid();
+      }
+      if (!open || abandoned_.load()) return;
+      if (poll(fds.data(), fds.size(), deadline.PollTimeoutMs()) < 0) continue;
+      for (size_t i = 0; i < clients_.size(); ++i) {
+        if (fds[i].revents & POLLOUT) Write(clients_[i]);
+        if (clients_[i].fd.valid() && (fds[i].revents & (POLLIN | POLLHUP | POLLERR))) Read(clients_[i]);
+      }
+      uint64_t count;
+      if (fds.back().revents & POLLIN) (void)!read(wake_.get(), &count, sizeof(count));
+    }
+  }
+
+  void Write(Client& c) {
+    const size_t size = std::min<size_t>(c.out.size() - c.written, 1 << 20);
+    const ssize_t n = send(c.fd.get(), c.out.data() + c.written, size, MSG_NOSIGNAL);
+    if (n > 0) c.written += static_cast<size_t>(n);
+    if (n >= 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    c.error = absl::StrCat("write: ", std::strerror(errno));
+    End(c);
+  }
+
+  void Read(Client& c) {
+    char chunk[64 << 10];
+    ssize_t n;
+    while ((n = recv(c.fd.get(), chunk, sizeof(chunk), 0)) > 0 || (n < 0 && errno == EINTR)) {
+      if (n > 0) c.in.append(chunk, static_cast<size_t>(n));
+    }
+    const bool more = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (!more && n < 0) c.error = absl::StrCat("read: ", std::strerror(errno));
+    c.eof = n == 0;
+    size_t at = 0;
+    for (size_t next; c.http && c.error.empty() && (next = ParseResponse(c.in, at, c.error)) > at; at = next) {
+      ++c.responses;
+      responses_.fetch_add(1);
+    }
+    if (c.http) c.in.erase(0, at);
+    if (!more || !c.error.empty()) End(c);
+  }
+
+  // If `in` holds a whole response at `at`, the plaintext 200 (only the Date value varies), its
+  // end; `at` while it is incomplete or malformed (then `error` says how).
+  static size_t ParseResponse(const std::string& in, size_t at, std::string& error) {
+    const size_t head_end = in.find("\r\n\r\n", at);
+    if (head_end == std::string::npos) return at;
+    const absl::string_view head(in.data() + at, head_end + 2 - at);  // with its last CRLF
+    const size_t field = head.find("\r\nContent-Length: ");
+    size_t length = 0;
+    if (!absl::StartsWith(head, "HTTP/1.1 200 OK\r\n") || field == absl::string_view::npos ||
+        !absl::SimpleAtoi(head.substr(field + 18, head.find("\r\n", field + 2) - field - 18), &length)) {
+      error = absl::StrCat("bad head: ", head);
+      return at;
+    }
+    if (in.size() < head_end + 4 + length) return at;
+    if (in.compare(head_end + 4, length, "Hello, World!") != 0) error = "bad body";
+    return error.empty() ? head_end + 4 + length : at;
+  }
+
+  void End(Client& c) {
+    c.fd.reset();  // after EOF nothing is left unread, so this sends a FIN
+    if (!c.held) http_ended_.fetch_add(1);
+  }
+
+  std::vector<Client> clients_ = std::vector<Client>(kHttpClients + 1);
+  ScopedFd wake_{eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  std::atomic<bool> released_{false};
+  std::atomic<bool> abandoned_{false};
+  std::atomic<uint64_t> responses_{0};
+  std::atomic<int> http_ended_{0};
+  std::thread thread_;
+};
+
+class SigtermTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    daemon_ = std::make_unique<Subprocess>(std::vector<std::string>{
+        absl::StrCat(std::getenv("TEST_SRCDIR"), "/percore/tools/percored"), "--loops=2", "--balance=round_robin",
+        "--listen=http=127.0.0.1:0,echo=127.0.0.1:0", "--admin_listen=127.0.0.1:0",
+        "--drain_timeout=" + absl::FormatDuration(kDrainTimeout)});
+    ASSERT_TRUE(daemon_->started());
+    // Listeners are printed in --listen order, then the admin.
+    for (auto [service, port] : {std::pair{"http", &http_port_}, std::pair{"echo", &echo_port_}}) {
+      const std::string address = LastWord(daemon_->WaitForLine(absl::StrCat(service, " listening on")));
+      int value = 0;
+      ASSERT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &value)) << daemon_->stdout_text();
+      *port = static_cast<uint16_t>(value);
+    }
+    const std::string admin = daemon_->WaitForLine("admin listening on");
+    ASSERT_FALSE(admin.empty()) << daemon_->stdout_text() << daemon_->stderr_text();
+    stub_ =
+        std::make_unique<grpc::GenericStub>(grpc::CreateChannel(LastWord(admin), grpc::InsecureChannelCredentials()));
+  }
+
+  void SendSigterm() {
+    sigterm_at_ = absl::Now();
+    daemon_->Signal(SIGTERM);
+    ASSERT_FALSE(daemon_->WaitForLine("percored: SIGTERM received, draining").empty()) << daemon_->stdout_text();
+  }
+
+  // Exit 0, with "stopped", before the drain deadline (the one timing the contract states).
+  void ExpectCleanExit() {
+    const int code = daemon_->Wait(static_cast<int>(absl::ToInt64Milliseconds(kDrainTimeout + absl::Seconds(20))));
+    const absl::Duration took = absl::Now() - sigterm_at_;
+    EXPECT_EQ(code, 0) << daemon_->stderr_text();
+    EXPECT_LT(took, kDrainTimeout);
+    EXPECT_TRUE(absl::StrContains(daemon_->stdout_text(), "percored: stopped\n")) << daemon_->stdout_text();
+    std::printf("SIGTERM to exit: %s\n", absl::FormatDuration(took).c_str());
+  }
+
+  std::unique_ptr<Subprocess> daemon_;
+  uint16_t http_port_ = 0;
+  uint16_t echo_port_ = 0;
+  std::unique_ptr<grpc::GenericStub> stub_;
+  absl::Time sigterm_at_;
+};
+
+TEST_F(SigtermTest, UnderLoadAnswersEveryRequestReadAndEndsEveryConnectionWithEof) {
+  ASSERT_EQ(CheckHealth(*stub_), "SERVING");
+  Load load;
+  ASSERT_TRUE(load.Start(http_port_, echo_port_).ok());
+  // Responses flow, and the server stopped reading a held client (its output backed up).
+  ASSERT_TRUE(test::WaitUntil([&] { return load.responses() >= 2000; }, Deadline::In(absl::Seconds(30))));
+  ASSERT_TRUE(test::WaitUntil([&] { return Sum(*stub_, "percore_loop_backpressure_pauses_total{") > 0; },
+                              Deadline::In(absl::Seconds(30)), absl::Milliseconds(10)));
+
+  ASSERT_NO_FATAL_FAILURE(SendSigterm());
+  // The held clients hold the drain open: every health check in it answers NOT_SERVING.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(CheckHealth(*stub_), "NOT_SERVING") << "check " << i;
+  // The listeners close: a new connection is refused.
+  EXPECT_TRUE(test::WaitUntil(
+      [&] {
+        absl::StatusOr<ScopedFd> fd = test::ConnectToLoopback(http_port_, Deadline::In(absl::Seconds(2)));
+        return !fd.ok() && absl::StrContains(fd.status().message(), "refused");
+      },
+      Deadline::In(absl::Seconds(10)), absl::Milliseconds(5)));
+  // The HTTP clients not held have ended, on both loops (round robin put them on 0, 1, 0, 1): each
+  // loop has begun draining, after which it reads no more, so the bytes it read are final. (It may
+  // still be answering a held client's input, so the count of requests served may still grow.)
+  // Read both while the admin still answers: the drain is held.
+  EXPECT_TRUE(test::WaitUntil([&] { return load.http_ended() == kHttpClients - 1; }, Deadline::In(absl::Seconds(15))));
+  const uint64_t served = Sum(*stub_, "percore_service_requests_total{service=\"http\"");
+  const uint64_t read = Sum(*stub_, "percore_loop_received_bytes_total{");
+  EXPECT_EQ(CheckHealth(*stub_), "NOT_SERVING");
+
+  load.Join();  // releases the held clients, which read until EOF
+  ExpectCleanExit();
+
+  uint64_t responses = 0;
+  for (const Load::Client& c : load.clients()) {
+    SCOPED_TRACE(absl::StrCat(c.held ? "held " : "", c.http ? "HTTP" : "echo", " client, ", c.written, " bytes sent"));
+    EXPECT_EQ(c.error, "");
+    EXPECT_TRUE(c.eof);  // not a reset
+    if (!c.http) continue;
+    EXPECT_EQ(c.in.size(), 0u) << "a partial response before EOF";
+    EXPECT_GT(c.responses, 0u);
+    EXPECT_LE(c.responses, c.written / kRequest.size());
+    responses += c.responses;
+  }
+  EXPECT_GE(responses, served);  // every request counted by then was answered
+  const Load::Client& echo = load.clients().back();
+  EXPECT_GT(echo.in.size(), 0u);
+  EXPECT_LE(echo.in.size(), echo.written);
+  EXPECT_TRUE(echo.in == std::string_view(echo.out).substr(0, echo.in.size())) << "not a prefix of what was sent";
+  // Every byte the server read was answered: all of the echo's, and every whole HTTP request (at
+  // most a partial one per connection was left unanswered).
+  EXPECT_GE(read, echo.in.size() + responses * kRequest.size());
+  EXPECT_LT(read, echo.in.size() + (responses + kHttpClients) * kRequest.size());
+}
+
+TEST_F(SigtermTest, IdleDaemonTellsWatchersNotServingThenExits) {
+  HealthWatch watch(*stub_);
+  ASSERT_EQ(watch.Next(), "SERVING");
+  ASSERT_NO_FATAL_FAILURE(SendSigterm());
+  // Watchers hear of the change before the admin service goes away with the daemon.
+  EXPECT_EQ(watch.Next(), "NOT_SERVING");
+  EXPECT_EQ(watch.Next(), "end of stream");
+  ExpectCleanExit();
+}
+
+}  // namespace
+}  // namespace percore
