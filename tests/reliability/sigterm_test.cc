@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <random>
 #include <string>
@@ -24,17 +23,18 @@
 #include <thread>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "services/admin/admin.grpc.pb.h"
+#include "services/admin/health.grpc.pb.h"
 #include "tests/services/admin/subprocess.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
@@ -56,100 +56,56 @@ constexpr std::string_view kRequest = "GET /plaintext HTTP/1.1\r\nHost: test\r\n
 // "percored: http listening on 127.0.0.1:41234" -> "127.0.0.1:41234".
 std::string LastWord(const std::string& line) { return line.substr(line.rfind(' ') + 1); }
 
-// --- The admin, through gRPC's generic stub: the generated health and admin stubs are not visible
-// here, and the test needs one field of each reply. A request for service "" (health) or with no
-// fields (GetPrometheus) serializes to no bytes; HealthCheckResponse is field 1, a varint (08 01
-// SERVING, 08 02 NOT_SERVING); PrometheusText is field 1, the text (length-delimited).
+namespace health = ::grpc::health::v1;
+using health::HealthCheckResponse;
 
-grpc::ByteBuffer ToBuffer(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string FromBuffer(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (!buffer.Valid() || !buffer.Dump(&slices).ok()) return bytes;
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return bytes;
-}
-
-std::string HealthName(const std::string& response) {
-  return response == "\x08\x01"   ? "SERVING"
-         : response == "\x08\x02" ? "NOT_SERVING"
-                                  : absl::StrCat("a health response of ", response.size(), " bytes");
-}
-
-absl::StatusOr<std::string> Unary(grpc::GenericStub& stub, const std::string& method) {
+// The status a health check answers for the server as a whole (service ""), or the RPC's error.
+std::string CheckHealth(health::Health::Stub& stub) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  const grpc::ByteBuffer request = ToBuffer("");
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
-  const grpc::Status status = done.get_future().get();
-  if (!status.ok()) return absl::UnavailableError(absl::StrCat(method, ": ", status.error_message()));
-  return FromBuffer(response);
+  HealthCheckResponse response;
+  const grpc::Status status = stub.Check(&context, health::HealthCheckRequest(), &response);
+  return status.ok() ? HealthCheckResponse::ServingStatus_Name(response.status()) : status.error_message();
 }
 
-std::string CheckHealth(grpc::GenericStub& stub) {
-  absl::StatusOr<std::string> response = Unary(stub, "/grpc.health.v1.Health/Check");
-  return response.ok() ? HealthName(*response) : std::string(response.status().message());
+// One snapshot of the daemon's statistics, or the admin's error.
+absl::StatusOr<admin::v1::Stats> GetStats(admin::v1::Admin::Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  admin::v1::Stats stats;
+  const grpc::Status status = stub.GetStats(&context, admin::v1::GetStatsRequest(), &stats);
+  if (!status.ok()) return absl::UnavailableError(absl::StrCat("GetStats: ", status.error_message()));
+  return stats;
 }
 
-// The sum of the samples of the admin's Prometheus text whose line starts with `series` (a
-// metric name and its first labels); 0 if the admin does not answer. The reply's framing (field
-// 1's tag and length) comes before the text's first line, a comment.
-uint64_t Sum(grpc::GenericStub& stub, absl::string_view series) {
-  const absl::StatusOr<std::string> text = Unary(stub, "/percore.admin.v1.Admin/GetPrometheus");
+// The sum of one per-loop counter over every loop.
+uint64_t SumOverLoops(const admin::v1::Stats& stats, uint64_t (admin::v1::LoopStats::*counter)() const) {
   uint64_t sum = 0;
-  uint64_t value;
-  for (absl::string_view line : absl::StrSplit(text.ok() ? *text : "", '\n')) {
-    if (absl::StartsWith(line, series) && absl::SimpleAtoi(line.substr(line.rfind(' ') + 1), &value)) sum += value;
-  }
+  for (const admin::v1::LoopStats& loop : stats.loops()) sum += (loop.*counter)();
   return sum;
 }
 
 // A grpc.health.v1 Watch stream: the status now, then every change, until the server ends it.
-// Each step waits for its completion; the context's deadline bounds them all.
+// The context's deadline bounds every read.
 class HealthWatch {
  public:
-  explicit HealthWatch(grpc::GenericStub& stub) {
+  explicit HealthWatch(health::Health::Stub& stub) {
     context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    call_ = stub.PrepareCall(&context_, "/grpc.health.v1.Health/Watch", &queue_);
-    call_->StartCall(this);
-    if (!Await()) return;
-    call_->WriteLast(ToBuffer(""), grpc::WriteOptions(), this);
-    Await();
+    reader_ = stub.Watch(&context_, health::HealthCheckRequest());
   }
   ~HealthWatch() {
     context_.TryCancel();
-    grpc::Status status;
-    call_->Finish(&status, this);
-    Await();
-    queue_.Shutdown();
-    void* tag;
-    bool ok;
-    while (queue_.Next(&tag, &ok)) {
-    }
+    (void)reader_->Finish();
   }
   // The next status the server sends.
   std::string Next() {
-    grpc::ByteBuffer message;
-    call_->Read(&message, this);
-    return Await() ? HealthName(FromBuffer(message)) : "end of stream";
+    HealthCheckResponse response;
+    return reader_->Read(&response) ? HealthCheckResponse::ServingStatus_Name(response.status()) : "end of stream";
   }
 
  private:
-  bool Await() {
-    void* tag;
-    bool ok = false;
-    return queue_.Next(&tag, &ok) && ok;
-  }
   grpc::ClientContext context_;
-  grpc::CompletionQueue queue_;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader_;
 };
 
 // One thread drives every client in a poll() loop: HTTP clients that pipeline GETs until the server
@@ -304,10 +260,12 @@ class SigtermTest : public ::testing::Test {
       ASSERT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &value)) << daemon_->stdout_text();
       *port = static_cast<uint16_t>(value);
     }
-    const std::string admin = daemon_->WaitForLine("admin listening on");
-    ASSERT_FALSE(admin.empty()) << daemon_->stdout_text() << daemon_->stderr_text();
-    stub_ =
-        std::make_unique<grpc::GenericStub>(grpc::CreateChannel(LastWord(admin), grpc::InsecureChannelCredentials()));
+    const std::string admin_line = daemon_->WaitForLine("admin listening on");
+    ASSERT_FALSE(admin_line.empty()) << daemon_->stdout_text() << daemon_->stderr_text();
+    const std::shared_ptr<grpc::Channel> channel =
+        grpc::CreateChannel(LastWord(admin_line), grpc::InsecureChannelCredentials());
+    health_ = health::Health::NewStub(channel);
+    admin_ = admin::v1::Admin::NewStub(channel);
   }
 
   void SendSigterm() {
@@ -329,22 +287,27 @@ class SigtermTest : public ::testing::Test {
   std::unique_ptr<Subprocess> daemon_;
   uint16_t http_port_ = 0;
   uint16_t echo_port_ = 0;
-  std::unique_ptr<grpc::GenericStub> stub_;
+  std::unique_ptr<health::Health::Stub> health_;
+  std::unique_ptr<admin::v1::Admin::Stub> admin_;
   absl::Time sigterm_at_;
 };
 
 TEST_F(SigtermTest, UnderLoadAnswersEveryRequestReadAndEndsEveryConnectionWithEof) {
-  ASSERT_EQ(CheckHealth(*stub_), "SERVING");
+  ASSERT_EQ(CheckHealth(*health_), "SERVING");
   Load load;
   ASSERT_TRUE(load.Start(http_port_, echo_port_).ok());
   // Responses flow, and the server stopped reading a held client (its output backed up).
   ASSERT_TRUE(test::WaitUntil([&] { return load.responses() >= 2000; }, Deadline::In(absl::Seconds(30))));
-  ASSERT_TRUE(test::WaitUntil([&] { return Sum(*stub_, "percore_loop_backpressure_pauses_total{") > 0; },
-                              Deadline::In(absl::Seconds(30)), absl::Milliseconds(10)));
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        const absl::StatusOr<admin::v1::Stats> stats = GetStats(*admin_);
+        return stats.ok() && SumOverLoops(*stats, &admin::v1::LoopStats::backpressure_pauses) > 0;
+      },
+      Deadline::In(absl::Seconds(30)), absl::Milliseconds(10)));
 
   ASSERT_NO_FATAL_FAILURE(SendSigterm());
   // The held clients hold the drain open: every health check in it answers NOT_SERVING.
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(CheckHealth(*stub_), "NOT_SERVING") << "check " << i;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(CheckHealth(*health_), "NOT_SERVING") << "check " << i;
   // The listeners close: a new connection is refused.
   EXPECT_TRUE(test::WaitUntil(
       [&] {
@@ -357,9 +320,14 @@ TEST_F(SigtermTest, UnderLoadAnswersEveryRequestReadAndEndsEveryConnectionWithEo
   // still be answering a held client's input, so the count of requests served may still grow.)
   // Read both while the admin still answers: the drain is held.
   EXPECT_TRUE(test::WaitUntil([&] { return load.http_ended() == kHttpClients - 1; }, Deadline::In(absl::Seconds(15))));
-  const uint64_t served = Sum(*stub_, "percore_service_requests_total{service=\"http\"");
-  const uint64_t read = Sum(*stub_, "percore_loop_received_bytes_total{");
-  EXPECT_EQ(CheckHealth(*stub_), "NOT_SERVING");
+  const absl::StatusOr<admin::v1::Stats> stats = GetStats(*admin_);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const auto http =
+      absl::c_find_if(stats->services(), [](const admin::v1::ServiceStats& s) { return s.name() == "http"; });
+  ASSERT_NE(http, stats->services().end());
+  const uint64_t served = http->requests();  // over every loop
+  const uint64_t read = SumOverLoops(*stats, &admin::v1::LoopStats::bytes_in);
+  EXPECT_EQ(CheckHealth(*health_), "NOT_SERVING");
 
   load.Join();  // releases the held clients, which read until EOF
   ExpectCleanExit();
@@ -387,7 +355,7 @@ TEST_F(SigtermTest, UnderLoadAnswersEveryRequestReadAndEndsEveryConnectionWithEo
 }
 
 TEST_F(SigtermTest, IdleDaemonTellsWatchersNotServingThenExits) {
-  HealthWatch watch(*stub_);
+  HealthWatch watch(*health_);
   ASSERT_EQ(watch.Next(), "SERVING");
   ASSERT_NO_FATAL_FAILURE(SendSigterm());
   // Watchers hear of the change before the admin service goes away with the daemon.
