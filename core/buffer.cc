@@ -17,12 +17,14 @@ constexpr size_t kOverflowSize = 64 * 1024;
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
-    : storage_(std::move(other.storage_)),
+    : pool_(other.pool_),
+      storage_(std::move(other.storage_)),
       capacity_(std::exchange(other.capacity_, 0)),
       read_(std::exchange(other.read_, 0)),
       write_(std::exchange(other.write_, 0)) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  pool_ = other.pool_;
   storage_ = std::move(other.storage_);
   capacity_ = std::exchange(other.capacity_, 0);
   read_ = std::exchange(other.read_, 0);
@@ -49,6 +51,10 @@ char* Buffer::Reserve(size_t n) {
 }
 
 void Buffer::Grow(size_t needed) {
+  if (capacity_ == 0 && pool_ != nullptr && needed <= BufferPool::kBlockSize) {
+    pool_->Attach(*this);
+    return;
+  }
   const size_t live = size();
   // Sliding the live bytes to the front is enough when the consumed prefix makes room and the
   // copy is small next to what we keep (the usual case: a partial message left after parsing).
@@ -59,7 +65,8 @@ void Buffer::Grow(size_t needed) {
     while (new_capacity - live < needed) new_capacity *= 2;
     std::unique_ptr<char[]> bigger(new char[new_capacity]);
     if (live) std::memcpy(bigger.get(), storage_.get() + read_, live);
-    storage_ = std::move(bigger);
+    std::unique_ptr<char[]> old = std::exchange(storage_, std::move(bigger));
+    if (pool_ != nullptr && capacity_ == BufferPool::kBlockSize) pool_->Recycle(std::move(old));
     capacity_ = new_capacity;
   }
   read_ = 0;
@@ -101,7 +108,9 @@ void BufferPool::Attach(Buffer& buffer) {
   if (!free_.empty()) {
     buffer.storage_ = std::move(free_.back());
     free_.pop_back();
+    low_water_ = std::min(low_water_, free_.size());
   } else {
+    low_water_ = 0;
     buffer.storage_.reset(new char[kBlockSize]);
     ++allocated_;
   }
@@ -111,12 +120,21 @@ void BufferPool::Attach(Buffer& buffer) {
 
 void BufferPool::Release(Buffer& buffer) {
   if (!buffer.has_storage() || !buffer.empty()) return;
-  if (buffer.capacity_ == kBlockSize && free_.size() < max_free_) {
-    free_.push_back(std::move(buffer.storage_));
-  }
+  if (buffer.capacity_ == kBlockSize) Recycle(std::move(buffer.storage_));
   buffer.storage_.reset();
   buffer.capacity_ = 0;
   buffer.read_ = buffer.write_ = 0;
+}
+
+void BufferPool::Recycle(std::unique_ptr<char[]> block) {
+  if (free_.size() < max_free_) free_.push_back(std::move(block));
+}
+
+void BufferPool::Trim() {
+  const size_t unused = std::min(low_water_, free_.size());
+  free_.resize(free_.size() - unused);
+  trimmed_ += unused;
+  low_water_ = free_.size();
 }
 
 }  // namespace percore

@@ -25,6 +25,10 @@ class BufferPool;
 class Buffer {
  public:
   Buffer() = default;
+  // A buffer that takes its first block from `pool` when it first needs room, and hands that
+  // block back to `pool` if it outgrows it. Its owner still Releases it when it empties, so
+  // the blocks a loop's connections use circulate through the loop's pool.
+  explicit Buffer(BufferPool* pool) : pool_(pool) {}
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
   Buffer(const Buffer&) = delete;
@@ -66,6 +70,7 @@ class Buffer {
   friend class BufferPool;
   void Grow(size_t needed);
 
+  BufferPool* pool_ = nullptr;
   std::unique_ptr<char[]> storage_;
   size_t capacity_ = 0;
   size_t read_ = 0;
@@ -84,14 +89,25 @@ class BufferPool {
   // Takes back the storage of an empty buffer (keeping standard-size blocks for reuse, freeing
   // grown ones). A buffer that still holds bytes is left alone.
   void Release(Buffer& buffer);
+  // Frees the free blocks that no Attach needed since the previous Trim (the fewest the free
+  // list held in between), so a burst's blocks are not cached for good. The owner calls it
+  // periodically; two quiet periods return what a burst left behind.
+  void Trim();
 
   size_t free_blocks() const { return free_.size(); }
-  size_t blocks_allocated() const { return allocated_; }
+  size_t blocks_allocated() const { return allocated_; }  // since construction
+  size_t blocks_trimmed() const { return trimmed_; }       // freed by Trim
 
  private:
+  friend class Buffer;
+  // A standard block a growing buffer no longer needs.
+  void Recycle(std::unique_ptr<char[]> block);
+
   std::vector<std::unique_ptr<char[]>> free_;
   size_t max_free_;
   size_t allocated_ = 0;
+  size_t trimmed_ = 0;
+  size_t low_water_ = 0;  // fewest free blocks since the last Trim
 };
 
 }  // namespace percore

@@ -33,6 +33,8 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       service_index_(service_index),
       service_stats_(service_stats),
       options_(options),
+      input_(&loop.buffer_pool()),
+      output_(&loop.buffer_pool()),
       opened_ns_(loop.now_ns()),
       last_activity_ns_(loop.now_ns()),
       idle_timer_(*this, &Connection::OnIdleTimer),

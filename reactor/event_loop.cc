@@ -96,6 +96,9 @@ void EventLoop::Run() {
   }
   now_ns_ = MonotonicNanos();
   for (Service* service : options_.services) service->OnLoopStart(*this);
+  // Buffer blocks a burst of connections left in the pool go back to the allocator once two
+  // periods pass without their being needed.
+  const TimerId trim = RunEvery(kBufferTrimPeriodNs, [this] { buffer_pool_.Trim(); });
   running_.store(true, std::memory_order_release);
   for (;;) {
     if (quit_.load(std::memory_order_acquire)) {
@@ -121,6 +124,7 @@ void EventLoop::Run() {
     }
     RunOnce();
   }
+  Cancel(trim);
   // Work posted from here on is dropped; run what is already queued so that nothing is lost
   // silently (tasks may hold resources whose destructors must run on this thread).
   RunTasks();

@@ -61,6 +61,8 @@ class DrainGroup {
 // entry points are Post, Adopt, Quit and the stats.
 class EventLoop final : private IoWatcher {
  public:
+  static constexpr int64_t kBufferTrimPeriodNs = 10'000'000'000;  // see BufferPool::Trim
+
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;

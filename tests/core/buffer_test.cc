@@ -622,5 +622,98 @@ TEST(BufferPoolTest, ABufferDrainedByConsumeIsReleasable) {
   EXPECT_FALSE(b.has_storage());
 }
 
+// --- A Buffer tied to a pool ---
+
+TEST(PooledBufferTest, TakesItsFirstBlockFromThePool) {
+  BufferPool pool;
+  Buffer seed;
+  pool.Attach(seed);
+  const char* block = seed.data();
+  pool.Release(seed);
+
+  Buffer b(&pool);
+  EXPECT_FALSE(b.has_storage());
+  b.Append("reply");
+  EXPECT_EQ(b.data(), block);
+  EXPECT_EQ(b.capacity(), kBlock);
+  EXPECT_EQ(pool.free_blocks(), 0u);
+  EXPECT_EQ(pool.blocks_allocated(), 1u);
+}
+
+TEST(PooledBufferTest, OutgrowingItsBlockGivesTheBlockBack) {
+  BufferPool pool;
+  Buffer b(&pool);
+  b.Append("head");
+  const std::string big = Pattern(3 * kBlock, 5);
+  b.Append(big);
+  EXPECT_GT(b.capacity(), kBlock);
+  EXPECT_EQ(b.view(), "head" + big);
+  EXPECT_EQ(pool.free_blocks(), 1u);
+  // The grown storage is the buffer's own: freed, not pooled, when it empties.
+  b.Consume(b.size());
+  pool.Release(b);
+  EXPECT_EQ(pool.free_blocks(), 1u);
+}
+
+TEST(PooledBufferTest, FillAndDrainCyclesReuseOneBlock) {
+  // An output buffer's life: replies appended, written out, storage released, again and again.
+  // The same block must circulate; nothing piles up in the pool.
+  BufferPool pool;
+  Buffer out(&pool);
+  for (int i = 0; i < 5000; ++i) {
+    out.Append("VALUE k 0 1\r\nx\r\nEND\r\n");
+    out.Consume(out.size());
+    pool.Release(out);
+  }
+  EXPECT_EQ(pool.blocks_allocated(), 1u);
+  EXPECT_EQ(pool.free_blocks(), 1u);
+}
+
+TEST(PooledBufferTest, MovesKeepThePool) {
+  BufferPool pool;
+  Buffer a(&pool);
+  Buffer b(std::move(a));
+  b.Append("x");
+  EXPECT_EQ(pool.blocks_allocated(), 1u);
+  Buffer c;
+  c = std::move(b);
+  c.Consume(1);
+  pool.Release(c);
+  c.Append("y");
+  EXPECT_EQ(pool.blocks_allocated(), 1u);
+}
+
+TEST(BufferPoolTrimTest, ABurstIsReturnedAfterTwoQuietPeriods) {
+  BufferPool pool;
+  Buffer burst[10];
+  for (Buffer& b : burst) pool.Attach(b);
+  for (Buffer& b : burst) pool.Release(b);
+  ASSERT_EQ(pool.free_blocks(), 10u);
+  pool.Trim();  // the burst needed every block in this period
+  EXPECT_EQ(pool.free_blocks(), 10u);
+  pool.Trim();  // none was needed in this one
+  EXPECT_EQ(pool.free_blocks(), 0u);
+  EXPECT_EQ(pool.blocks_trimmed(), 10u);
+}
+
+TEST(BufferPoolTrimTest, KeepsWhatSteadyUseNeeds) {
+  BufferPool pool;
+  Buffer held[4];
+  for (Buffer& b : held) pool.Attach(b);
+  for (Buffer& b : held) pool.Release(b);
+  pool.Trim();
+  // Each period two buffers are in use at once at the peak: two of the four blocks idle.
+  for (int period = 0; period < 3; ++period) {
+    pool.Attach(held[0]);
+    pool.Attach(held[1]);
+    pool.Release(held[0]);
+    pool.Release(held[1]);
+    pool.Trim();
+  }
+  EXPECT_EQ(pool.free_blocks(), 2u);
+  EXPECT_EQ(pool.blocks_allocated(), 4u);
+  EXPECT_EQ(pool.blocks_trimmed(), 2u);
+}
+
 }  // namespace
 }  // namespace percore
