@@ -219,6 +219,8 @@ void EventLoop::RunOnce() {
     stats_.longest_stall_ns.Set(busy);
     stats_.longest_stall_wall_ns.Set(WallNanos());
   }
+  stats_.buffer_blocks_free.Set(static_cast<int64_t>(buffer_pool_.free_blocks()));
+  stats_.buffer_blocks_allocated.Set(static_cast<int64_t>(buffer_pool_.blocks_allocated()));
   stats_.iterations.Increment();
 }
 

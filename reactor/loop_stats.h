@@ -50,6 +50,10 @@ struct LoopStats {
   Counter partial_writes;
   Counter backpressure_pauses;
 
+  // The loop's buffer pool (BufferPool), as of the end of the last iteration.
+  Gauge buffer_blocks_free;       // idle blocks the pool keeps for reuse
+  Gauge buffer_blocks_allocated;  // blocks it has allocated since the loop started
+
   // Indexed by the service's registration order in the server.
   std::vector<std::unique_ptr<ServiceLoopStats>> services;
 

@@ -123,6 +123,14 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
   PerLoopCounter(w, server, loops, "percore_loop_backpressure_pauses_total",
                  "Times reading stopped because queued output passed the high-water mark.",
                  [](const LoopStats& s) { return s.backpressure_pauses.Get(); });
+  w.Family("percore_loop_buffer_blocks_free", "gauge", "Idle 16 KiB buffer blocks the loop keeps for reuse.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.SampleSigned("percore_loop_buffer_blocks_free", {{"loop", View(loops[i])}},
+                   server.loop(i).stats().buffer_blocks_free.Get());
+  }
+  PerLoopCounter(w, server, loops, "percore_loop_buffer_blocks_allocated_total",
+                 "16 KiB buffer blocks the loop's pool has allocated.",
+                 [](const LoopStats& s) { return static_cast<uint64_t>(s.buffer_blocks_allocated.Get()); });
 }
 
 void WriteAccepting(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {

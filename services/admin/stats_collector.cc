@@ -129,6 +129,8 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_write_eagain(s.write_eagain.Get());
     l->set_partial_writes(s.partial_writes.Get());
     l->set_backpressure_pauses(s.backpressure_pauses.Get());
+    l->set_buffer_blocks_free(static_cast<uint64_t>(s.buffer_blocks_free.Get()));
+    l->set_buffer_blocks_allocated(static_cast<uint64_t>(s.buffer_blocks_allocated.Get()));
   }
 
   const AcceptTotals totals = SumAcceptCounters(server_);

@@ -40,6 +40,14 @@ TEST_F(AdminTest, GetStatsCountsExactlyTheTrafficSent) {
   EXPECT_EQ(s.loops(1).conns_handed_in(), 5u);
   EXPECT_EQ(s.loops(0).conns_active(), 5);
   EXPECT_EQ(s.loops(1).conns_active(), 5);
+  // Buffer blocks circulate through each loop's pool: a connection holds at most an input and
+  // an output block at a time, so 500 messages per loop need at most 10 blocks, and the pool
+  // never keeps more idle blocks than it handed out.
+  for (const v1::LoopStats& l : s.loops()) {
+    EXPECT_GE(l.buffer_blocks_allocated(), 1u);
+    EXPECT_LE(l.buffer_blocks_allocated(), 10u);
+    EXPECT_LE(l.buffer_blocks_free(), l.buffer_blocks_allocated());
+  }
   EXPECT_EQ(s.distributor().mode(), "distributor");
   EXPECT_EQ(s.distributor().accepted(), 10u);
   ASSERT_EQ(s.distributor().handed_size(), 2);
