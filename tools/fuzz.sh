@@ -41,7 +41,10 @@ for target in $targets; do
     echo "fuzz: $name: ${runs:-?} executions in ${seconds}s, no crash"
   else
     failed=$((failed + 1))
-    echo "fuzz: $name FAILED (exit $status); last lines:"
+    echo "fuzz: $name FAILED (exit $status); what the target and the sanitizers said:"
+    # The target's own diagnosis comes before libFuzzer's stack dump; show both.
+    grep -E "^($name:|==[0-9]+==ERROR|SUMMARY:|[a-z/_.]+:[0-9]+:[0-9]+: runtime error)" "$log" | head -n 20 || true
+    echo "fuzz: $name: last lines:"
     tail -n 30 "$log"
   fi
 done
