@@ -477,6 +477,10 @@ mkdir -p "$out_dir"
 results="$out_dir/RESULTS.md"
 chart="$out_dir/results.png"
 version() { "$@" 2>&1 | head -1 | tr -d '\r' || true; }
+# Sections written by hand (targets, reliability, soak) sit between these markers; a new run
+# keeps them, placed before the chart.
+kept=""
+if [[ -f "$results" ]]; then kept=$(sed -n '/^<!-- kept: begin/,/^<!-- kept: end/p' "$results"); fi
 {
   echo "# percore benchmark results"
   echo
@@ -561,6 +565,10 @@ EOF
     echo "| binary | benchmark | CPU time | rate |"
     echo "|---|---|---:|---:|"
     awk -F'\t' '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}' "$micro_rows"
+    echo
+  fi
+  if [[ -n "$kept" ]]; then
+    echo "$kept"
     echo
   fi
   echo "## Chart"
