@@ -33,6 +33,17 @@ bool IsRetrievalLine(std::string_view line) {
   return false;
 }
 
+// Whether an incomplete line may still turn out to be a retrieval line: what there is of its
+// first token is the start of a retrieval command's name (or the line is only spaces so far).
+bool MayBeRetrievalLine(std::string_view partial) {
+  partial = SkipSpaces(partial);
+  for (std::string_view name : {"get ", "gets ", "gat ", "gats "}) {
+    const size_t n = std::min(partial.size(), name.size());
+    if (partial.substr(0, n) == name.substr(0, n)) return true;
+  }
+  return false;
+}
+
 // Splits `text` on single or repeated spaces (tabs are not separators, as in memcached).
 int Tokenize(std::string_view text, std::string_view* tokens, int max_tokens) {
   int n = 0;
@@ -114,8 +125,10 @@ ParseStatus MemcacheParser::Parse(std::string_view input, Command* cmd, size_t* 
   }
   const size_t skipped = *consumed;
   const void* nl = std::memchr(input.data(), '\n', input.size());
-  const size_t limit = IsRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
   if (nl == nullptr) {
+    // The line is not all here: it is held to the retrieval bound for as long as it could
+    // still be a retrieval line, so that where reads split it never changes the outcome.
+    const size_t limit = MayBeRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
     // A line of exactly `limit` bytes may have its "\r" here and its "\n" in the next read.
     const bool cr_pending = !input.empty() && input.back() == '\r';
     if (input.size() <= limit + (cr_pending ? 1 : 0)) return ParseStatus::kNeedMore;
@@ -124,6 +137,7 @@ ParseStatus MemcacheParser::Parse(std::string_view input, Command* cmd, size_t* 
     return ParseStatus::kClose;
   }
   const size_t eol = static_cast<size_t>(static_cast<const char*>(nl) - input.data());
+  const size_t limit = IsRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
   std::string_view line = input.substr(0, eol);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() > limit) {

@@ -323,6 +323,33 @@ TEST(MemcacheParserTest, LineTooLong) {
             (Results{"[CLIENT_ERROR line too long]", "CLOSE"}));
 }
 
+TEST(MemcacheParserTest, LineBoundDoesNotDependOnWhereReadsSplitIt) {
+  // Leading spaces past max_line: until the first token arrives, the line may still be a
+  // retrieval line and is held only to the retrieval bound, as it is when it arrives whole.
+  ParserLimits limits;
+  limits.max_line = 64;
+  limits.max_retrieval_line = 128;
+  const std::string get = std::string(100, ' ') + "get a\r\n";
+  const std::string set = std::string(100, ' ') + "set a 0 0 1\r\nx\r\n";
+  const std::string blank = std::string(100, ' ') + "\r\n";
+  const std::string too_long = std::string(200, ' ') + "get a\r\n";
+  for (const std::string& input : {get, set, blank, too_long}) {
+    SCOPED_TRACE(input.size());
+    const Results whole = ParseAll(input, limits);
+    std::vector<std::string> bytes;
+    for (char c : input) bytes.emplace_back(1, c);
+    MemcacheParser parser(limits);
+    EXPECT_EQ(Feed(parser, bytes), whole);
+  }
+  EXPECT_EQ(ParseAll(get, limits), Results{"get <a>"});
+  EXPECT_EQ(ParseAll(set, limits), (Results{"[CLIENT_ERROR line too long]", "CLOSE"}));
+  EXPECT_EQ(ParseAll(too_long, limits), (Results{"[CLIENT_ERROR line too long]", "CLOSE"}));
+  // A first token that cannot start a retrieval command gets the ordinary bound at once.
+  EXPECT_EQ(ParseAll("sex" + std::string(70, ' '), limits), (Results{"[CLIENT_ERROR line too long]", "CLOSE"}));
+  EXPECT_EQ(ParseAll("ge" + std::string(70, ' '), limits), (Results{"[CLIENT_ERROR line too long]", "CLOSE"}));
+  EXPECT_EQ(ParseAll("get" + std::string(70, ' '), limits), Results{});
+}
+
 TEST(MemcacheParserTest, Pipelined) {
   const std::string input =
       "set a 0 0 1\r\n1\r\nget a b\r\nincr n 5\r\nbogus\r\ndelete a\r\n"
