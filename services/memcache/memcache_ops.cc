@@ -4,7 +4,6 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 
 namespace percore::memcache {
 namespace {
@@ -37,15 +36,23 @@ char* PutNumber(char* p, char* end, uint64_t value) { return std::to_chars(p, en
 }  // namespace
 
 void AppendValue(const Item& item, bool with_cas, ReplySink& out) {
-  // "VALUE <key> <flags> <bytes>[ <cas>]\r\n", formatted into a per-thread line that keeps its
-  // capacity, so a hit allocates nothing once the thread is warm.
-  thread_local std::string line;
-  line.clear();
-  absl::StrAppend(&line, "VALUE ", absl::string_view(item.key_data(), item.key_size), " ", item.flags, " ",
-                  item.value_size);
-  if (with_cas) absl::StrAppend(&line, " ", item.cas);
-  line += "\r\n";
-  out.Append(line);
+  // "VALUE <key> <flags> <bytes>[ <cas>]\r\n": the numbers (at most 20 digits each) are
+  // formatted on the stack, so a hit costs a few copies into the reply and nothing else.
+  char numbers[80];
+  char* p = numbers;
+  *p++ = ' ';
+  p = PutNumber(p, p + 20, item.flags);
+  *p++ = ' ';
+  p = PutNumber(p, p + 20, item.value_size);
+  if (with_cas) {
+    *p++ = ' ';
+    p = PutNumber(p, p + 20, item.cas);
+  }
+  *p++ = '\r';
+  *p++ = '\n';
+  out.Append("VALUE ");
+  out.Append(std::string_view(item.key_data(), item.key_size));
+  out.Append(std::string_view(numbers, static_cast<size_t>(p - numbers)));
   out.Append(item.value_with_crlf());
 }
 
