@@ -477,6 +477,8 @@ mkdir -p "$out_dir"
 results="$out_dir/RESULTS.md"
 chart="$out_dir/results.png"
 version() { "$@" 2>&1 | head -1 | tr -d '\r' || true; }
+# The tree as built (this report and its chart are about to change, so they do not count).
+dirty=$(git status --porcelain -- . ':!tools/bench/RESULTS.md' ':!tools/bench/results.png' 2>/dev/null | head -1)
 # Sections written by hand (targets, reliability, soak) sit between these markers; a new run
 # keeps them, placed before the chart.
 kept=""
@@ -493,7 +495,7 @@ if [[ -f "$results" ]]; then kept=$(sed -n '/^<!-- kept: begin/,/^<!-- kept: end
   echo "| kernel | $(uname -sr) |"
   echo "| load average (1/5/15 min) | before: $load_before; after: $load_after |"
   if [[ "$nice_level" != 0 ]]; then echo "| priority | servers and clients at nice $nice_level (other work on the machine at 0) |"; fi
-  echo "| percore | $(git rev-parse --short HEAD 2>/dev/null)$([[ -n "$(git status --porcelain 2>/dev/null | head -1)" ]] && echo ' + uncommitted changes'), built with \`bazel build --config=opt\` ($(version gcc --version)) |"
+  echo "| percore | $(git rev-parse --short HEAD 2>/dev/null)$([[ -n "$dirty" ]] && echo ' + uncommitted changes'), built with \`bazel build --config=opt\` ($(version gcc --version)) |"
   echo "| nginx | $(version nginx -v) |"
   echo "| memcached | $(version memcached -V) |"
   echo "| redis-server | $(version redis-server --version) |"
