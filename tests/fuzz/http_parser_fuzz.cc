@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "services/http/http_parser.h"
+#include "tests/fuzz/whole_vs_split.h"
 
 namespace {
 
@@ -34,10 +35,7 @@ percore::HttpParserLimits FuzzLimits() {
   return limits;
 }
 
-[[noreturn]] void Fail(const char* what) {
-  std::fprintf(stderr, "http_parser_fuzz: %s\n", what);
-  std::abort();
-}
+[[noreturn]] void Fail(const char* what) { percore::fuzz::Fail("http_parser_fuzz", what); }
 
 bool Inside(std::string_view part, std::string_view whole) {
   if (part.empty()) return true;
@@ -140,15 +138,6 @@ std::vector<std::string> ParseInReads(std::string_view bytes, size_t step) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  const size_t step = 1 + data[0] % 64;
-  const std::string_view bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  const std::vector<std::string> whole = ParseWhole(bytes);
-  const std::vector<std::string> split = ParseInReads(bytes, step);
-  if (whole != split) {
-    for (const std::string& s : whole) std::fprintf(stderr, "whole: %s\n", s.c_str());
-    for (const std::string& s : split) std::fprintf(stderr, "split: %s\n", s.c_str());
-    Fail("parsing whole and in reads disagree");
-  }
-  return 0;
+  return percore::fuzz::CheckWholeEqualsSplit("http_parser_fuzz", data, size, ParseWhole,
+                                              ParseInReads);
 }
