@@ -17,7 +17,7 @@ packages=(
   curl wrk netcat-openbsd redis-tools libmemcached-tools
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light memcached redis-server gnuplot-nox hyperfine valgrind python3-grpcio)
+  packages+=(nginx-light memcached redis-server gnuplot-nox hyperfine valgrind python3 python3-grpcio)
 fi
 
 missing=()

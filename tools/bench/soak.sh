@@ -87,6 +87,7 @@ cleanup() {
 trap cleanup EXIT
 
 # --- Build ---------------------------------------------------------------------------------
+tools/setup.sh --bench >&2  # python3 for the churn client
 log "building percored, loadgen, percorectl (--config=opt)"
 read -r -a extra_flags <<<"${PERCORE_BENCH_BAZEL_FLAGS:-}"
 targets=(//tools:percored //tools:loadgen //tools:percorectl)
