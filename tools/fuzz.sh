@@ -44,6 +44,8 @@ for target in $targets; do
     echo "fuzz: $name FAILED (exit $status); what the target and the sanitizers said:"
     # The target's own diagnosis comes before libFuzzer's stack dump; show both.
     grep -E "^($name:|==[0-9]+==ERROR|SUMMARY:|[a-z/_.]+:[0-9]+:[0-9]+: runtime error)" "$log" | head -n 20 || true
+    echo "fuzz: $name: what came just before the crash report:"
+    grep -B 8 -m 1 -E "^==[0-9]+== ?ERROR" "$log" | head -n 8 || true
     echo "fuzz: $name: last lines:"
     tail -n 30 "$log"
   fi

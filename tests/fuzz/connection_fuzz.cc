@@ -10,12 +10,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -137,6 +140,11 @@ class Reader {
   size_t pos_ = 0;
 };
 
+[[noreturn]] void Fail(const char* what, int error) {
+  std::fprintf(stderr, "connection_fuzz: harness %s failed: %s\n", what, std::strerror(error));
+  std::abort();
+}
+
 void ResetClose(int fd) {
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
@@ -150,15 +158,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   percore::EventLoop& loop = *w.loop;
 
   const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (client < 0) Fail("socket", errno);
   const int small = 8 * 1024;  // small buffers make partial writes and backpressure common
   setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(w.port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) std::abort();
+  if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Fail("connect to the harness listener", errno);
+  }
+  // On a loaded machine the handshake's last ACK can reach the listener after connect()
+  // returns; wait for it rather than mistaking it for a failure.
+  pollfd ready{w.listen_fd, POLLIN, 0};
+  if (poll(&ready, 1, 10'000) != 1) Fail("listener never became readable", errno);
   const int server_side = accept4(w.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (server_side < 0) std::abort();
+  if (server_side < 0) Fail("accept", errno);
   setsockopt(server_side, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
   const int flags = 1;
   setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &flags, sizeof(flags));
