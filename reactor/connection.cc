@@ -66,6 +66,12 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
   if (!finished_) Flush();
 }
 
+void Connection::ServeArrivedThenClose(CloseReason reason) {
+  if (finished_) return;
+  if (ShouldRead()) HandleReadable();
+  if (!finished_) Close(reason, /*flush_first=*/true);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handler-facing API.
 

@@ -84,6 +84,10 @@ class Connection final : private IoWatcher {
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
+  // For a connection that reaches a draining loop: the requests the peer has already sent are
+  // read and answered, then the connection closes gracefully under `reason`, like the loop's
+  // other connections at their request boundary.
+  void ServeArrivedThenClose(CloseReason reason);
 
  private:
   class Deadline : public TimerEntry {

@@ -108,6 +108,8 @@ void EventLoop::Run() {
           MutexLock lock(quit_mu_);
           drain_group_ = quit_group_;
         }
+        // Connections handed over just before the stop are served like those already here.
+        AdoptPending();
         CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/true);
       }
       if (connections_.empty()) {
@@ -128,6 +130,7 @@ void EventLoop::Run() {
   // Work posted from here on is dropped; run what is already queued so that nothing is lost
   // silently (tasks may hold resources whose destructors must run on this thread).
   RunTasks();
+  exited_ = true;
   AdoptPending();
   FreeRetired();
   running_.store(false, std::memory_order_release);
@@ -262,7 +265,7 @@ void EventLoop::AdoptPending() {
   if (adopting_.empty()) return;
   for (Adoption& a : adopting_) {
     stats_.conns_handed_in.Increment();
-    if (quit_.load(std::memory_order_relaxed)) {
+    if (exited_) {  // no iteration is left to serve it
       CloseFd(a.fd);
       stats_.closed[static_cast<int>(CloseReason::kServerDrain)].Increment();
       continue;
@@ -280,6 +283,9 @@ void EventLoop::AdoptPending() {
     connections_.emplace(id, std::move(conn));
     stats_.conns_active.Add(1);
     raw->Start(options_.services[a.service_index]->NewHandler(*raw));
+    // While draining, what the peer already sent is answered, then the connection closes at
+    // that request boundary (a FIN, not the reset that closing on unread bytes would send).
+    if (quit_.load(std::memory_order_relaxed)) raw->ServeArrivedThenClose(CloseReason::kServerDrain);
   }
   adopting_.clear();
 }

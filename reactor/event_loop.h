@@ -184,6 +184,7 @@ class EventLoop final : private IoWatcher {
   std::shared_ptr<DrainGroup> quit_group_ ABSL_GUARDED_BY(quit_mu_);
   std::shared_ptr<DrainGroup> drain_group_;  // the loop's copy, taken when draining starts
   bool arrived_ = false;                     // this loop has reported to drain_group_
+  bool exited_ = false;                      // Run() left its loop; adoptions close at once
   std::atomic<bool> drained_{false};
   int max_wait_ms_ = -1;  // cap on the poll timeout; -1: none
   std::atomic<bool> running_{false};

@@ -7,6 +7,8 @@
 // the echo service is wrapped in a RecordingService so that each connection's own byte counts
 // can be checked after it closed.
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -19,6 +21,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/clock.h"
+#include "core/socket.h"
 #include "gtest/gtest.h"
 #include "reactor/close_reason.h"
 #include "reactor/connection.h"
@@ -503,6 +507,64 @@ TEST_P(ConnectionLifecycleTest, DrainWithCloseIdleClosesIdleConnections) {
   EXPECT_TRUE(WaitUntil([&] { return stats->counters.rejected_no_loop.Get() == 1; }, Soon()));
   EXPECT_EQ(stats->counters.rejected_no_loop.Get(), 1u);
   EXPECT_TRUE(EchoesBack(second.get(), Random(10)));
+}
+
+// A connection the distributor handed over just before Stop reaches its loop only once the
+// loop drains. It is served like the loop's other connections: what the client had sent by
+// then is answered, and the close is a FIN at that boundary, never a reset that would destroy
+// the answer. The loop is stepped on this thread, so the hand-over lands after Quit for sure.
+TEST_P(ConnectionLifecycleTest, ConnectionHandedInWhileDrainingIsAnsweredThenClosed) {
+  std::shared_ptr<Service> echo = NewEchoService();
+  EventLoopOptions options;
+  options.backend = GetParam();
+  options.services = {echo.get()};
+  absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EventLoop& loop = **created;
+  loop.BindToCurrentThread();
+  absl::StatusOr<int> listen_fd = ListenTcp(HostPort{"127.0.0.1", 0});
+  ASSERT_TRUE(listen_fd.ok()) << listen_fd.status();
+  ScopedFd listener(*listen_fd);
+  port_ = LocalAddress(listener.get())->port();
+
+  // Accepted here, as the distributor would; the talker's request is in the server's receive
+  // queue before the loop sees the connection.
+  const auto accept_one = [&] {
+    EXPECT_TRUE(test::WaitReadable(listener.get(), Soon()).ok());
+    return ScopedFd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  };
+  ScopedFd talker = Connect();
+  ScopedFd talker_server = accept_one();
+  ScopedFd silent = Connect();
+  ScopedFd silent_server = accept_one();
+  ASSERT_GE(talker_server.get(), 0);
+  ASSERT_GE(silent_server.get(), 0);
+  const std::string request = Random(3000);
+  ASSERT_TRUE(test::WriteAll(talker.get(), request, Soon()).ok());
+  ASSERT_TRUE(test::WaitReadable(talker_server.get(), Soon()).ok());
+
+  loop.Quit(MonotonicNanos() + 30'000'000'000);
+  loop.Adopt(talker_server.release(), 0, SocketAddress{});
+  loop.Adopt(silent_server.release(), 0, SocketAddress{});
+  loop.Step(0);
+
+  absl::StatusOr<std::string> answer = test::ReadExactly(talker.get(), request.size(), Soon());
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(SameBytes(request, *answer));
+  EXPECT_TRUE(test::ExpectEof(talker.get(), Soon()).ok());
+  EXPECT_TRUE(test::ExpectEof(silent.get(), Soon()).ok());
+  talker.reset();
+  silent.reset();
+  const Deadline deadline = Soon();
+  while (loop.stats().conns_active.Get() > 0 && !deadline.expired()) loop.Step(10);
+
+  const LoopStats& stats = loop.stats();
+  EXPECT_EQ(stats.conns_active.Get(), 0);
+  EXPECT_EQ(stats.conns_handed_in.Get(), 2u);
+  EXPECT_EQ(stats.closed[static_cast<int>(CloseReason::kServerDrain)].Get(), 2u);
+  EXPECT_EQ(stats.closed_total(), 2u);
+  EXPECT_EQ(stats.bytes_in.Get(), request.size());
+  EXPECT_EQ(stats.bytes_out.Get(), request.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConnectionLifecycleTest,
