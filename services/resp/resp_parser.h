@@ -46,6 +46,7 @@ class RespParser {
 
  private:
   Result ParseMultibulk(std::string_view in);
+  bool ParseWholeMultibulk(std::string_view in);
   Result ParseInline(std::string_view in);
   // Finds the line starting at `from`: the index of its '\n', or npos when more bytes are
   // needed, or `kTooLong` when no '\n' comes within max_inline_bytes.
@@ -58,6 +59,7 @@ class RespParser {
   static constexpr size_t kTooLong = static_cast<size_t>(-2);
 
   const RespOptions options_;
+  const bool whole_path_;  // ParseWholeMultibulk may be tried first
   // Progress through an incomplete multibulk request.
   int64_t expected_args_ = -1;  // -1: the "*N" header has not been read yet
   size_t pos_ = 0;

@@ -1,5 +1,6 @@
 #include "services/resp/resp_parser.h"
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <string_view>
@@ -165,6 +166,56 @@ TEST(RespParserTest, SplitAtEveryByte) {
     first.insert(first.end(), second.begin(), second.end());
     EXPECT_EQ(first, expected) << "split at " << split;
     EXPECT_TRUE(rest.empty());
+  }
+}
+
+// A request that is all there is parsed in one pass; one that arrives in pieces takes the
+// general path. Both must agree on every request and every error, most of all at the limits.
+TEST(RespParserTest, WholeAndPieceByPieceAgree) {
+  RespOptions options;
+  options.max_bulk_bytes = 10;
+  options.max_args = 3;
+  options.max_request_bytes = 32;
+  const std::vector<std::string> inputs = {
+      "*1\r\n$0\r\n\r\n",                                  // an empty argument
+      "*1\r\n$10\r\n0123456789\r\n",                        // the largest bulk
+      "*1\r\n$11\r\n0123456789a\r\n",                       // one byte over it
+      "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",               // the most arguments
+      "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n",     // one too many
+      "*2\r\n$10\r\n0123456789\r\n$5\r\nabcde\r\n",           // exactly 32 bytes
+      "*2\r\n$10\r\n0123456789\r\n$6\r\nabcdef\r\n",          // 33 bytes
+      "*01\r\n$1\r\na\r\n",                                   // leading zero in the count
+      "*1\r\n$00\r\n\r\n",                                    // ... and in a length
+      "*1\r\n$+1\r\na\r\n",                                   // a sign
+      "*1\r\n$1\r\nab\r\n",                                   // data longer than announced
+      "*1\r\n$1\ra\r\n",                                      // a bare CR ends no line
+      "*1\r\n$1\r\na\n\n",                                    // LF LF after the data
+      "*2\r\n$1\r\na\r\n:1\r\n",                              // not a bulk string
+      "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",                      // empty requests first
+  };
+  const auto describe = [](RespParser& parser, const std::string& whole, size_t step) {
+    std::string log;
+    std::string input;
+    size_t fed = 0;
+    while (true) {
+      const Result r = parser.Parse(input);
+      if (r == Result::kCommand) {
+        log += "[";
+        for (std::string_view arg : parser.args()) log += std::string(arg) + "|";
+        log += "] ";
+        input.erase(0, parser.consumed());
+        continue;
+      }
+      if (r == Result::kError) return log + "error: " + std::string(parser.error());
+      if (fed == whole.size()) return log + "incomplete: " + input;
+      input += whole.substr(fed, step);
+      fed = std::min(whole.size(), fed + step);
+    }
+  };
+  for (const std::string& input : inputs) {
+    RespParser whole_parser(options);
+    RespParser split_parser(options);
+    EXPECT_EQ(describe(whole_parser, input, input.size()), describe(split_parser, input, 1)) << input;
   }
 }
 
