@@ -228,7 +228,8 @@ void EventLoop::RunOnce() {
 }
 
 void EventLoop::Wake() {
-  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  // Sequentially consistent, with the store in OnIoEvent: see TaskQueue::TakeAll.
+  if (wake_pending_.exchange(true, std::memory_order_seq_cst)) return;
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
 }
@@ -238,7 +239,7 @@ void EventLoop::OnIoEvent(uint32_t events) {
   [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof(count));
   // Cleared before the queues are drained (later in this iteration): a producer that pushes
   // after this point sees false and writes the eventfd again, so no push is ever missed.
-  wake_pending_.store(false, std::memory_order_release);
+  wake_pending_.store(false, std::memory_order_seq_cst);
   stats_.wakeups.Increment();
 }
 

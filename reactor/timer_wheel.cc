@@ -74,10 +74,12 @@ void TimerWheel::Link(TimerEntry* entry, int list) {
 
 void TimerWheel::SetOccupied(int list) {
   occupied_[list / kSlots][list % kSlots / 64] |= uint64_t{1} << (list % 64);
+  next_tick_valid_ = false;
 }
 
 void TimerWheel::ClearOccupied(int list) {
   occupied_[list / kSlots][list % kSlots / 64] &= ~(uint64_t{1} << (list % 64));
+  next_tick_valid_ = false;
 }
 
 void TimerWheel::Unlink(TimerEntry* entry) {
@@ -186,6 +188,7 @@ int TimerWheel::FireCurrentSlot(int64_t now_ns) {
 void TimerWheel::MoveTo(uint64_t tick) {
   assert(tick > current_tick_);
   current_tick_ = tick;
+  next_tick_valid_ = false;
   // Entries already in this tick's level-0 slot were filed without tracking their minimum; the
   // slot's start is a bound for them (File refines it for entries cascaded in below).
   current_slot_min_ns_ = TickStartNs(tick);
@@ -216,6 +219,17 @@ int TimerWheel::FindOccupied(int level, int from) const {
 }
 
 uint64_t TimerWheel::NextEventTick() const {
+  // Asked at least twice per loop iteration (Advance, then the poll timeout) while the wheel
+  // rarely changes in between: the answer is kept until a slot fills or empties or the
+  // current tick moves.
+  if (!next_tick_valid_) {
+    cached_next_tick_ = ScanNextEventTick();
+    next_tick_valid_ = true;
+  }
+  return cached_next_tick_;
+}
+
+uint64_t TimerWheel::ScanNextEventTick() const {
   // A non-empty lower level always has work before any higher level, so the first level with an
   // occupied slot after the current digit decides.
   for (int level = 0; level < kLevels; ++level) {
@@ -251,6 +265,7 @@ int TimerWheel::Advance(int64_t now_ns) {
     if (next > target) {
       // Nothing is filed in between, so no slot needs re-filing on the way.
       current_tick_ = target;
+      next_tick_valid_ = false;
       break;
     }
     MoveTo(next);

@@ -109,6 +109,7 @@ class TimerWheel {
   // The first tick after current_tick_ at which a wheel slot (at any level) starts to hold work,
   // or kNoTick if the wheel proper is empty. Lets Advance skip empty stretches in one step.
   uint64_t NextEventTick() const;
+  uint64_t ScanNextEventTick() const;  // NextEventTick without the cache
   // The first occupied slot of `level` at index >= `from`, or -1.
   int FindOccupied(int level, int from) const;
 
@@ -128,6 +129,9 @@ class TimerWheel {
   std::array<TimerEntry*, kLists> lists_{};
   // Bit s of level l is set iff list l * kSlots + s is non-empty.
   std::array<std::array<uint64_t, kWordsPerLevel>, kLevels> occupied_{};
+  // NextEventTick's last answer, valid until occupied_ or current_tick_ changes.
+  mutable uint64_t cached_next_tick_ = 0;
+  mutable bool next_tick_valid_ = false;
 };
 
 }  // namespace percore

@@ -304,6 +304,30 @@ TEST_P(EventLoopTest, PostsToABusyLoopShareOneWakeup) {
   EXPECT_LE(delta, 3u);
 }
 
+// The loop takes its queues without a lock when they look empty, which is safe only with the
+// wake-up protocol (TaskQueue::TakeAll). One post at a time, each waited for, lands again and
+// again while the loop is finishing an iteration or going to sleep. A lost wake-up leaves the
+// round's task unrun, and Ready() fails the test.
+TEST_P(EventLoopTest, PostsOneAtATimeAreNeverMissed) {
+  constexpr int kRounds = 20'000;
+  for (int round = 0; round < kRounds; ++round) {
+    std::promise<void> ran;
+    std::future<void> ran_f = ran.get_future();
+    if (round % 2 == 0) {
+      loop().Post([&ran] { ran.set_value(); });
+    } else {
+      // From a thread of its own too, so posts come from changing producers.
+      std::thread([this, &ran] { loop().Post([&ran] { ran.set_value(); }); }).join();
+    }
+    if (!Ready(ran_f)) {
+      ADD_FAILURE() << "round " << round << ": the posted task never ran (a lost wake-up)";
+      loop().Post([] {});  // wakes the loop, so the stranded task runs before `ran` goes
+      ran_f.wait();
+      return;
+    }
+  }
+}
+
 // --- Idle ---
 
 // Runs the loop idle for a bounded real interval and returns how many iterations it made.

@@ -6,7 +6,8 @@
 # connection set-up and shutdown cancel out. Instruction counts do not depend on machine load,
 # so this is the repeatable cost figure (perf counters are not available on these machines).
 #
-#   tools/bench/callgrind.sh                 echo, and http / memcache get when percored has them
+#   tools/bench/callgrind.sh                 echo, and http / memcache get / resp get, set and
+#                                            pipelined get when percored has them
 #   tools/bench/callgrind.sh --quick         fewer requests
 #   tools/bench/callgrind.sh --bin DIR --tsv FILE --commands FILE
 #                                            (how compare.sh calls it: prebuilt binaries in DIR,
@@ -26,7 +27,7 @@ while [[ $# -gt 0 ]]; do
     --bin) bin="$2"; shift ;;
     --tsv) tsv="$2"; shift ;;
     --commands) commands="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$self"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$self"; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -95,5 +96,12 @@ if has memcache; then
   measure "memcache get" memcache --get_ratio=1 --preload --keys=1000 --key_size=32 --value_size=100
 else
   echo "callgrind.sh: percored has no memcache service yet; skipped" >&2
+fi
+if has resp; then
+  measure "resp get" resp --get_ratio=1 --preload --keys=1000 --key_size=32 --value_size=100
+  measure "resp set" resp --get_ratio=0 --keys=1000 --key_size=32 --value_size=100
+  measure "resp get, pipelined x16" resp --depth=16 --get_ratio=1 --preload --keys=1000 --key_size=32 --value_size=100
+else
+  echo "callgrind.sh: percored has no resp service yet; skipped" >&2
 fi
 rm -rf "$work"
