@@ -11,7 +11,6 @@
 #include "absl/strings/string_view.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -21,13 +20,10 @@ namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(1);
 
-// Both are process-wide switches of gRPC that must be set before a server is built.
+// A process-wide switch of gRPC that must be set before a server is built.
 void InitGrpcPlugins() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  });
+  std::call_once(once, [] { grpc::reflection::InitProtoReflectionServerBuilderPlugin(); });
 }
 
 }  // namespace
@@ -55,6 +51,7 @@ absl::StatusOr<std::string> AdminServer::Start(std::string_view address_view) {
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), is_unix ? nullptr : &port);
   builder.RegisterService(&service_);
+  builder.RegisterService(&health_);
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon share the port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // The socket file must never be reachable by other users, not even between bind and chmod.
@@ -81,15 +78,13 @@ absl::StatusOr<std::string> AdminServer::Start(std::string_view address_view) {
 
 void AdminServer::SetServing(bool serving) {
   service_.SetServing(serving);
-  if (grpc_server_ == nullptr) return;
-  if (grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService()) {
-    health->SetServingStatus(serving);
-  }
+  health_.SetServing(serving);
 }
 
 void AdminServer::Shutdown() {
   if (grpc_server_ == nullptr) return;
   service_.EndStreams();
+  health_.EndStreams();
   grpc_server_->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   grpc_server_->Wait();
   grpc_server_.reset();

@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "reactor/server.h"
 #include "services/admin/admin_service.h"
+#include "services/admin/health_service.h"
 
 namespace grpc {
 class Server;
@@ -34,8 +35,8 @@ class AdminServer {
   // NOT_SERVING once the daemon begins stopping (so that health checks fail first).
   void SetServing(bool serving);
 
-  // Ends watch streams, then stops the gRPC server (calls still running after a short grace
-  // period are cancelled). Idempotent.
+  // Ends watch streams (stats and health), then stops the gRPC server (calls still running
+  // after a short grace period are cancelled). Idempotent.
   void Shutdown();
 
   const std::string& address() const { return address_; }
@@ -43,6 +44,7 @@ class AdminServer {
  private:
   Server& server_;
   AdminService service_;
+  HealthService health_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::string address_;
   std::string unix_path_;

@@ -94,8 +94,14 @@ class HealthWatch {
     reader_ = stub.Watch(&context_, health::HealthCheckRequest());
   }
   ~HealthWatch() {
+    if (finished_) return;
     context_.TryCancel();
     (void)reader_->Finish();
+  }
+  // After the end of the stream: how the server ended it.
+  grpc::Status Finish() {
+    finished_ = true;
+    return reader_->Finish();
   }
   // The next status the server sends.
   std::string Next() {
@@ -106,6 +112,7 @@ class HealthWatch {
  private:
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReader<HealthCheckResponse>> reader_;
+  bool finished_ = false;
 };
 
 // One thread drives every client in a poll() loop: HTTP clients that pipeline GETs until the server
@@ -361,6 +368,9 @@ TEST_F(SigtermTest, IdleDaemonTellsWatchersNotServingThenExits) {
   // Watchers hear of the change before the admin service goes away with the daemon.
   EXPECT_EQ(watch.Next(), "NOT_SERVING");
   EXPECT_EQ(watch.Next(), "end of stream");
+  // Ended by the daemon, cleanly: not cut off when gRPC's shutdown grace ran out.
+  const grpc::Status end = watch.Finish();
+  EXPECT_TRUE(end.ok()) << end.error_code() << " " << end.error_message();
   ExpectCleanExit();
 }
 

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -171,6 +173,53 @@ TEST_F(AdminTest, HealthFollowsServingState) {
   ASSERT_TRUE(health->Check(Context().get(), request, &reply).ok());
   EXPECT_EQ(reply.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   EXPECT_FALSE(GetStats().server().serving());
+}
+
+// Watch: the status at once, then each change; Shutdown ends the stream with OK, after the
+// last status, and does not wait for gRPC's shutdown grace to cut the watcher off.
+TEST_F(AdminTest, HealthWatchFollowsChangesAndEndsCleanlyOnShutdown) {
+  StartAll();
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  std::unique_ptr<grpc::ClientContext> context = Context();
+  std::unique_ptr<grpc::ClientReader<grpc::health::v1::HealthCheckResponse>> watch =
+      health->Watch(context.get(), grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse status;
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  admin_->SetServing(true);  // no change: nothing is sent for it
+  admin_->SetServing(false);
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  admin_->SetServing(true);
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  admin_->SetServing(false);
+  admin_->Shutdown();
+  // Whatever the watcher had not been sent yet arrives before the end.
+  std::vector<int> after;
+  while (watch->Read(&status)) after.push_back(status.status());
+  EXPECT_EQ(after, std::vector<int>{grpc::health::v1::HealthCheckResponse::NOT_SERVING});
+  const grpc::Status end = watch->Finish();
+  EXPECT_TRUE(end.ok()) << end.error_code() << " " << end.error_message();
+}
+
+TEST_F(AdminTest, HealthOfAnUnknownServiceName) {
+  StartAll();
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service("no.such.Service");
+  grpc::health::v1::HealthCheckResponse reply;
+  EXPECT_EQ(health->Check(Context().get(), request, &reply).error_code(), StatusCode::NOT_FOUND);
+
+  std::unique_ptr<grpc::ClientContext> context = Context();
+  std::unique_ptr<grpc::ClientReader<grpc::health::v1::HealthCheckResponse>> watch =
+      health->Watch(context.get(), request);
+  ASSERT_TRUE(watch->Read(&reply));
+  EXPECT_EQ(reply.status(), grpc::health::v1::HealthCheckResponse::SERVICE_UNKNOWN);
+  admin_->Shutdown();
+  EXPECT_FALSE(watch->Read(&reply));
+  EXPECT_TRUE(watch->Finish().ok());
 }
 
 // Reflection is checked on the wire: a ServerReflectionRequest with list_services (field 7,
