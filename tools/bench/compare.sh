@@ -79,6 +79,10 @@ have_percorectl=0
 if grep -q 'name = "percorectl"' tools/BUILD; then targets+=(//tools:percorectl); have_percorectl=1; fi
 # PERCORE_BENCH_BAZEL_FLAGS: extra flags for this build (e.g. a --per_file_copt work-around).
 read -r -a extra_flags <<<"${PERCORE_BENCH_BAZEL_FLAGS:-}"
+# The tree as built, taken now: edits made while the benchmarks run are not in the binaries
+# (this report and its chart are about to change, so they do not count).
+built_commit=$(git rev-parse --short HEAD 2>/dev/null)
+dirty=$(git status --porcelain -- . ':!tools/bench/RESULTS.md' ':!tools/bench/results.png' 2>/dev/null | head -1)
 if ! bazel build --config=opt "${extra_flags[@]}" "${targets[@]}" >"$work/build.log" 2>&1; then
   grep -E '^(ERROR|FAILED)|error:' "$work/build.log" | head -20 >&2
   log "build failed; full log in $work/build.log"
@@ -477,8 +481,6 @@ mkdir -p "$out_dir"
 results="$out_dir/RESULTS.md"
 chart="$out_dir/results.png"
 version() { "$@" 2>&1 | head -1 | tr -d '\r' || true; }
-# The tree as built (this report and its chart are about to change, so they do not count).
-dirty=$(git status --porcelain -- . ':!tools/bench/RESULTS.md' ':!tools/bench/results.png' 2>/dev/null | head -1)
 # Sections written by hand (targets, reliability, soak) sit between these markers; a new run
 # keeps them, placed before the chart.
 kept=""
@@ -495,7 +497,7 @@ if [[ -f "$results" ]]; then kept=$(sed -n '/^<!-- kept: begin/,/^<!-- kept: end
   echo "| kernel | $(uname -sr) |"
   echo "| load average (1/5/15 min) | before: $load_before; after: $load_after |"
   if [[ "$nice_level" != 0 ]]; then echo "| priority | servers and clients at nice $nice_level (other work on the machine at 0) |"; fi
-  echo "| percore | $(git rev-parse --short HEAD 2>/dev/null)$([[ -n "$dirty" ]] && echo ' + uncommitted changes'), built with \`bazel build --config=opt\` ($(version gcc --version)) |"
+  echo "| percore | ${built_commit}$([[ -n "$dirty" ]] && echo ' + uncommitted changes'), built with \`bazel build --config=opt\` ($(version gcc --version)) |"
   echo "| nginx | $(version nginx -v) |"
   echo "| memcached | $(version memcached -V) |"
   echo "| redis-server | $(version redis-server --version) |"
