@@ -84,9 +84,10 @@ class Connection final : private IoWatcher {
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
-  // For a connection that reaches a draining loop: the requests the peer has already sent are
-  // read and answered, then the connection closes gracefully under `reason`, like the loop's
-  // other connections at their request boundary.
+  // How a drain closes a connection: the requests the peer has sent so far (what is already
+  // in the socket, up to one read budget) are read and answered, then the connection closes
+  // gracefully under `reason`. A connection that is not reading (paused on other work, or
+  // backed up behind its output) closes as Close(reason, true) would.
   void ServeArrivedThenClose(CloseReason reason);
 
  private:

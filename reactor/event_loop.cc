@@ -108,9 +108,10 @@ void EventLoop::Run() {
           MutexLock lock(quit_mu_);
           drain_group_ = quit_group_;
         }
-        // Connections handed over just before the stop are served like those already here.
+        // Connections handed over just before the stop are served like those already here:
+        // what each client has sent by now is answered, then the connection closes.
         AdoptPending();
-        CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/true);
+        ServeArrivedThenCloseAll(CloseReason::kServerDrain);
       }
       if (connections_.empty()) {
         ArriveDrained();
@@ -295,6 +296,15 @@ Connection* EventLoop::FindConnection(uint64_t id) {
   AssertInLoopThread();
   auto it = connections_.find(id);
   return it == connections_.end() ? nullptr : it->second.get();
+}
+
+void EventLoop::ServeArrivedThenCloseAll(CloseReason reason) {
+  std::vector<uint64_t> ids;
+  ids.reserve(connections_.size());
+  for (auto& [id, conn] : connections_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    if (Connection* conn = FindConnection(id)) conn->ServeArrivedThenClose(reason);
+  }
 }
 
 void EventLoop::CloseAllConnections(CloseReason reason, bool flush_first) {

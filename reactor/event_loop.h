@@ -124,6 +124,9 @@ class EventLoop final : private IoWatcher {
   }
   // Loop thread only. Starts closing every connection (flushing first when asked).
   void CloseAllConnections(CloseReason reason, bool flush_first);
+  // Loop thread only. Every connection answers what its peer has sent so far, then closes
+  // gracefully (Connection::ServeArrivedThenClose): how a drain begins.
+  void ServeArrivedThenCloseAll(CloseReason reason);
 
   bool IsInLoopThread() const { return std::this_thread::get_id() == thread_id_.load(std::memory_order_relaxed); }
   // Aborts with a message when called from another thread: loop state has no locks.

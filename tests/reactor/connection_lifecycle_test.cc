@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -565,6 +566,63 @@ TEST_P(ConnectionLifecycleTest, ConnectionHandedInWhileDrainingIsAnsweredThenClo
   EXPECT_EQ(stats.closed_total(), 2u);
   EXPECT_EQ(stats.bytes_in.Get(), request.size());
   EXPECT_EQ(stats.bytes_out.Get(), request.size());
+}
+
+// A request that reached the server's socket just before the drain began, but that the loop
+// had not read yet (it was busy), is answered before the connection closes: the drain reads
+// what has arrived, answers it, then sends its FIN.
+TEST_P(ConnectionLifecycleTest, DrainAnswersWhatArrivedBeforeItBegan) {
+  std::shared_ptr<Service> echo = NewEchoService();
+  EventLoopOptions options;
+  options.backend = GetParam();
+  options.services = {echo.get()};
+  absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create(options);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EventLoop& loop = **created;
+  absl::StatusOr<int> listen_fd = ListenTcp(HostPort{"127.0.0.1", 0});
+  ASSERT_TRUE(listen_fd.ok()) << listen_fd.status();
+  ScopedFd listener(*listen_fd);
+  port_ = LocalAddress(listener.get())->port();
+  ScopedFd client = Connect();
+  ASSERT_TRUE(test::WaitReadable(listener.get(), Soon()).ok());
+  const int server_side = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_GE(server_side, 0);
+  std::thread runner([&loop] { loop.Run(); });
+  // Whatever fails below, the loop is told to stop and its thread joined.
+  struct Joiner {
+    EventLoop& loop;
+    std::thread& thread;
+    ~Joiner() {
+      loop.Quit();
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{loop, runner};
+  loop.Adopt(server_side, 0, SocketAddress{});
+  ASSERT_TRUE(EchoesBack(client.get(), Random(100)));  // adopted and serving
+
+  // Keep the loop busy in a task while the request arrives and the drain is asked for.
+  std::promise<void> busy;
+  std::future<void> busy_f = busy.get_future();
+  std::promise<void> release;
+  std::shared_future<void> release_f = release.get_future().share();
+  loop.Post([&busy, release_f] {
+    busy.set_value();
+    release_f.wait();
+  });
+  ASSERT_EQ(busy_f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const std::string request = Random(5000);
+  ASSERT_TRUE(test::WriteAll(client.get(), request, Soon()).ok());
+  loop.Quit(MonotonicNanos() + 30'000'000'000);
+  release.set_value();
+
+  absl::StatusOr<std::string> answer = test::ReadExactly(client.get(), request.size(), Soon());
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_TRUE(SameBytes(request, *answer));
+  EXPECT_TRUE(test::ExpectEof(client.get(), Soon()).ok());
+  client.reset();
+  runner.join();
+  EXPECT_EQ(loop.stats().closed[static_cast<int>(CloseReason::kServerDrain)].Get(), 1u);
+  EXPECT_EQ(loop.stats().bytes_out.Get(), 100u + request.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConnectionLifecycleTest,
