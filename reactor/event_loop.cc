@@ -299,22 +299,11 @@ Connection* EventLoop::FindConnection(uint64_t id) {
 }
 
 void EventLoop::ServeArrivedThenCloseAll(CloseReason reason) {
-  std::vector<uint64_t> ids;
-  ids.reserve(connections_.size());
-  for (auto& [id, conn] : connections_) ids.push_back(id);
-  for (uint64_t id : ids) {
-    if (Connection* conn = FindConnection(id)) conn->ServeArrivedThenClose(reason);
-  }
+  ForEachConnectionThatMayClose([reason](Connection& conn) { conn.ServeArrivedThenClose(reason); });
 }
 
 void EventLoop::CloseAllConnections(CloseReason reason, bool flush_first) {
-  // Closing may retire connections (erasing from the map), so collect ids first.
-  std::vector<uint64_t> ids;
-  ids.reserve(connections_.size());
-  for (auto& [id, conn] : connections_) ids.push_back(id);
-  for (uint64_t id : ids) {
-    if (Connection* conn = FindConnection(id)) conn->Close(reason, flush_first);
-  }
+  ForEachConnectionThatMayClose([reason, flush_first](Connection& conn) { conn.Close(reason, flush_first); });
 }
 
 void EventLoop::RetireConnection(Connection* conn, CloseReason reason) {

@@ -122,6 +122,18 @@ class EventLoop final : private IoWatcher {
     AssertInLoopThread();
     for (auto& [id, conn] : connections_) fn(*conn);
   }
+  // Loop thread only. Calls `fn` on every connection open now, where `fn` may close it (and so
+  // erase it from the map): the ids are collected first, and one already gone is skipped.
+  template <typename Fn>
+  void ForEachConnectionThatMayClose(Fn&& fn) {
+    AssertInLoopThread();
+    std::vector<uint64_t> ids;
+    ids.reserve(connections_.size());
+    for (auto& [id, conn] : connections_) ids.push_back(id);
+    for (uint64_t id : ids) {
+      if (Connection* conn = FindConnection(id)) fn(*conn);
+    }
+  }
   // Loop thread only. Starts closing every connection (flushing first when asked).
   void CloseAllConnections(CloseReason reason, bool flush_first);
   // Loop thread only. Every connection answers what its peer has sent so far, then closes

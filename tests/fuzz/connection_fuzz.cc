@@ -145,6 +145,30 @@ class Reader {
   std::abort();
 }
 
+// Waits for `events` on `fd`. libFuzzer's timeout timer sends SIGALRM now and then, so a
+// blocking call may return EINTR: that is retried, never taken for a failure.
+void WaitFor(int fd, short events, const char* what) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    const int ready = poll(&p, 1, 10'000);
+    if (ready == 1) return;
+    if (ready < 0 && errno == EINTR) continue;
+    Fail(what, ready == 0 ? ETIMEDOUT : errno);
+  }
+}
+
+// A blocking connect that a signal interrupts goes on in the background: then wait for it to
+// finish and read its outcome.
+void ConnectToHarness(int fd, const sockaddr_in& addr) {
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) return;
+  if (errno != EINTR) Fail("connect to the harness listener", errno);
+  WaitFor(fd, POLLOUT, "the interrupted connect to finish");
+  int error = 0;
+  socklen_t length = sizeof(error);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  if (error != 0) Fail("connect to the harness listener", error);
+}
+
 void ResetClose(int fd) {
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
@@ -165,13 +189,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(w.port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    Fail("connect to the harness listener", errno);
-  }
+  ConnectToHarness(client, addr);
   // On a loaded machine the handshake's last ACK can reach the listener after connect()
   // returns; wait for it rather than mistaking it for a failure.
-  pollfd ready{w.listen_fd, POLLIN, 0};
-  if (poll(&ready, 1, 10'000) != 1) Fail("listener never became readable", errno);
+  WaitFor(w.listen_fd, POLLIN, "the listener to become readable");
   const int server_side = accept4(w.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (server_side < 0) Fail("accept", errno);
   setsockopt(server_side, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
