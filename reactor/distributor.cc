@@ -83,7 +83,16 @@ void Distributor::Run() {
   }
 }
 
-void Distributor::AcceptFrom(const Listener& listener) {
+void Distributor::AcceptBacklog() {
+  if (thread_.joinable()) return;  // the thread owns the policy and the candidates
+  for (const Listener& listener : listeners_) {
+    // Bounded: clients may still be connecting while this runs.
+    for (int round = 0; round < kBacklogRounds && AcceptFrom(listener); ++round) {
+    }
+  }
+}
+
+bool Distributor::AcceptFrom(const Listener& listener) {
   const auto wanted = static_cast<BalancePolicyKind>(policy_kind_.load());
   if (wanted != policy_->kind() && wanted != BalancePolicyKind::kReusePort) policy_ = NewBalancePolicy(wanted);
   AcceptCounters& c = stats_.counters;
@@ -94,17 +103,18 @@ void Distributor::AcceptFrom(const Listener& listener) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EAGAIN || err == EWOULDBLOCK) return false;
       c.accept_errors[err < AcceptCounters::kMaxErrno ? err : AcceptCounters::kMaxErrno].Increment();
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         c.backoffs.Increment();
-        return;
+        return false;
       }
       continue;  // ECONNABORTED, EPERM (firewall), EINTR...: the next one may succeed
     }
     c.accepted.Increment();
     Place(fd, peer, listener);
   }
+  return true;
 }
 
 void Distributor::Place(int fd, const SocketAddress& peer, const Listener& listener) {

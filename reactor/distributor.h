@@ -66,6 +66,10 @@ class Distributor {
   absl::Status Start();
   // Stops accepting and joins the thread; connections already handed over are unaffected.
   void Stop();
+  // After Stop, on the stopping thread: accepts what waits in the listen backlogs and places
+  // it as usual, until the backlogs are empty or descriptors run out.
+  void AcceptBacklog();
+  static constexpr int kBacklogRounds = 64;  // of accepts_per_wakeup each
 
   // Thread-safe.
   void SetPolicy(BalancePolicyKind kind);
@@ -78,7 +82,9 @@ class Distributor {
 
  private:
   void Run();
-  void AcceptFrom(const Listener& listener);
+  // Accepts up to accepts_per_wakeup connections. False once the backlog is empty or
+  // descriptors ran out (a back-off is counted); true if more may be waiting.
+  bool AcceptFrom(const Listener& listener);
   void Place(int fd, const SocketAddress& peer, const Listener& listener);
   static void Refuse(int fd, const Listener& listener);
 

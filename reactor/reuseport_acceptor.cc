@@ -27,8 +27,17 @@ void ReusePortAcceptor::Stop() {
   watching_ = false;
 }
 
+void ReusePortAcceptor::AcceptBacklog() {
+  for (int round = 0; round < Distributor::kBacklogRounds && AcceptSome(); ++round) {
+  }
+}
+
 void ReusePortAcceptor::OnIoEvent(uint32_t events) {
   counters_.wakeups.Increment();
+  AcceptSome();
+}
+
+bool ReusePortAcceptor::AcceptSome() {
   for (int n = 0; n < limits_.accepts_per_wakeup; ++n) {
     SocketAddress peer;
     peer.length = sizeof(peer.storage);
@@ -36,7 +45,7 @@ void ReusePortAcceptor::OnIoEvent(uint32_t events) {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if (err == EAGAIN || err == EWOULDBLOCK) return false;
       counters_.accept_errors[err < AcceptCounters::kMaxErrno ? err : AcceptCounters::kMaxErrno].Increment();
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Stop watching for a while instead of spinning on a backlog we cannot accept.
@@ -46,7 +55,7 @@ void ReusePortAcceptor::OnIoEvent(uint32_t events) {
           backoff_timer_ = 0;
           Start();
         });
-        return;
+        return false;
       }
       continue;
     }
@@ -63,6 +72,7 @@ void ReusePortAcceptor::OnIoEvent(uint32_t events) {
     }
     loop_.Adopt(fd, listener_.service_index, peer);
   }
+  return true;
 }
 
 }  // namespace percore

@@ -21,10 +21,15 @@ class ReusePortAcceptor final : private IoWatcher {
   // On the loop thread: start and stop watching the listening socket.
   void Start();
   void Stop();
+  // On the loop thread, as the server stops: accepts what waits in the listen backlog (bounded,
+  // like the distributor's), so that it is served in the drain rather than reset.
+  void AcceptBacklog();
   const AcceptCounters& counters() const { return counters_; }
 
  private:
   void OnIoEvent(uint32_t events) override;
+  // Accepts up to accepts_per_wakeup connections; true if more may be waiting.
+  bool AcceptSome();
 
   EventLoop& loop_;
   Listener listener_;

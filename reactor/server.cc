@@ -79,6 +79,7 @@ absl::Status Server::Start() {
   DistributorOptions limits;
   limits.max_connections = options_.max_connections;
   limits.max_connections_per_loop = options_.max_connections_per_loop;
+  limits.backoff_ms = options_.accept_backoff_ms;
   std::vector<Listener> listeners;
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     listeners.push_back({listen_fds_[i], listen_service_[i], services_[listen_service_[i]].get()});
@@ -145,7 +146,13 @@ absl::Status Server::StartReusePort(const std::vector<Listener>& listeners, cons
 void Server::Stop(int64_t deadline_ns) {
   if (!started_ || stopped_) return;
   stopped_ = true;
-  if (distributor_) distributor_->Stop();
+  // Connections the kernel has already completed wait in the listen backlog: they are accepted
+  // and handed to the loops, which answer what they sent as they drain, rather than reset when
+  // the listening sockets close.
+  if (distributor_) {
+    distributor_->Stop();
+    distributor_->AcceptBacklog();
+  }
   // Acceptors belong to their loops: stop them there, and wait, before their sockets close.
   std::vector<std::future<void>> stopped;
   for (auto& acceptor : acceptors_) {
@@ -153,6 +160,7 @@ void Server::Stop(int64_t deadline_ns) {
     stopped.push_back(done->get_future());
     ReusePortAcceptor* raw = acceptor.get();
     acceptor_loop(raw).Post([raw, done] {
+      raw->AcceptBacklog();
       raw->Stop();
       done->set_value();
     });

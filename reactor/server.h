@@ -26,6 +26,7 @@ struct ServerOptions {
   bool pin = false;  // pin loop i to the i-th allowed CPU
   int max_connections = 100'000;        // over all loops (reuseport: an equal share each); 0 = none
   int max_connections_per_loop = 0;     // 0 = unlimited
+  int accept_backoff_ms = 100;          // accepting pauses this long after EMFILE and the like
   ConnectionOptions connection = {};
 };
 

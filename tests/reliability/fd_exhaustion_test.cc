@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -120,6 +121,105 @@ TEST(FdExhaustionTest, DistributorBacksOffOnEmfileAndRecovers) {
   for (int i = 0; i < kEstablished; ++i) ExpectEcho(established[i].get(), "after " + std::to_string(i));
   server.Stop();
 }
+
+// Connections the kernel completed but the server never accepted wait in the listen backlog.
+// Here the distributor is held in a long back-off by EMFILE while five clients connect and send
+// a request each; then descriptors come back and the server stops. Stop accepts the backlog and
+// the drain answers each request: every client gets its echo and then an orderly EOF, where
+// closing the listener on them would have reset them. Both ways of accepting: the distributor
+// (two loops) and reuseport (one loop, so one listening socket holds the whole backlog).
+class BacklogAtStopTest : public ::testing::TestWithParam<BalancePolicyKind> {};
+
+uint64_t SumCounters(const Server& server, uint64_t (*field)(const AcceptCounters&)) {
+  uint64_t sum = 0;
+  for (const AcceptCounters* c : server.accept_counters()) sum += field(*c);
+  return sum;
+}
+uint64_t Accepted(const AcceptCounters& c) { return c.accepted.Get(); }
+uint64_t Backoffs(const AcceptCounters& c) { return c.backoffs.Get(); }
+
+TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
+  rlimit original{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &original), 0);
+  ServerOptions options;
+  options.balance = GetParam();
+  options.loops = GetParam() == BalancePolicyKind::kReusePort ? 1 : 2;
+  options.accept_backoff_ms = 60'000;  // longer than the test: only Stop ends the back-off
+  Server server(options);
+  ASSERT_TRUE(server.AddService(NewEchoService()).ok());
+  auto listener = server.Listen("echo", {"127.0.0.1", 0});
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const uint16_t port = listener->bound.port();
+  ASSERT_TRUE(server.Start().ok());
+
+  // One connection served first. Besides showing the server works, it warms the sanitizers'
+  // caches: under UBSan a first-time virtual call check needs two new descriptors, which the
+  // exhaustion below would deny it.
+  {
+    auto warm = test::ConnectToLoopback(port, Deadline::In(absl::Seconds(10)));
+    ASSERT_TRUE(warm.ok()) << warm.status();
+    ExpectEcho(warm->get(), "warm-up");
+  }
+  const auto closed = [&server] {
+    uint64_t sum = 0;
+    for (int i = 0; i < server.loop_count(); ++i) sum += server.loop(i).stats().closed_total();
+    return sum;
+  };
+  ASSERT_TRUE(test::WaitUntil([&] { return closed() == 1; }, Deadline::In(absl::Seconds(10))));
+
+  constexpr int kWaiting = 5;
+  std::vector<ScopedFd> clients;
+  for (int i = 0; i < kWaiting; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0) << errno;
+    clients.emplace_back(fd);
+  }
+  // No descriptor left: the distributor's first accept fails and it backs off.
+  rlimit lowered = original;
+  lowered.rlim_cur = static_cast<rlim_t>(LowestFreeFd());
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  struct RestoreLimit {
+    const rlimit& limit;
+    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{original};
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < kWaiting; ++i) {
+    const int rc = ::connect(clients[i].get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << errno;
+    ASSERT_TRUE(test::WriteAll(clients[i].get(), "waiting " + std::to_string(i), Deadline::In(absl::Seconds(10))).ok());
+  }
+  ASSERT_TRUE(test::WaitUntil([&] { return SumCounters(server, Backoffs) >= 1; },
+                              Deadline::In(absl::Seconds(10))));
+  ASSERT_EQ(SumCounters(server, Accepted), 1u);  // the warm-up only
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &original), 0);
+
+  // Stop runs beside the clients: the drain's lingering close waits for their FINs.
+  std::thread stopper([&server] { server.Stop(10'000'000'000); });
+  for (int i = 0; i < kWaiting; ++i) {
+    const std::string expected = "waiting " + std::to_string(i);
+    auto got = test::ReadExactly(clients[i].get(), expected.size(), Deadline::In(absl::Seconds(10)));
+    EXPECT_EQ(got.ok() ? *got : got.status().ToString(), expected) << "client " << i;
+    EXPECT_TRUE(test::ExpectEof(clients[i].get(), Deadline::In(absl::Seconds(10))).ok()) << "client " << i;
+    clients[i].reset();
+  }
+  stopper.join();
+  EXPECT_EQ(SumCounters(server, Accepted), static_cast<uint64_t>(1 + kWaiting));
+  uint64_t drained = 0;
+  for (int i = 0; i < server.loop_count(); ++i) {
+    drained += server.loop(i).stats().closed[static_cast<int>(CloseReason::kServerDrain)].Get();
+  }
+  EXPECT_EQ(drained, static_cast<uint64_t>(kWaiting));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, BacklogAtStopTest,
+                         ::testing::Values(BalancePolicyKind::kRoundRobin, BalancePolicyKind::kReusePort),
+                         [](const ::testing::TestParamInfo<BalancePolicyKind>& info) {
+                           return info.param == BalancePolicyKind::kReusePort ? std::string("reuseport")
+                                                                               : std::string("distributor");
+                         });
 
 }  // namespace
 }  // namespace percore
