@@ -47,17 +47,27 @@ int LowestFreeFd() {
   return fd;
 }
 
+// Starts `server` with the echo service on a loopback port of its choosing; returns the port,
+// or 0 (after a test failure) if it could not.
+uint16_t StartEcho(Server& server) {
+  if (!server.AddService(NewEchoService()).ok()) return 0;
+  auto listener = server.Listen("echo", {"127.0.0.1", 0});
+  EXPECT_TRUE(listener.ok()) << listener.status();
+  if (!listener.ok() || !server.Start().ok()) {
+    ADD_FAILURE() << "the echo server did not start";
+    return 0;
+  }
+  return listener->bound.port();
+}
+
 TEST(FdExhaustionTest, DistributorBacksOffOnEmfileAndRecovers) {
   rlimit original{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &original), 0);
   ServerOptions options;
   options.loops = 2;
   Server server(options);
-  ASSERT_TRUE(server.AddService(NewEchoService()).ok());
-  auto listener = server.Listen("echo", {"127.0.0.1", 0});
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  const uint16_t port = listener->bound.port();
-  ASSERT_TRUE(server.Start().ok());
+  const uint16_t port = StartEcho(server);
+  ASSERT_NE(port, 0);
   const AcceptCounters& counters = server.distributor_stats()->counters;
 
   std::vector<ScopedFd> established;
@@ -146,11 +156,8 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   options.loops = GetParam() == BalancePolicyKind::kReusePort ? 1 : 2;
   options.accept_backoff_ms = 60'000;  // longer than the test: only Stop ends the back-off
   Server server(options);
-  ASSERT_TRUE(server.AddService(NewEchoService()).ok());
-  auto listener = server.Listen("echo", {"127.0.0.1", 0});
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  const uint16_t port = listener->bound.port();
-  ASSERT_TRUE(server.Start().ok());
+  const uint16_t port = StartEcho(server);
+  ASSERT_NE(port, 0);
 
   // One connection served first. Besides showing the server works, it warms the sanitizers'
   // caches: under UBSan a first-time virtual call check needs two new descriptors, which the
