@@ -147,8 +147,35 @@ class ConnectionLifecycleTest : public ::testing::TestWithParam<PollerBackend> {
     return nullptr;
   }
 
+  // For tests that drive a loop of their own instead of the server: an echo loop (the test's
+  // back end) and a loopback listener whose connections the test accepts and hands over itself,
+  // as the distributor would.
+  ::testing::AssertionResult MakeOwnLoop() {
+    EventLoopOptions options;
+    options.backend = GetParam();
+    options.services = {own_echo_.get()};
+    absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create(options);
+    if (!created.ok()) return ::testing::AssertionFailure() << created.status();
+    own_loop_ = std::move(*created);
+    absl::StatusOr<int> listen_fd = ListenTcp(HostPort{"127.0.0.1", 0});
+    if (!listen_fd.ok()) return ::testing::AssertionFailure() << listen_fd.status();
+    own_listener_ = ScopedFd(*listen_fd);
+    port_ = LocalAddress(own_listener_.get())->port();
+    return ::testing::AssertionSuccess();
+  }
+  // The server side of the next connection to the own listener; -1 (and a failure) if none.
+  ScopedFd AcceptOwn() {
+    EXPECT_TRUE(test::WaitReadable(own_listener_.get(), Soon()).ok());
+    ScopedFd fd(::accept4(own_listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    EXPECT_GE(fd.get(), 0) << "accept: " << errno;
+    return fd;
+  }
+
   std::unique_ptr<Server> server_;
   std::shared_ptr<test::RecordingService> recorder_;
+  std::shared_ptr<Service> own_echo_ = NewEchoService();
+  std::unique_ptr<EventLoop> own_loop_;
+  ScopedFd own_listener_;
   uint16_t port_ = 0;
   std::mt19937_64 rng_{20240611};
   // Written by a timer on a loop: lives as long as the fixture, so past the server's Stop.
@@ -515,29 +542,15 @@ TEST_P(ConnectionLifecycleTest, DrainWithCloseIdleClosesIdleConnections) {
 // then is answered, and the close is a FIN at that boundary, never a reset that would destroy
 // the answer. The loop is stepped on this thread, so the hand-over lands after Quit for sure.
 TEST_P(ConnectionLifecycleTest, ConnectionHandedInWhileDrainingIsAnsweredThenClosed) {
-  std::shared_ptr<Service> echo = NewEchoService();
-  EventLoopOptions options;
-  options.backend = GetParam();
-  options.services = {echo.get()};
-  absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status();
-  EventLoop& loop = **created;
+  ASSERT_TRUE(MakeOwnLoop());
+  EventLoop& loop = *own_loop_;
   loop.BindToCurrentThread();
-  absl::StatusOr<int> listen_fd = ListenTcp(HostPort{"127.0.0.1", 0});
-  ASSERT_TRUE(listen_fd.ok()) << listen_fd.status();
-  ScopedFd listener(*listen_fd);
-  port_ = LocalAddress(listener.get())->port();
 
-  // Accepted here, as the distributor would; the talker's request is in the server's receive
-  // queue before the loop sees the connection.
-  const auto accept_one = [&] {
-    EXPECT_TRUE(test::WaitReadable(listener.get(), Soon()).ok());
-    return ScopedFd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-  };
+  // The talker's request is in the server's receive queue before the loop sees the connection.
   ScopedFd talker = Connect();
-  ScopedFd talker_server = accept_one();
+  ScopedFd talker_server = AcceptOwn();
   ScopedFd silent = Connect();
-  ScopedFd silent_server = accept_one();
+  ScopedFd silent_server = AcceptOwn();
   ASSERT_GE(talker_server.get(), 0);
   ASSERT_GE(silent_server.get(), 0);
   const std::string request = Random(3000);
@@ -572,21 +585,11 @@ TEST_P(ConnectionLifecycleTest, ConnectionHandedInWhileDrainingIsAnsweredThenClo
 // had not read yet (it was busy), is answered before the connection closes: the drain reads
 // what has arrived, answers it, then sends its FIN.
 TEST_P(ConnectionLifecycleTest, DrainAnswersWhatArrivedBeforeItBegan) {
-  std::shared_ptr<Service> echo = NewEchoService();
-  EventLoopOptions options;
-  options.backend = GetParam();
-  options.services = {echo.get()};
-  absl::StatusOr<std::unique_ptr<EventLoop>> created = EventLoop::Create(options);
-  ASSERT_TRUE(created.ok()) << created.status();
-  EventLoop& loop = **created;
-  absl::StatusOr<int> listen_fd = ListenTcp(HostPort{"127.0.0.1", 0});
-  ASSERT_TRUE(listen_fd.ok()) << listen_fd.status();
-  ScopedFd listener(*listen_fd);
-  port_ = LocalAddress(listener.get())->port();
+  ASSERT_TRUE(MakeOwnLoop());
+  EventLoop& loop = *own_loop_;
   ScopedFd client = Connect();
-  ASSERT_TRUE(test::WaitReadable(listener.get(), Soon()).ok());
-  const int server_side = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  ASSERT_GE(server_side, 0);
+  ScopedFd server_side = AcceptOwn();
+  ASSERT_GE(server_side.get(), 0);
   std::thread runner([&loop] { loop.Run(); });
   // Whatever fails below, the loop is told to stop and its thread joined.
   struct Joiner {
@@ -597,7 +600,7 @@ TEST_P(ConnectionLifecycleTest, DrainAnswersWhatArrivedBeforeItBegan) {
       if (thread.joinable()) thread.join();
     }
   } joiner{loop, runner};
-  loop.Adopt(server_side, 0, SocketAddress{});
+  loop.Adopt(server_side.release(), 0, SocketAddress{});
   ASSERT_TRUE(EchoesBack(client.get(), Random(100)));  // adopted and serving
 
   // Keep the loop busy in a task while the request arrives and the drain is asked for.
