@@ -108,10 +108,11 @@ void EventLoop::Run() {
           MutexLock lock(quit_mu_);
           drain_group_ = quit_group_;
         }
-        // Connections handed over just before the stop are served like those already here:
-        // what each client has sent by now is answered, then the connection closes.
-        AdoptPending();
+        // What each client has sent by now is answered, then its connection closes. Those
+        // handed over just before the stop are adopted after, and AdoptPending does the same
+        // for them now that quit_ is set.
         ServeArrivedThenCloseAll(CloseReason::kServerDrain);
+        AdoptPending();
       }
       if (connections_.empty()) {
         ArriveDrained();

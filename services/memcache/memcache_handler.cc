@@ -182,10 +182,10 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
   std::string_view keys = cmd.keys;
   std::string_view key;
   size_t key_count = 0;
-  // With one shard, and it ours, every key is local without looking.
-  bool all_local = directory_.shard_count() == 1 && local_shard_ != nullptr;
-  if (!all_local) {
-    all_local = true;
+  bool all_local = true;
+  // With one shard, and it ours, every key is local without looking (key_count is needed only
+  // when some key is not).
+  if (directory_.shard_count() != 1 || local_shard_ == nullptr) {
     while (NextKey(&keys, &key)) {
       ++key_count;
       if (!IsLocal(directory_.ShardFor(key))) all_local = false;
