@@ -75,7 +75,7 @@ void Connection::ServeArrivedThenClose(CloseReason reason) {
 // ---------------------------------------------------------------------------------------------
 // Handler-facing API.
 
-void Connection::Send(std::string_view bytes) { output_.Append(bytes.data(), bytes.size()); }
+void Connection::Send(std::string_view bytes) { output_.Append(bytes); }
 
 void Connection::Resume() {
   loop_.AssertInLoopThread();
@@ -144,6 +144,17 @@ bool Connection::ShouldRead() const { return state_ == ConnectionState::kReading
 
 void Connection::OnIoEvent(uint32_t events) {
   if (finished_) return;  // closed earlier in this iteration
+  try {
+    HandleIoEvent(events);
+  } catch (...) {
+    // The framework's own work for this connection failed (growing a buffer under memory
+    // pressure: std::bad_alloc). Handler callbacks are guarded on their own (Call); whatever
+    // failed here, it costs this connection only.
+    Finish(CloseReason::kHandlerError);
+  }
+}
+
+void Connection::HandleIoEvent(uint32_t events) {
   if (fin_sent_) {
     HandleLinger();
     return;
@@ -220,7 +231,18 @@ void Connection::HandleReadable() {
 void Connection::FlushAndDeliver() {
   for (;;) {
     Flush();
-    if (finished_ || state_ != ConnectionState::kReading || input_.empty()) return;
+    if (finished_) return;
+    if (WantsOnWritable()) {
+      writable_requested_ = writable_due_ = false;
+      const size_t before = output_.size();
+      Apply(Call([this] {
+        handler_->OnWritable(*this);
+        return Action::Continue();
+      }));
+      if (finished_) return;
+      if (output_.size() != before) continue;  // write what it produced, within the budget
+    }
+    if (state_ != ConnectionState::kReading || input_.empty()) return;
     // Input that waited behind the high-water mark: the write just made room for its replies.
     // Nothing else would offer it again, since the peer may send nothing more until it gets them.
     const size_t before = input_.size();
@@ -243,21 +265,6 @@ void Connection::Deliver() {
     Apply(action);
     if (finished_ || input_.size() == before) return;
   }
-}
-
-template <typename Fn>
-Action Connection::Call(Fn&& fn) {
-  in_callback_ = true;
-  Action action = Action::Continue();
-  try {
-    action = fn();
-  } catch (...) {
-    // A failing handler costs its own connection, never the loop or its other connections.
-    pending_close_ = false;
-    action = Action::CloseNow(CloseReason::kHandlerError);
-  }
-  in_callback_ = false;
-  return action;
 }
 
 void Connection::Apply(Action action) {
@@ -308,30 +315,49 @@ void Connection::FinishPendingWork() {
 }
 
 void Connection::HandleWritable() {
-  const bool was_backed_up = state_ == ConnectionState::kWriting;
-  Flush();
-  if (finished_ || !was_backed_up || state_ != ConnectionState::kReading) return;
-  // Backpressure released: let the handler produce more, then serve input already buffered.
-  Apply(Call([this] {
-    handler_->OnWritable(*this);
-    return Action::Continue();
-  }));
-  if (finished_) return;
+  // Backpressure released (Flush notes it): the handler may produce more, then input already
+  // buffered is served.
   FlushAndDeliver();
+}
+
+bool Connection::WantsOnWritable() {
+  if (!writable_requested_ && !writable_due_) return false;
+  if (state_ != ConnectionState::kReading && state_ != ConnectionState::kPaused) return false;
+  if (output_.size() > options_.low_water) return false;
+  // With this iteration's write budget spent, what is queued waits for the next one (the
+  // socket's POLLOUT brings it back); an empty output must be refilled now or nothing would.
+  return output_.empty() || WriteBudgetLeft() > 0;
+}
+
+size_t Connection::WriteBudgetLeft() {
+  if (budget_iteration_ != loop_.iteration()) {
+    budget_iteration_ = loop_.iteration();
+    write_budget_left_ = options_.write_budget;
+  }
+  return write_budget_left_;
 }
 
 void Connection::Flush() {
   LoopStats& stats = loop_.stats();
   bool progressed = false;
+  size_t budget = WriteBudgetLeft();
   while (!output_.empty()) {
-    const size_t queued = output_.size();
-    const ssize_t n = output_.WriteToFd(fd_);
+    if (budget == 0) {
+      // One connection's large reply does not hold the loop: the rest goes out in the next
+      // iterations, after the other connections had their turn.
+      stats.write_budget_yields.Increment();
+      break;
+    }
+    const size_t asked = std::min(output_.size(), budget);
+    const ssize_t n = output_.WriteToFd(fd_, asked);
     stats.write_calls.Increment();
     if (n > 0) {
-      bytes_out_ += static_cast<size_t>(n);
-      stats.bytes_out.Add(static_cast<uint64_t>(n));
+      const size_t wrote = static_cast<size_t>(n);
+      bytes_out_ += wrote;
+      stats.bytes_out.Add(wrote);
+      budget -= wrote;
       progressed = true;
-      if (static_cast<size_t>(n) < queued) {
+      if (wrote < asked) {
         stats.partial_writes.Increment();
         break;  // the socket buffer is full; the next write would say EAGAIN
       }
@@ -346,13 +372,14 @@ void Connection::Flush() {
     Finish(ReasonForErrno(err));
     return;
   }
+  write_budget_left_ = budget;
   if (progressed) last_activity_ns_ = loop_.now_ns();
 
   if (output_.empty()) {
-    loop_.buffer_pool().Release(output_);
+    loop_.buffer_pool().Release(output_.bytes());
     if (io_timer_.armed() && !fin_sent_) loop_.wheel().Cancel(&io_timer_);
   } else {
-    if (output_.size() > options_.output_cap) {
+    if (output_.copied_size() > options_.output_cap) {
       Finish(CloseReason::kOutputOverflow);
       return;
     }
@@ -370,7 +397,10 @@ void Connection::Flush() {
       }
       break;
     case ConnectionState::kWriting:
-      if (output_.size() <= options_.low_water) state_ = ConnectionState::kReading;
+      if (output_.size() <= options_.low_water) {
+        state_ = ConnectionState::kReading;
+        writable_due_ = true;
+      }
       break;
     case ConnectionState::kClosing:
       if (output_.empty() && !fin_sent_) {
@@ -430,7 +460,7 @@ void Connection::Finish(CloseReason reason) {
   input_.Clear();
   output_.Clear();
   loop_.buffer_pool().Release(input_);
-  loop_.buffer_pool().Release(output_);
+  loop_.buffer_pool().Release(output_.bytes());
   if (handler_) {
     try {
       handler_->OnClose(*this, reason);

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/buffer.h"
+#include "core/output_queue.h"
 #include "core/socket.h"
 #include "reactor/close_reason.h"
 #include "reactor/handler.h"
@@ -20,17 +21,19 @@ struct ServiceLoopStats;
 struct ConnectionOptions {
   size_t high_water = 1 << 20;        // queued output above this: stop reading (backpressure)
   size_t low_water = 256 << 10;       // ... until it drains below this
-  // Queued output above this: close, kOutputOverflow. It bounds the memory one connection can
-  // hold, so it must exceed the largest single reply a service produces (raise it with RESP's
-  // or memcache's item limits).
+  // Copied output above this: close, kOutputOverflow. It bounds the memory one connection holds
+  // of its own; shared pieces (stored values sent in place, OutputQueue) do not count, since a
+  // handler that streams a reply adds one more only while the output is below high_water.
+  // Must exceed high_water by the largest piece a handler copies in at once.
   size_t output_cap = 64 << 20;
   size_t read_budget = 256 << 10;     // bytes read per wake-up before yielding to other fds
+  size_t write_budget = 1 << 20;      // bytes written per loop iteration before yielding
   int64_t idle_timeout_ns = 300'000'000'000;   // no traffic at all; 0 = never
   int64_t write_timeout_ns = 60'000'000'000;   // queued output makes no progress; 0 = never
   int64_t close_linger_ns = 2'000'000'000;     // after our FIN, how long we drain the peer
 };
 
-// The framework-owned state of a connection (architecture §4).
+// The framework-owned state of a connection (reactor/README.md, "The connection state machine").
 enum class ConnectionState : uint8_t { kOpen, kReading, kWriting, kPaused, kClosing, kClosed };
 std::string_view ConnectionStateName(ConnectionState state);
 
@@ -55,7 +58,11 @@ class Connection final : private IoWatcher {
   // --- For handlers ---
   // Queues bytes for the peer. Written after the current callback returns.
   void Send(std::string_view bytes);
-  Buffer& output() { return output_; }
+  OutputQueue& output() { return output_; }
+  // Asks for one OnWritable call once the queued output is at or below the low-water mark: how
+  // a handler that produces a large reply in pieces learns that the socket took the last ones.
+  // Called on the loop (inside a callback or not); the call comes after the current callback.
+  void RequestWritable() { writable_requested_ = true; }
   // Leaves Paused: reading resumes and unconsumed input is offered to OnData again.
   void Resume();
   // Arms the handler's deadline (OnDeadline fires after `delay_ns`); re-arming moves it.
@@ -84,6 +91,11 @@ class Connection final : private IoWatcher {
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
+  // Runs `fn` (a cross-loop answer, a handler's own task) as a handler callback: an exception
+  // closes the connection (kHandlerError); a Resume() inside it continues reading afterwards,
+  // and what it queued is written.
+  template <typename Fn>
+  void RunTask(Fn&& fn);
   // How a drain closes a connection: the requests the peer has sent so far (what is already
   // in the socket, up to one read budget) are read and answered, then the connection closes
   // gracefully under `reason`. A connection that is not reading (paused on other work, or
@@ -101,6 +113,7 @@ class Connection final : private IoWatcher {
   };
 
   void OnIoEvent(uint32_t events) override;
+  void HandleIoEvent(uint32_t events);
   void HandleReadable();
   void HandleWritable();
   void HandleLinger();
@@ -117,8 +130,12 @@ class Connection final : private IoWatcher {
   void FinishPendingWork();
   // Writes what is queued; moves between Reading and Writing on the water marks.
   void Flush();
-  // Flush, then offer input left behind by backpressure, for as long as both make progress.
+  // Flush, then tell the handler the output drained (OnWritable) when it asked or backpressure
+  // ended, then offer input left behind by backpressure, for as long as these make progress.
   void FlushAndDeliver();
+  bool WantsOnWritable();
+  // Bytes this connection may still write in the loop's current iteration.
+  size_t WriteBudgetLeft();
   void BeginClosing(CloseReason reason);
   void Finish(CloseReason reason);
   void UpdateInterest();
@@ -138,7 +155,7 @@ class Connection final : private IoWatcher {
   const ConnectionOptions& options_;
   std::unique_ptr<Handler> handler_;
   Buffer input_;
-  Buffer output_;
+  OutputQueue output_;
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t interest_ = 0;
   bool peer_eof_ = false;      // FIN seen
@@ -147,6 +164,10 @@ class Connection final : private IoWatcher {
   bool finished_ = false;
   bool unwatched_ = false;     // removed from the poller while paused after a hang-up
   bool pending_close_ = false;
+  bool writable_requested_ = false;  // RequestWritable()
+  bool writable_due_ = false;        // backpressure ended; OnWritable not called yet
+  uint64_t budget_iteration_ = 0;    // the loop iteration write_budget_left_ belongs to
+  size_t write_budget_left_ = 0;
   bool pending_close_flush_ = false;
   CloseReason pending_close_reason_ = CloseReason::kServiceClose;
   bool drain_after_resume_ = false;
@@ -161,5 +182,39 @@ class Connection final : private IoWatcher {
   Deadline handler_deadline_;
   Deadline io_timer_;  // write progress while Writing, linger bound while Closing
 };
+
+template <typename Fn>
+Action Connection::Call(Fn&& fn) {
+  in_callback_ = true;
+  Action action = Action::Continue();
+  try {
+    action = fn();
+  } catch (...) {
+    // A failing handler costs its own connection, never the loop or its other connections.
+    pending_close_ = false;
+    action = Action::CloseNow(CloseReason::kHandlerError);
+  }
+  in_callback_ = false;
+  return action;
+}
+
+template <typename Fn>
+void Connection::RunTask(Fn&& fn) {
+  if (finished_) return;
+  const bool was_paused = state_ == ConnectionState::kPaused;
+  Apply(Call([&] {
+    std::forward<Fn>(fn)(*this);
+    return Action::Continue();
+  }));
+  if (finished_) return;
+  if (was_paused && state_ == ConnectionState::kReading) {
+    // Resumed inside the task: continue as Resume() does outside a callback.
+    Deliver();
+    if (finished_) return;
+    FinishPendingWork();
+    if (finished_) return;
+  }
+  FlushAndDeliver();
+}
 
 }  // namespace percore

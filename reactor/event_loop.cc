@@ -27,11 +27,19 @@ class EventLoop::CallbackTimer final : public TimerEntry {
   void OnTimer() override {
     if (period_ns_ > 0) {
       loop_.wheel_.Schedule(this, loop_.now_ns_ + period_ns_);
-      fn_();  // may Cancel this timer: that only moves it to dead_timers_
+      Fire();  // may Cancel this timer: that only moves it to dead_timers_
     } else {
       auto self = loop_.timers_.extract(id_);
-      fn_();
+      Fire();
       loop_.dead_timers_.push_back(std::move(self.mapped()));
+    }
+  }
+
+  void Fire() {
+    try {
+      fn_();
+    } catch (...) {
+      loop_.TaskFailed("timer callback");
     }
   }
 
@@ -190,6 +198,7 @@ int EventLoop::ComputeTimeoutMs() {
 }
 
 void EventLoop::RunOnce() {
+  ++iteration_;
   const int64_t start = MonotonicNanos();
   now_ns_ = start;
   const int timeout_ms = ComputeTimeoutMs();
@@ -253,9 +262,28 @@ void EventLoop::Post(Task task) {
 void EventLoop::RunTasks() {
   tasks_.TakeAll(&running_tasks_);
   if (running_tasks_.empty()) return;
-  for (Task& task : running_tasks_) std::move(task)();
+  for (Task& task : running_tasks_) {
+    // A task that belongs to a connection is guarded by it (PostToConnection); this guard is
+    // for the rest, so that one failing task (std::bad_alloc under memory pressure) costs that
+    // task, never the loop.
+    try {
+      std::move(task)();
+    } catch (...) {
+      TaskFailed("posted task");
+    }
+  }
   stats_.tasks_run.Add(running_tasks_.size());
   running_tasks_.clear();
+}
+
+void EventLoop::TaskFailed(const char* what) {
+  stats_.task_errors.Increment();
+  const uint64_t n = stats_.task_errors.Get();
+  // Logged at 1, 2, 4, 8, ... so that a failure repeated per request does not flood the log.
+  if ((n & (n - 1)) == 0) {
+    std::fprintf(stderr, "percore: loop %d: a %s threw; %llu so far\n", index(), what,
+                 static_cast<unsigned long long>(n));
+  }
 }
 
 void EventLoop::Adopt(int fd, int service_index, const SocketAddress& peer) {

@@ -83,8 +83,19 @@ class EventLoop final : private IoWatcher {
   void Step(int max_wait_ms);
 
   // Thread-safe. Runs `task` on this loop's thread, in posting order per poster. Wakes the
-  // loop if it sleeps. Tasks posted after the loop ended are destroyed without running.
+  // loop if it sleeps. Tasks posted after the loop ended are destroyed without running. A task
+  // that throws is logged and counted (LoopStats::task_errors); the loop carries on.
   void Post(Task task);
+  // Thread-safe. Runs `fn(connection)` on this loop if connection `id` is still open when the
+  // task runs (it is dropped otherwise), as a callback of that connection
+  // (Connection::RunTask): an exception closes that connection (kHandlerError), not the loop.
+  // How an answer from another loop reaches the connection that asked.
+  template <typename Fn>
+  void PostToConnection(uint64_t id, Fn fn) {
+    Post([this, id, fn = std::move(fn)]() mutable {
+      if (Connection* conn = FindConnection(id)) conn->RunTask(std::move(fn));
+    });
+  }
   // Thread-safe. Runs `work()` on `other`'s thread, then `then(result)` back on this loop's
   // thread: cross-loop work without locks (Seastar's submit_to, without futures). Both loops
   // must outlive the round trip (they do while the server runs, and Server::Stop keeps every
@@ -149,6 +160,8 @@ class EventLoop final : private IoWatcher {
   // The time the current iteration started (CLOCK_MONOTONIC ns); cheap, loop thread only.
   int64_t now_ns() const { return now_ns_; }
   int64_t RefreshNow();
+  // Counts the loop's iterations; per-iteration budgets (Connection's write budget) key on it.
+  uint64_t iteration() const { return iteration_; }
   const ConnectionOptions& connection_options() const { return options_.connection; }
   TimerWheel& wheel() { return wheel_; }
   BufferPool& buffer_pool() { return buffer_pool_; }
@@ -177,6 +190,8 @@ class EventLoop final : private IoWatcher {
   void RunOnce();
   int ComputeTimeoutMs();
   void RunTasks();
+  // Logs and counts a posted task or timer callback that threw.
+  void TaskFailed(const char* what);
   void AdoptPending();
   void ArriveDrained();
   void Wake();
@@ -205,6 +220,7 @@ class EventLoop final : private IoWatcher {
   std::atomic<bool> running_{false};
   std::atomic<std::thread::id> thread_id_{};
   int64_t now_ns_ = 0;
+  uint64_t iteration_ = 0;
   TimerWheel wheel_;
   TaskQueue<Task> tasks_;
   std::vector<Task> running_tasks_;

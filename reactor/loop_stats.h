@@ -28,6 +28,7 @@ struct LoopStats {
   Counter wakeups;       // eventfd wake-ups by other threads
   Counter tasks_run;     // posted tasks executed
   Counter timers_fired;
+  Counter task_errors;   // posted tasks and timer callbacks that threw (logged, then dropped)
   Counter busy_ns;       // time outside the poller's Wait
   Counter wait_ns;       // time inside it
   Histogram iteration_ns;  // busy part of each iteration: stalls show here
@@ -48,6 +49,7 @@ struct LoopStats {
   Counter read_eagain;
   Counter write_eagain;
   Counter partial_writes;
+  Counter write_budget_yields;  // writes cut short by the per-iteration write budget
   Counter backpressure_pauses;
 
   // The loop's buffer pool (BufferPool), as of the end of the last iteration.

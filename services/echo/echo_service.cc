@@ -14,9 +14,9 @@ class EchoHandler final : public Handler {
   Action OnData(Connection& conn, Buffer& input) override {
     if (conn.output().empty()) {
       // Nothing queued: hand the input's storage to the output instead of copying it.
-      std::swap(conn.output(), input);
+      std::swap(conn.output().bytes(), input);
     } else {
-      conn.output().Append(input.data(), input.size());
+      conn.output().Append(input.view());
       input.Consume(input.size());
     }
     // A "request" is one read's worth of bytes; its latency is the time since the loop woke.

@@ -96,7 +96,7 @@ bool HttpConnectionHandler::Respond(Connection& conn, const HttpRequest& request
   } else if (request.version_minor == 0) {
     framing.connection = ConnectionField::kKeepAlive;  // HTTP/1.0 persistence must be stated
   }
-  AppendHttpResponse(response_, framing, conn.output());
+  AppendHttpResponse(response_, framing, conn.output().bytes());
   Record(conn, response_.status());
   return keep_alive;
 }
@@ -108,7 +108,7 @@ Action HttpConnectionHandler::Reject(Connection& conn, int status, bool head, Cl
   framing.head = head;
   framing.connection = ConnectionField::kClose;
   framing.date = CachedHttpDate(conn.loop().now_ns());
-  AppendHttpResponse(response_, framing, conn.output());
+  AppendHttpResponse(response_, framing, conn.output().bytes());
   Record(conn, status);
   in_request_ = false;
   return Action::CloseAfterWrite(reason);

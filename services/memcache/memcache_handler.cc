@@ -154,7 +154,7 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd, int64_
   ItemPtr item = IsStorageCommand(cmd.kind) ? ItemFor(cmd) : nullptr;
   if (IsLocal(shard)) {
     if (pending_.empty()) {
-      ReplySink out(&conn.output());
+      ReplySink out(&conn.output().bytes());
       const bool error = ExecuteKeyOp(shard.store, op, cmd.key, std::move(item), out);
       conn.RecordRequest(MonotonicNanos() - start_ns, error);
     } else {
@@ -194,7 +194,7 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
 
   if (all_local) {  // the common case: no copy, no hop
     std::string* text = pending_.empty() ? nullptr : &AddPending(start_ns).text;
-    ReplySink out = text == nullptr ? ReplySink(&conn.output()) : ReplySink(text);
+    ReplySink out = text == nullptr ? ReplySink(&conn.output().bytes()) : ReplySink(text);
     keys = cmd.keys;
     while (NextKey(&keys, &key)) {
       AppendRetrieval(local_shard_->store, cmd.kind, cmd.exptime, key, out);
@@ -278,7 +278,7 @@ void MemcacheHandler::OnRemoteResult(Connection& conn, uint64_t seq, RemoteResul
 void MemcacheHandler::FlushReady(Connection& conn) {
   while (!pending_.empty() && pending_.front().waiting == 0) {
     Pending& p = pending_.front();
-    Buffer& out = conn.output();
+    Buffer& out = conn.output().bytes();
     out.Append(p.text);
     if (p.retrieval) {
       for (const std::string& part : p.parts) out.Append(part);

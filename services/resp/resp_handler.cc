@@ -54,7 +54,7 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
       if (batching_) return SendBatch(conn);  // earlier replies first; the error comes after
       std::string message = "ERR ";
       message.append(parser_.error());
-      AppendError(conn.output(), message);
+      AppendError(conn.output().bytes(), message);
       conn.RecordRequest(MonotonicNanos() - last_ns, /*error=*/true);
       return Action::CloseAfterWrite(CloseReason::kProtocolError);
     }
@@ -63,7 +63,7 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
       input.Consume(parser_.consumed());
       continue;
     }
-    Buffer& out = conn.output();
+    Buffer& out = conn.output().bytes();
     const size_t before = out.size();
     Step step = Step::kNext;
     Buffer& error_out = batching_ ? local_.bytes() : out;
@@ -91,11 +91,11 @@ RespHandler::Step RespHandler::Dispatch(Connection& conn, const CommandSpec& spe
   if (spec.kind == CommandKind::kSession || spec.kind == CommandKind::kContainer) {
     if (spec.name == "quit") {
       if (batching_) return Step::kStopBatch;
-      spec.session_fn(args, session_, conn.output());
+      spec.session_fn(args, session_, conn.output().bytes());
       return Step::kClose;
     }
     if (!batching_) {
-      spec.session_fn(args, session_, conn.output());
+      spec.session_fn(args, session_, conn.output().bytes());
     } else {
       StartSlot(MergeKind::kNone, start_ns);
       spec.session_fn(args, session_, local_.bytes());
@@ -104,7 +104,7 @@ RespHandler::Step RespHandler::Dispatch(Connection& conn, const CommandSpec& spe
     return Step::kNext;
   }
   if (!batching_ && AllLocal(spec, args)) {
-    spec.store_fn(args, *local_store_, options_, conn.output());
+    spec.store_fn(args, *local_store_, options_, conn.output().bytes());
     return Step::kNext;
   }
   batching_ = true;
@@ -216,7 +216,7 @@ void RespHandler::OnShardCallDone(Connection& conn, const ShardCall& call) {
 }
 
 void RespHandler::FinishBatch(Connection& conn) {
-  Buffer& out = conn.output();
+  Buffer& out = conn.output().bytes();
   const int64_t now = MonotonicNanos();
   for (const Slot& slot : slots_) {
     merge_scratch_.clear();

@@ -1,0 +1,88 @@
+#include "core/output_queue.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <utility>
+
+namespace percore {
+
+void OutputQueue::AppendShared(std::string_view bytes, std::shared_ptr<const void> owner) {
+  if (bytes.empty()) return;
+  shared_.push_back(Shared{copied_end(), bytes, std::move(owner)});
+  shared_bytes_ += bytes.size();
+}
+
+void OutputQueue::AppendQueue(OutputQueue& other) {
+  uint64_t pos = other.copied_front();
+  for (Shared& piece : other.shared_) {
+    copied_.Append(other.copied_.view().substr(pos - other.copied_front(), piece.at - pos));
+    pos = piece.at;
+    AppendShared(piece.bytes, std::move(piece.owner));
+  }
+  copied_.Append(other.copied_.view().substr(pos - other.copied_front()));
+  other.Clear();
+}
+
+ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
+  iovec iov[kMaxPieces];
+  int count = 0;
+  size_t total = 0;
+  auto add = [&](const char* data, size_t n) {
+    n = std::min(n, max_bytes - total);
+    if (n == 0) return;
+    iov[count++] = {const_cast<char*>(data), n};
+    total += n;
+  };
+  uint64_t pos = copied_front();
+  for (const Shared& piece : shared_) {
+    if (count >= kMaxPieces - 1 || total == max_bytes) break;
+    add(copied_.data() + (pos - copied_front()), piece.at - pos);
+    pos = piece.at;
+    if (count < kMaxPieces && total < max_bytes) add(piece.bytes.data(), piece.bytes.size());
+  }
+  if (count < kMaxPieces && total < max_bytes && pos < copied_end()) {
+    add(copied_.data() + (pos - copied_front()), copied_end() - pos);
+  }
+  if (count == 0) return 0;
+  msghdr msg = {};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = static_cast<size_t>(count);
+  // MSG_NOSIGNAL: a peer that is gone yields EPIPE instead of killing the process.
+  ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  if (n < 0 && errno == ENOTSOCK) n = ::writev(fd, iov, count);
+  if (n > 0) Drop(static_cast<size_t>(n));
+  return n;
+}
+
+void OutputQueue::Drop(size_t n) {
+  while (n > 0) {
+    const uint64_t next_shared = shared_.empty() ? copied_end() : shared_.front().at;
+    if (next_shared > copied_front()) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(n, next_shared - copied_front()));
+      copied_.Consume(k);
+      copied_written_ += k;
+      n -= k;
+      continue;
+    }
+    assert(!shared_.empty());
+    Shared& piece = shared_.front();
+    const size_t k = std::min(n, piece.bytes.size());
+    piece.bytes.remove_prefix(k);
+    shared_bytes_ -= k;
+    n -= k;
+    if (piece.bytes.empty()) shared_.pop_front();
+  }
+}
+
+void OutputQueue::Clear() {
+  copied_written_ += copied_.size();
+  copied_.Clear();
+  shared_.clear();
+  shared_bytes_ = 0;
+}
+
+}  // namespace percore
