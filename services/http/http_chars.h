@@ -5,14 +5,17 @@
 
 namespace percore {
 
-// Character classes of RFC 9110 §5.6 and RFC 9112, as 256-entry tables (one load per byte).
+// Character classes of RFC 9110 §5.6, RFC 9112 and RFC 3986, as 256-entry tables (one load per
+// byte).
 namespace http_chars {
 
 struct Tables {
   std::array<bool, 256> tchar{};        // token: ALPHA DIGIT and !#$%&'*+-.^_`|~
   std::array<bool, 256> target{};       // request-target bytes: VCHAR and obs-text (no CTL, no SP)
   std::array<bool, 256> field_value{};  // field-value bytes: VCHAR, obs-text, SP, HTAB
-  std::array<bool, 256> host{};         // Host: reg-name / IP-literal / port characters
+  std::array<bool, 256> reg_name{};     // RFC 3986 unreserved and sub-delims (reg-name less %XX)
+  std::array<bool, 256> scheme{};       // RFC 3986 scheme after its first ALPHA: ALPHA DIGIT + - .
+  std::array<bool, 256> hexdig{};       // HEXDIG: DIGIT and A-F in either case
 };
 
 constexpr Tables MakeTables() {
@@ -26,9 +29,11 @@ constexpr Tables MakeTables() {
                                        std::string_view::npos;
     t.target[c] = vchar || obs_text;
     t.field_value[c] = vchar || obs_text || c == ' ' || c == '\t';
-    t.host[c] = alpha || digit ||
-                std::string_view("-._~!$&'()*+,;=:[]%").find(static_cast<char>(c)) !=
-                    std::string_view::npos;
+    t.reg_name[c] = alpha || digit ||
+                    std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) !=
+                        std::string_view::npos;
+    t.scheme[c] = alpha || digit || c == '+' || c == '-' || c == '.';
+    t.hexdig[c] = digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
   }
   return t;
 }
@@ -38,7 +43,11 @@ inline constexpr Tables kTables = MakeTables();
 inline bool IsTchar(char c) { return kTables.tchar[static_cast<unsigned char>(c)]; }
 inline bool IsTargetChar(char c) { return kTables.target[static_cast<unsigned char>(c)]; }
 inline bool IsFieldValueChar(char c) { return kTables.field_value[static_cast<unsigned char>(c)]; }
-inline bool IsHostChar(char c) { return kTables.host[static_cast<unsigned char>(c)]; }
+inline bool IsRegNameChar(char c) { return kTables.reg_name[static_cast<unsigned char>(c)]; }
+inline bool IsSchemeChar(char c) { return kTables.scheme[static_cast<unsigned char>(c)]; }
+inline bool IsHexDigit(char c) { return kTables.hexdig[static_cast<unsigned char>(c)]; }
+inline bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+inline bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 inline bool IsOws(char c) { return c == ' ' || c == '\t'; }
 
 inline bool IsToken(std::string_view s) {

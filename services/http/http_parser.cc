@@ -10,9 +10,13 @@
 namespace percore {
 namespace {
 
+using http_chars::IsAlpha;
+using http_chars::IsDigit;
 using http_chars::IsFieldValueChar;
-using http_chars::IsHostChar;
+using http_chars::IsHexDigit;
 using http_chars::IsOws;
+using http_chars::IsRegNameChar;
+using http_chars::IsSchemeChar;
 using http_chars::IsTargetChar;
 using http_chars::IsTchar;
 using http_chars::IsToken;
@@ -98,6 +102,126 @@ bool ValidChunkExtensions(std::string_view s) {
       }
     }
   }
+}
+
+// IPv4address = dec-octet "." dec-octet "." dec-octet "." dec-octet, dec-octet being 0 to 255
+// without leading zeros (RFC 3986 §3.2.2).
+bool IsIpv4Address(std::string_view s) {
+  for (int octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      if (s.empty() || s[0] != '.') return false;
+      s.remove_prefix(1);
+    }
+    size_t n = 0;
+    int value = 0;
+    while (n < s.size() && n < 4 && IsDigit(s[n])) value = value * 10 + (s[n++] - '0');
+    if (n == 0 || n > 3 || (n > 1 && s[0] == '0') || value > 255) return false;
+    s.remove_prefix(n);
+  }
+  return s.empty();
+}
+
+// IPv6address (RFC 3986 §3.2.2): eight pieces of 1 to 4 hex digits separated by ":", the last
+// two of which may be written as an IPv4address, with at most one "::" standing for one or more
+// zero pieces.
+bool IsIpv6Address(std::string_view s) {
+  int pieces = 0;
+  bool elided = false;
+  size_t i = 0;
+  if (s.starts_with("::")) {
+    elided = true;
+    i = 2;
+  }
+  while (i < s.size()) {
+    size_t j = i;
+    while (j < s.size() && IsHexDigit(s[j])) ++j;
+    if (j < s.size() && s[j] == '.') {
+      if (!IsIpv4Address(s.substr(i))) return false;
+      pieces += 2;
+      break;
+    }
+    if (j == i || j - i > 4) return false;
+    ++pieces;
+    if (j == s.size()) break;
+    if (s[j] != ':' || j + 1 == s.size()) return false;
+    if (s[j + 1] == ':') {
+      if (elided) return false;
+      elided = true;
+      i = j + 2;
+    } else {
+      i = j + 1;
+    }
+  }
+  return elided ? pieces <= 7 : pieces == 8;
+}
+
+// IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ) (RFC 3986 §3.2.2).
+bool IsIpvFuture(std::string_view s) {
+  if (s.empty() || (s[0] != 'v' && s[0] != 'V')) return false;
+  size_t i = 1;
+  while (i < s.size() && IsHexDigit(s[i])) ++i;
+  if (i == 1 || i + 1 >= s.size() || s[i] != '.') return false;
+  for (++i; i < s.size(); ++i) {
+    if (!IsRegNameChar(s[i]) && s[i] != ':') return false;
+  }
+  return true;
+}
+
+// Length of the uri-host (RFC 3986 §3.2.2) that `s` starts with, 0 when there is none: an
+// IP-literal, or the longest reg-name (which covers IPv4address too, whose bytes it allows).
+size_t HostLength(std::string_view s) {
+  if (!s.empty() && s[0] == '[') {
+    const size_t close = s.find(']');
+    if (close == std::string_view::npos) return 0;
+    const std::string_view literal = s.substr(1, close - 1);
+    return IsIpv6Address(literal) || IsIpvFuture(literal) ? close + 1 : 0;
+  }
+  size_t i = 0;
+  while (i < s.size()) {
+    if (IsRegNameChar(s[i])) {
+      ++i;
+    } else if (s[i] == '%' && i + 2 < s.size() && IsHexDigit(s[i + 1]) && IsHexDigit(s[i + 2])) {
+      i += 3;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// Host = uri-host [ ":" port ] with port = *DIGIT (RFC 9112 §3.2, RFC 3986 §3.2.3). The host
+// itself must not be empty: RFC 9110 §4.2.1 has an http URI without one rejected.
+bool IsHostAndPort(std::string_view s) {
+  const size_t host = HostLength(s);
+  if (host == 0) return false;
+  if (host == s.size()) return true;
+  if (s[host] != ':') return false;
+  for (char c : s.substr(host + 1)) {
+    if (!IsDigit(c)) return false;
+  }
+  return true;
+}
+
+// authority-form = uri-host ":" port (RFC 9112 §3.2.3). A CONNECT to an empty or invalid port
+// is to be rejected (RFC 9110 §9.3.6), so the port here is a number from 1 to 65535.
+bool IsAuthorityForm(std::string_view s) {
+  const size_t host = HostLength(s);
+  if (host == 0 || host + 1 >= s.size() || s[host] != ':') return false;
+  uint32_t port = 0;
+  for (char c : s.substr(host + 1)) {
+    if (!IsDigit(c)) return false;
+    port = std::min<uint32_t>(port * 10 + static_cast<uint32_t>(c - '0'), 65536);
+  }
+  return port >= 1 && port <= 65535;
+}
+
+// Length of the "scheme://" that an absolute-form target starts with, 0 when there is none
+// (scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), RFC 3986 §3.1).
+size_t SchemeAndSlashesLength(std::string_view s) {
+  if (s.empty() || !IsAlpha(s[0])) return 0;
+  size_t i = 1;
+  while (i < s.size() && IsSchemeChar(s[i])) ++i;
+  return s.substr(i, 3) == "://" ? i + 3 : 0;
 }
 
 // Checks a field line (header or trailer) and splits it. False when it breaks RFC 9112 §5.
@@ -304,16 +428,34 @@ bool HttpParser::ParseRequestLine(std::string_view line) {
   request_.method = method;
   request_.target = target;
 
-  // Path and query of each request-target form (RFC 9112 §3.2).
+  // Path and query of each request-target form (RFC 9112 §3.2). The method decides the forms
+  // it may use: authority-form is for CONNECT only, asterisk-form for OPTIONS only (§3.2.3,
+  // §3.2.4), and a CONNECT target is always authority-form (RFC 9110 §9.3.6).
+  if (method == "CONNECT") {
+    if (!IsAuthorityForm(target)) {
+      Fail(400, "CONNECT target is not host:port");
+      return false;
+    }
+    request_.path = target;  // no path to route on
+    return true;
+  }
+  if (target == "*") {
+    if (method != "OPTIONS") {
+      Fail(400, "asterisk-form target outside OPTIONS");
+      return false;
+    }
+    request_.path = target;
+    return true;
+  }
   std::string_view rest = target;
   if (target[0] != '/') {
-    const size_t scheme_end = target.find("://");
-    if (target == "*" || scheme_end == std::string_view::npos || scheme_end == 0) {
-      request_.path = target;  // asterisk or authority form: no path to route on
-      return true;
-    }
     // absolute-form: scheme "://" authority path-abempty [ "?" query ]
-    const size_t path_begin = target.find_first_of("/?", scheme_end + 3);
+    const size_t authority_begin = SchemeAndSlashesLength(target);
+    if (authority_begin == 0) {
+      Fail(400, "request target fits no form");
+      return false;
+    }
+    const size_t path_begin = target.find_first_of("/?", authority_begin);
     if (path_begin == std::string_view::npos) {
       request_.path = "/";
       return true;
@@ -354,11 +496,10 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
       if (EqualsIgnoreCaseAscii(name, "host")) {
         ++host_count_;
         request_.host = value;
-        for (char c : value) {
-          if (!IsHostChar(c)) {
-            Fail(400, "invalid Host");
-            return false;
-          }
+        // Empty is what a client sends for a target without an authority (RFC 9110 §7.2).
+        if (!value.empty() && !IsHostAndPort(value)) {
+          Fail(400, "invalid Host");
+          return false;
         }
       }
       break;
@@ -398,13 +539,16 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
         while (start <= value.size()) {
           size_t comma = value.find(',', start);
           if (comma == std::string_view::npos) comma = value.size();
-          std::string_view coding = value.substr(start, comma - start);
-          coding = TrimOws(coding.substr(0, coding.find(';')));  // parameters do not matter
+          const std::string_view coding = TrimOws(value.substr(start, comma - start));
           start = comma + 1;
           if (coding.empty()) continue;  // empty list elements are allowed (RFC 9110 §5.6.1)
+          const size_t parameters = coding.find(';');
+          const std::string_view coding_name = TrimOws(coding.substr(0, parameters));
           if (te_last_chunked_) te_chunked_not_last_ = true;
-          te_last_chunked_ = EqualsIgnoreCaseAscii(coding, "chunked");
-          if (!te_last_chunked_) te_unknown_ = true;
+          te_last_chunked_ = EqualsIgnoreCaseAscii(coding_name, "chunked");
+          // chunked defines no parameters (RFC 9112 §7), so "chunked;q=1" is a coding this
+          // parser does not know: 501 (§6.1), never a body read as if it were plain chunked.
+          if (!te_last_chunked_ || parameters != std::string_view::npos) te_unknown_ = true;
         }
       }
       break;

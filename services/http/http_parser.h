@@ -97,9 +97,9 @@ class HttpParser {
   int host_count_ = 0;
   bool content_length_seen_ = false;
   bool transfer_encoding_seen_ = false;
-  bool te_last_chunked_ = false;    // the last coding seen is "chunked"
+  bool te_last_chunked_ = false;    // the last coding seen is named "chunked"
   bool te_chunked_not_last_ = false;
-  bool te_unknown_ = false;
+  bool te_unknown_ = false;         // a coding other than "chunked" without parameters
   bool connection_close_ = false;
   bool connection_keep_alive_ = false;
 };

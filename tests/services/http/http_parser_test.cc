@@ -157,6 +157,48 @@ TEST(HttpParserTest, AsteriskAndAuthorityFormsKeepTheTargetAsPath) {
   EXPECT_EQ(r.path, "example.com:443");
 }
 
+TEST(HttpParserTest, RequestTargetMustFitAFormTheMethodMayUse) {
+  const std::string_view bad[] = {
+      "GET plaintext HTTP/1.1\r\nHost: x\r\n\r\n",        // no form at all
+      "GET * HTTP/1.1\r\nHost: x\r\n\r\n",                // asterisk-form is OPTIONS only
+      "options * HTTP/1.1\r\nHost: x\r\n\r\n",            // methods are case-sensitive
+      "GET x:80 HTTP/1.1\r\nHost: x\r\n\r\n",             // authority-form is CONNECT only
+      "GET *x HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET ://x/ HTTP/1.1\r\nHost: x\r\n\r\n",            // absolute-form without a scheme
+      "GET 1http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",       // a scheme starts with a letter
+      "GET ht_tp://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET http:/x HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n",            // CONNECT has authority-form only
+      "CONNECT * HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT http://x:80/ HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x HTTP/1.1\r\nHost: x\r\n\r\n",            // the port is required
+      "CONNECT x: HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT :443 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x:0 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x:65536 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x:443a HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x:4:4 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT [::1:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT u@x:443 HTTP/1.1\r\nHost: x\r\n\r\n",      // no userinfo (RFC 9110 §9.3.6)
+  };
+  for (std::string_view message : bad) {
+    EXPECT_EQ(ErrorOf(message), 400) << message;
+  }
+  const std::string_view good[] = {
+      "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+      "OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT [::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT 127.0.0.1:65535 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "CONNECT x:00080 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET HTTPS://x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+      "GET svn+ssh.v-2://x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+  };
+  for (std::string_view message : good) {
+    HttpParser parser;
+    EXPECT_EQ(parser.Parse(message), Result::kComplete) << message << parser.error_detail();
+  }
+}
+
 TEST(HttpParserTest, MethodIsAnyTokenAndCaseSensitive) {
   HttpParser parser;
   HttpRequest r = ParseOne(parser, "get / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -294,6 +336,30 @@ TEST(HttpParserTest, EnforcesHostRules) {
   EXPECT_EQ(ParseOne(parser, "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").host, "[::1]:8080");
   parser.Reset();
   EXPECT_EQ(ParseOne(parser, "GET / HTTP/1.1\r\nHost:\r\n\r\n").host, "");  // empty authority
+}
+
+TEST(HttpParserTest, HostMustBeUriHostWithAnOptionalPort) {
+  const std::string_view bad[] = {
+      "a:b:c", "[::1", "a:-1", ":80", "a:80a", "[::1]x", "a b", "a::80",
+      ":", "[]", "[::1]:x", "[::1]]", "a]", "[a]", "a@b", "a%2", "a%zz", "a%",
+      "[1::2::3]", "[1:2:3:4:5:6:7:8:9]", "[1:2:3:4:5:6:7]", "[1:2:3:4:5:6:7::8]", "[12345::]",
+      "[1:]", "[:1]", "[::1.2.3.256]", "[::01.2.3.4]", "[::1.2.3]", "[1.2.3.4::]",
+      "[::1%25eth0]", "[v1]", "[v.x]", "[vz.x]", "[v1.]", "[v1.a/b]", "a\x80",
+  };
+  for (std::string_view host : bad) {
+    EXPECT_EQ(ErrorOf("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"), 400) << host;
+  }
+  const std::string_view good[] = {
+      "localhost", "localhost:8080", "127.0.0.1:80", "[::1]", "[::1]:8080", "example.com:",
+      "a.b-c_d~e", "a%20b", "!$&'()*+,;=", "999.1.1.1", "[::]", "[::]:", "[1:2:3:4:5:6:7:8]",
+      "[1:2:3:4:5:6::]", "[::2:3:4:5:6:7:8]", "[FE80::a:b]", "[::ffff:192.0.2.1]",
+      "[1:2:3:4:5:6:0.0.0.0]", "[v1.fe80::a+en1]", "[V1F.x]:1",
+  };
+  for (std::string_view host : good) {
+    HttpParser parser;
+    EXPECT_EQ(ParseOne(parser, "GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n").host,
+              host);
+  }
 }
 
 TEST(HttpParserTest, ReportsExpectContinueOnceTheHeadIsIn) {
@@ -476,6 +542,23 @@ TEST(HttpParserTest, TransferEncodingRules) {
             "abc");
 }
 
+TEST(HttpParserTest, TransferCodingParametersAreNotImplemented) {
+  // chunked defines no parameters: a parametrized chunked is a coding of its own, unknown here.
+  const std::string tail = "\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ";
+  EXPECT_EQ(ErrorOf(head + "chunked;q=1" + tail), 501);
+  EXPECT_EQ(ErrorOf(head + "chunked ; foo=bar" + tail), 501);
+  EXPECT_EQ(ErrorOf(head + "Chunked;x=\"y\"" + tail), 501);
+  EXPECT_EQ(ErrorOf(head + "chunked;" + tail), 501);
+  EXPECT_EQ(ErrorOf(head + "gzip;level=1, chunked" + tail), 501);
+  EXPECT_EQ(ErrorOf(head + "chunked\r\nTransfer-Encoding: chunked;q=1" + tail), 400);  // repeated
+  EXPECT_EQ(ErrorOf(head + "chunked;q=1, chunked" + tail), 400);
+  EXPECT_EQ(ErrorOf(head + "chunked;q=1, gzip" + tail), 400);  // not final
+  EXPECT_EQ(ErrorOf(head + "identity" + tail), 400);
+  HttpParser parser;
+  EXPECT_EQ(ParseOne(parser, head + "\tCHUNKED ,\t" + tail).body, "abc");  // bare, any case, OWS
+}
+
 // --- Limits ---
 
 // A request whose head (request line + fields + final CRLF) is exactly `head_size` bytes.
@@ -585,6 +668,45 @@ TEST(HttpParserTest, ErrorsAreTheSameWhateverTheSplit) {
       ASSERT_EQ(Feed(stream, {cut}), whole) << stream << " cut at " << cut;
     }
     EXPECT_EQ(FeedByteByByte(stream), whole) << stream;
+  }
+}
+
+TEST(HttpParserTest, StrictHostTargetAndCodingVerdictsAreTheSameWhateverTheSplit) {
+  struct Case {
+    std::string message;
+    int status;
+  };
+  const std::string_view hosts[] = {"a:b:c", "[::1", "a:-1", ":80", "a:80a", "[::1]x", "a b",
+                                    "a::80"};
+  const std::string_view request_lines[] = {
+      "GET plaintext HTTP/1.1", "GET * HTTP/1.1",       "GET 1a://x/ HTTP/1.1",
+      "CONNECT x HTTP/1.1",     "CONNECT x:0 HTTP/1.1", "CONNECT / HTTP/1.1",
+  };
+  const std::string_view codings[] = {"chunked;q=1", "chunked ; foo=bar"};
+  std::vector<Case> cases;
+  for (std::string_view host : hosts) {
+    cases.push_back({"GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n", 400});
+  }
+  for (std::string_view line : request_lines) {
+    cases.push_back({std::string(line) + "\r\nHost: a\r\n\r\n", 400});
+  }
+  for (std::string_view coding : codings) {
+    cases.push_back({"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + std::string(coding) +
+                         "\r\n\r\n0\r\n\r\n",
+                     501});
+  }
+  // Behind a valid request, so the verdict also holds for a pipelined message.
+  const std::string first = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  for (const Case& c : cases) {
+    const Outcome whole = FeedWhole(first + c.message);
+    EXPECT_EQ(whole.requests.size(), 1u) << c.message;
+    EXPECT_EQ(whole.error, c.status) << c.message;
+    EXPECT_EQ(FeedByteByByte(c.message).error, c.status) << c.message;
+    EXPECT_EQ(FeedByteByByte(first + c.message), whole) << c.message;
+    const std::string stream = first + c.message;
+    for (size_t cut = 0; cut <= stream.size(); ++cut) {
+      ASSERT_EQ(Feed(stream, {cut}), whole) << c.message << " cut at " << cut;
+    }
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <ctime>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "reactor/close_reason.h"
@@ -273,6 +275,58 @@ TEST(HttpServiceTest, MalformedRequestIs400ThenClose) {
   }  // the client closes first: no lingering on Stop
   server.server().Stop();
   EXPECT_EQ(server.Closed(CloseReason::kProtocolError), 1u);
+}
+
+// One connection per request, as each refusal closes its connection.
+TEST(HttpServiceTest, MalformedHostTargetOrCodingIsRefusedThenClose) {
+  struct Case {
+    std::string request;
+    std::string_view status_line;
+  };
+  const std::string_view hosts[] = {"a:b:c", "[::1", "a:-1", ":80", "a:80a", "[::1]x", "a b",
+                                    "a::80"};
+  std::vector<Case> cases;
+  for (std::string_view host : hosts) {
+    cases.push_back({"GET /plaintext HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n",
+                     "HTTP/1.1 400 Bad Request"});
+  }
+  cases.push_back({"GET plaintext HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 400 Bad Request"});
+  cases.push_back({"POST /plaintext HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked;q=1\r\n\r\n"
+                   "3\r\nabc\r\n0\r\n\r\n",
+                   "HTTP/1.1 501 Not Implemented"});
+  HttpServer server;
+  for (const Case& c : cases) {
+    Client client(server.port());
+    ASSERT_TRUE(client.Send(c.request)) << c.request;
+    Response response;
+    ASSERT_TRUE(client.Read(&response)) << c.request;
+    EXPECT_EQ(response.status_line, c.status_line) << c.request;
+    EXPECT_EQ(response.Header("Connection"), "close") << c.request;
+    EXPECT_TRUE(client.WaitForClose()) << c.request;
+  }  // each client closes before Stop: no lingering
+  server.server().Stop();
+  EXPECT_EQ(server.Closed(CloseReason::kProtocolError), cases.size());
+}
+
+TEST(HttpServiceTest, HostWithPortOrIpLiteralIsServed) {
+  HttpServer server;
+  Client client(server.port());
+  for (std::string_view host : {"localhost", "localhost:8080", "127.0.0.1:80", "[::1]",
+                                "[::1]:8080", "example.com:", "a.b-c_d~e", "a%20b"}) {
+    ASSERT_TRUE(client.Send("GET /plaintext HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"));
+    Response response;
+    ASSERT_TRUE(client.Read(&response)) << host;
+    EXPECT_EQ(response.status_line, "HTTP/1.1 200 OK") << host;
+    EXPECT_EQ(response.body, "Hello, World!") << host;
+  }
+  // The forms that have no path to route on are still parsed and answered, not refused.
+  ASSERT_TRUE(client.Send("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n"
+                          "CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n"));
+  Response response;
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.status_line, "HTTP/1.1 404 Not Found");
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.status_line, "HTTP/1.1 404 Not Found");
 }
 
 TEST(HttpServiceTest, BinaryGarbageIs400ThenClose) {
