@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "absl/strings/str_cat.h"
 #include "core/clock.h"
 #include "reactor/event_loop.h"
 #include "reactor/loop_stats.h"
@@ -46,6 +47,19 @@ Connection::~Connection() {
     (void)loop_.Unwatch(fd_);
     CloseFd(fd_);
   }
+}
+
+absl::Status CheckConnectionOptions(const ConnectionOptions& options) {
+  if (options.read_budget == 0 || options.write_budget == 0) {
+    return absl::InvalidArgumentError("read_budget and write_budget must be positive");
+  }
+  if (options.low_water > options.high_water) {
+    return absl::InvalidArgumentError(absl::StrCat("low_water (", options.low_water,
+                                                   ") is above high_water (", options.high_water, ")"));
+  }
+  // A cap below high_water + read_budget is allowed: it is how a hard bound stricter than
+  // backpressure is set (a client that pipelines that far is then closed as output_overflow).
+  return absl::OkStatus();
 }
 
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
@@ -235,11 +249,16 @@ void Connection::FlushAndDeliver() {
     if (WantsOnWritable()) {
       writable_requested_ = writable_due_ = false;
       const size_t before = output_.size();
+      const bool was_paused = state_ == ConnectionState::kPaused;
       Apply(Call([this] {
         handler_->OnWritable(*this);
         return Action::Continue();
       }));
       if (finished_) return;
+      if (was_paused && state_ == ConnectionState::kReading) {
+        FinishPendingWork();  // resumed inside the callback: a drain or FIN that waited
+        if (finished_) return;
+      }
       if (output_.size() != before) continue;  // write what it produced, within the budget
     }
     if (state_ != ConnectionState::kReading || input_.empty()) return;

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "core/buffer.h"
 #include "core/output_queue.h"
 #include "core/socket.h"
@@ -32,6 +33,10 @@ struct ConnectionOptions {
   int64_t write_timeout_ns = 60'000'000'000;   // queued output makes no progress; 0 = never
   int64_t close_linger_ns = 2'000'000'000;     // after our FIN, how long we drain the peer
 };
+
+// Whether `options` can work together: the water marks in order, budgets that let a
+// connection make progress.
+absl::Status CheckConnectionOptions(const ConnectionOptions& options);
 
 // The framework-owned state of a connection (reactor/README.md, "The connection state machine").
 enum class ConnectionState : uint8_t { kOpen, kReading, kWriting, kPaused, kClosing, kClosed };

@@ -1,5 +1,6 @@
 #include "reactor/event_loop.h"
 
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -107,6 +108,8 @@ void EventLoop::Run() {
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
   // periods pass without their being needed.
   const TimerId trim = RunEvery(kBufferTrimPeriodNs, [this] { buffer_pool_.Trim(); });
+  const TimerId memory_check =
+      options_.return_free_memory ? RunEvery(kMemoryCheckPeriodNs, [this] { ReturnFreeMemory(); }) : 0;
   running_.store(true, std::memory_order_release);
   for (;;) {
     if (quit_.load(std::memory_order_acquire)) {
@@ -137,6 +140,7 @@ void EventLoop::Run() {
     RunOnce();
   }
   Cancel(trim);
+  if (memory_check != 0) Cancel(memory_check);
   // Work posted from here on is dropped; run what is already queued so that nothing is lost
   // silently (tasks may hold resources whose destructors must run on this thread).
   RunTasks();
@@ -274,6 +278,22 @@ void EventLoop::RunTasks() {
   }
   stats_.tasks_run.Add(running_tasks_.size());
   running_tasks_.clear();
+}
+
+void EventLoop::ReturnFreeMemory() {
+  const uint64_t busy = stats_.busy_ns.Get();
+  const uint64_t busy_in_period = busy - busy_at_memory_check_;
+  busy_at_memory_check_ = busy;
+  if (busy_in_period > static_cast<uint64_t>(kMemoryCheckPeriodNs / 100)) {
+    worked_since_trim_ = true;
+    return;
+  }
+  if (!worked_since_trim_) return;
+  worked_since_trim_ = false;
+  const int64_t start = MonotonicNanos();
+  ::malloc_trim(0);
+  stats_.memory_trims.Increment();
+  stats_.memory_trim_ns.Add(static_cast<uint64_t>(MonotonicNanos() - start));
 }
 
 void EventLoop::TaskFailed(const char* what) {

@@ -33,6 +33,8 @@ struct EventLoopOptions {
   int cpu = -1;                    // pin the loop thread to this CPU when >= 0
   int64_t timer_tick_ns = 1'000'000;
   int max_events = 256;            // ready fds taken per Wait
+  // After a burst, give the allocator's free memory back to the system (see ReturnFreeMemory).
+  bool return_free_memory = true;
   ConnectionOptions connection = {};
   std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
 };
@@ -62,6 +64,7 @@ class DrainGroup {
 class EventLoop final : private IoWatcher {
  public:
   static constexpr int64_t kBufferTrimPeriodNs = 10'000'000'000;  // see BufferPool::Trim
+  static constexpr int64_t kMemoryCheckPeriodNs = 1'000'000'000;  // see ReturnFreeMemory
 
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
   ~EventLoop();
@@ -190,6 +193,11 @@ class EventLoop final : private IoWatcher {
   void RunOnce();
   int ComputeTimeoutMs();
   void RunTasks();
+  // Every kMemoryCheckPeriodNs: a loop that worked in an earlier period and is quiet now
+  // (under 1% busy) returns the allocator's free pages to the system with malloc_trim, once
+  // per quiet stretch. glibc keeps freed memory of a burst (large replies, grown buffers)
+  // resident otherwise; a quiet loop pays the few milliseconds the trim takes.
+  void ReturnFreeMemory();
   // Logs and counts a posted task or timer callback that threw.
   void TaskFailed(const char* what);
   void AdoptPending();
@@ -221,6 +229,8 @@ class EventLoop final : private IoWatcher {
   std::atomic<std::thread::id> thread_id_{};
   int64_t now_ns_ = 0;
   uint64_t iteration_ = 0;
+  uint64_t busy_at_memory_check_ = 0;
+  bool worked_since_trim_ = false;
   TimerWheel wheel_;
   TaskQueue<Task> tasks_;
   std::vector<Task> running_tasks_;

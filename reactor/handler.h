@@ -3,6 +3,7 @@
 #include <memory>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "core/buffer.h"
 #include "reactor/close_reason.h"
 
@@ -10,6 +11,7 @@ namespace percore {
 
 class Connection;
 class EventLoop;
+struct ConnectionOptions;
 
 // What the framework does after a handler callback returns.
 class Action {
@@ -78,6 +80,13 @@ class Service {
 
   // Short, stable name: "echo", "http", ... Used in --listen, stats and logs.
   virtual std::string_view name() const = 0;
+
+  // Server::Start asks every service whether its own limits can work with the connections'
+  // (`loops` loops, each connection with `connection`): an error names the combination that
+  // cannot (for example an item size no store shard can hold), and Start fails with it.
+  virtual absl::Status CheckLimits(const ConnectionOptions& connection, int loops) const {
+    return absl::OkStatus();
+  }
 
   // Runs on each loop's thread before it accepts connections (per-loop caches, store shards).
   virtual void OnLoopStart(EventLoop& loop) {}

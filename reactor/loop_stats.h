@@ -28,6 +28,8 @@ struct LoopStats {
   Counter wakeups;       // eventfd wake-ups by other threads
   Counter tasks_run;     // posted tasks executed
   Counter timers_fired;
+  Counter memory_trims;    // malloc_trim calls after a burst (EventLoop::ReturnFreeMemory)
+  Counter memory_trim_ns;  // time they took
   Counter task_errors;   // posted tasks and timer callbacks that threw (logged, then dropped)
   Counter busy_ns;       // time outside the poller's Wait
   Counter wait_ns;       // time inside it

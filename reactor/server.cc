@@ -59,6 +59,12 @@ absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const
 absl::Status Server::Start() {
   if (started_) return absl::FailedPreconditionError("Start called twice");
   if (services_.empty()) return absl::FailedPreconditionError("no service added");
+  if (absl::Status s = CheckConnectionOptions(options_.connection); !s.ok()) return s;
+  for (const auto& service : services_) {
+    if (absl::Status s = service->CheckLimits(options_.connection, options_.loops); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(std::string(service->name()), ": ", s.message()));
+    }
+  }
   // Loops write with write(2), so a peer that vanished must yield EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
   const std::vector<int> cpus = AllowedCpus();
@@ -70,6 +76,7 @@ absl::Status Server::Start() {
     loop_options.backend = options_.backend;
     loop_options.cpu = options_.pin ? cpus[i % cpus.size()] : -1;
     loop_options.connection = options_.connection;
+    loop_options.return_free_memory = options_.return_free_memory;
     loop_options.services = services;
     absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(loop_options));
     if (!loop.ok()) return loop.status();

@@ -27,6 +27,7 @@ struct ServerOptions {
   int max_connections = 100'000;        // over all loops (reuseport: an equal share each); 0 = none
   int max_connections_per_loop = 0;     // 0 = unlimited
   int accept_backoff_ms = 100;          // accepting pauses this long after EMFILE and the like
+  bool return_free_memory = true;       // quiet loops return a burst's freed memory (malloc_trim)
   ConnectionOptions connection = {};
 };
 

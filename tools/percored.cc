@@ -44,6 +44,9 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9100",
           "Where the gRPC admin service (stats, connections, control; see percorectl) listens: "
           "HOST:PORT (port 0 picks one; the real address is printed) or unix:/path (made mode 0600). "
           "Empty disables it.");
+ABSL_FLAG(bool, return_free_memory, true,
+          "After a burst, a quiet loop returns the allocator's free memory to the system (malloc_trim), "
+          "so resident memory falls back near its baseline within seconds.");
 ABSL_FLAG(bool, admin_readonly, false, "Refuse the admin's control calls (policy, drain, resume, close).");
 
 namespace percore {
@@ -60,6 +63,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat("--balance: unknown policy '", absl::GetFlag(FLAGS_balance), "'"));
   }
   options.pin = absl::GetFlag(FLAGS_pin);
+  options.return_free_memory = absl::GetFlag(FLAGS_return_free_memory);
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
   options.max_connections_per_loop = absl::GetFlag(FLAGS_max_connections_per_loop);
   options.connection.idle_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_idle_timeout));
@@ -72,7 +76,7 @@ std::vector<std::pair<std::string, std::string>> FlagValues() {
   std::vector<std::pair<std::string, std::string>> values;
   for (const char* name : {"listen", "loops", "backend", "balance", "pin", "idle_timeout", "write_timeout",
                            "max_connections", "max_connections_per_loop", "drain_timeout", "admin_listen",
-                           "admin_readonly"}) {
+                           "admin_readonly", "return_free_memory"}) {
     if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
       values.emplace_back(name, flag->CurrentValue());
     }
@@ -114,7 +118,8 @@ int Main() {
   }
   if (absl::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "percored: start: %s\n", std::string(s.message()).c_str());
-    return 1;
+    // Limits that cannot work together are a usage error, like a bad flag.
+    return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(),
               std::string(PollerBackendName(options->backend)).c_str(),

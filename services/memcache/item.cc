@@ -13,8 +13,16 @@ constexpr size_t kIndexOverhead = 16;
 }  // namespace
 
 void ItemDeleter::operator()(Item* item) const {
+  // acq_rel: the thread that frees the item sees every write of the threads that held it.
+  if (item->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   item->~Item();
   ::operator delete(item);
+}
+
+ItemPtr ShareItem(const Item& item) {
+  Item* mutable_item = const_cast<Item*>(&item);
+  mutable_item->refs.fetch_add(1, std::memory_order_relaxed);
+  return ItemPtr(mutable_item);
 }
 
 size_t ItemFootprint(size_t key_size, size_t value_size) {

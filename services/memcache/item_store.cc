@@ -297,7 +297,8 @@ DeltaResult ItemStore::Delta(std::string_view key, bool incr, uint64_t delta, ui
   char digits[20];
   const char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
   const size_t n = static_cast<size_t>(end - digits);
-  if (n == item->value_size) {  // same length: rewrite in place (a counter's usual case)
+  if (n == item->value_size && !IsShared(*item)) {
+    // Same length and no reply holds it: rewrite in place (a counter's usual case).
     std::memcpy(item->value_data(), digits, n);
     item->cas = NextCas();
     Bump(item);

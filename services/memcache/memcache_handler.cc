@@ -23,33 +23,32 @@ ParserLimits LimitsOf(const MemcacheOptions& options) {
 // On a shard's loop: hands `result` to the connection's loop, where the connection (if still
 // open) takes it.
 void SendBack(ConnectionHandle self, uint64_t seq, RemoteResult result) {
-  self.loop->Post([self, seq, result = std::move(result)]() mutable {
-    Connection* conn = self.loop->FindConnection(self.id);
-    if (conn == nullptr) return;  // closed while the request was away
-    static_cast<MemcacheHandler*>(conn->handler())->OnRemoteResult(*conn, seq, std::move(result));
+  // Dropped (with the item references it holds) if the connection closed meanwhile.
+  self.loop->PostToConnection(self.id, [seq, result = std::move(result)](Connection& conn) mutable {
+    static_cast<MemcacheHandler*>(conn.handler())->OnRemoteResult(conn, seq, std::move(result));
   });
 }
 
 }  // namespace
 
 MemcacheHandler::MemcacheHandler(MemcacheService& service, LoopCounters& counters,
-                                 Shard* local_shard)
+                                 Shard* local_shard, size_t high_water)
     : service_(service),
       directory_(service.directory()),
       counters_(counters),
       local_shard_(local_shard),
       parser_(LimitsOf(service.options())),
-      max_inflight_(static_cast<size_t>(std::max(service.options().max_inflight, 1))) {}
+      max_inflight_(static_cast<size_t>(std::max(service.options().max_inflight, 1))),
+      high_water_(high_water) {}
 
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
   if (closing_) return pending_.empty() ? Action::CloseAfterWrite(close_reason_) : Action::Pause();
   const int64_t start = MonotonicNanos();
-  const size_t high_water = conn.loop().connection_options().high_water;
   while (!input.empty()) {
-    if (pending_.size() >= max_inflight_) return Action::Pause();
+    if (pending_.size() >= max_inflight_ || held_items_ > kMaxHeldItems) return Action::Pause();
     // Replies to pipelined gets can be far larger than the requests: stop at the high-water
     // mark; the framework offers the rest of the input once the output has drained.
-    if (conn.output().size() > high_water) break;
+    if (conn.output().size() > high_water_) break;
     Command cmd;
     size_t consumed = 0;
     const ParseStatus status = parser_.Parse(input.view(), &cmd, &consumed);
@@ -178,7 +177,13 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd, int64_
   });
 }
 
+void MemcacheHandler::KeepItem(Pending& p, const Item* item) {
+  p.items.push_back(item != nullptr ? ShareItem(*item) : nullptr);
+  if (item != nullptr) ++held_items_;
+}
+
 void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, int64_t start_ns) {
+  const bool with_cas = WithCas(cmd.kind);
   std::string_view keys = cmd.keys;
   std::string_view key;
   size_t key_count = 0;
@@ -192,31 +197,48 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
     }
   }
 
-  if (all_local) {  // the common case: no copy, no hop
-    std::string* text = pending_.empty() ? nullptr : &AddPending(start_ns).text;
-    ReplySink out = text == nullptr ? ReplySink(&conn.output().bytes()) : ReplySink(text);
+  if (all_local) {  // the common case: no hop, formatted straight into the output
+    ItemStore& store = local_shard_->store;
+    OutputQueue& out = conn.output();
+    Pending* rest = pending_.empty() ? nullptr : &AddPending(start_ns);
     keys = cmd.keys;
     while (NextKey(&keys, &key)) {
-      AppendRetrieval(local_shard_->store, cmd.kind, cmd.exptime, key, out);
+      const Item* item = LookUp(store, cmd.kind, cmd.exptime, key);
+      if (rest == nullptr && out.size() <= high_water_) {
+        if (item != nullptr) AppendValue(*item, with_cas, out);
+        continue;
+      }
+      // Past the high-water mark (or behind replies still away): the hits are kept, and
+      // formatted as the output drains.
+      if (rest == nullptr) rest = &AddPending(start_ns);
+      KeepItem(*rest, item);
     }
-    out.Append(kEnd);
-    if (text == nullptr) conn.RecordRequest(MonotonicNanos() - start_ns, false);
+    if (rest == nullptr) {
+      out.Append(kEnd);
+      conn.RecordRequest(MonotonicNanos() - start_ns, false);
+      return;
+    }
+    rest->retrieval = true;
+    rest->with_cas = with_cas;
+    FlushReady(conn);
     return;
   }
 
-  // Keys on other loops: local hits are copied into their place so VALUE blocks keep the
-  // order of the request; remote keys go to their owners, one task per shard.
+  // Keys on other loops: local hits are kept in their place so VALUE blocks keep the order of
+  // the request; remote keys go to their owners, one task per shard, which send back
+  // references to the items they found.
   Pending& p = AddPending(start_ns);
   p.retrieval = true;
-  p.parts.resize(key_count);
+  p.with_cas = with_cas;
+  p.items.reserve(key_count);
   std::vector<std::vector<std::pair<uint32_t, std::string>>> remote(directory_.shard_count());
   keys = cmd.keys;
   for (uint32_t index = 0; NextKey(&keys, &key); ++index) {
     const size_t s = directory_.ShardIndexFor(key);
     if (IsLocal(directory_.shard(s))) {
-      ReplySink out(&p.parts[index]);
-      AppendRetrieval(local_shard_->store, cmd.kind, cmd.exptime, key, out);
+      KeepItem(p, LookUp(local_shard_->store, cmd.kind, cmd.exptime, key));
     } else {
+      p.items.emplace_back();
       remote[s].emplace_back(index, std::string(key));
     }
   }
@@ -228,10 +250,9 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
                        exptime = cmd.exptime, wanted = std::move(remote[s])]() mutable {
       RemoteResult result;
       for (auto& [index, k] : wanted) {
-        std::string block;
-        ReplySink out(&block);
-        AppendRetrieval(shard.store, kind, exptime, k, out);
-        if (!block.empty()) result.parts.emplace_back(index, std::move(block));
+        if (const Item* item = LookUp(shard.store, kind, exptime, k)) {
+          result.hits.emplace_back(index, ShareItem(*item));
+        }
       }
       SendBack(self, seq, std::move(result));
     });
@@ -266,27 +287,43 @@ void MemcacheHandler::OnRemoteResult(Connection& conn, uint64_t seq, RemoteResul
   if (pending_.empty() || seq < pending_.front().seq) return;
   Pending& p = pending_[seq - pending_.front().seq];
   p.text += result.text;
-  for (auto& [index, block] : result.parts) p.parts[index] = std::move(block);
+  for (auto& [index, item] : result.hits) {
+    p.items[index] = std::move(item);
+    ++held_items_;
+  }
   p.error = p.error || result.error;
   --p.waiting;
   FlushReady(conn);
-  if (!pending_.empty()) return;
-  if (closing_) conn.Close(close_reason_, /*flush_first=*/true);  // after the replies
-  conn.Resume();  // writes what was queued and parses input that waited
 }
 
+void MemcacheHandler::OnWritable(Connection& conn) { FlushReady(conn); }
+
 void MemcacheHandler::FlushReady(Connection& conn) {
+  OutputQueue& out = conn.output();
   while (!pending_.empty() && pending_.front().waiting == 0) {
     Pending& p = pending_.front();
-    Buffer& out = conn.output().bytes();
     out.Append(p.text);
+    p.text.clear();
     if (p.retrieval) {
-      for (const std::string& part : p.parts) out.Append(part);
+      for (; p.next_item < p.items.size(); ++p.next_item) {
+        if (out.size() > high_water_) {
+          conn.RequestWritable();
+          return;
+        }
+        if (ItemPtr& item = p.items[p.next_item]) {
+          AppendValue(*item, p.with_cas, out);
+          item.reset();
+          --held_items_;
+        }
+      }
       out.Append(kEnd);
     }
     conn.RecordRequest(MonotonicNanos() - p.start_ns, p.error);
     pending_.pop_front();
   }
+  if (!pending_.empty() || conn.state() != ConnectionState::kPaused) return;
+  if (closing_) conn.Close(close_reason_, /*flush_first=*/true);  // after the replies
+  conn.Resume();  // writes what was queued and parses input that waited
 }
 
 }  // namespace percore::memcache

@@ -34,7 +34,7 @@ char* PutNumber(char* p, char* end, uint64_t value) { return std::to_chars(p, en
 
 }  // namespace
 
-void AppendValue(const Item& item, bool with_cas, ReplySink& out) {
+void AppendValue(const Item& item, bool with_cas, OutputQueue& out) {
   // "VALUE <key> <flags> <bytes>[ <cas>]\r\n": the numbers (at most 20 digits each) are
   // formatted on the stack, so a hit costs a few copies into the reply and nothing else.
   char numbers[80];
@@ -52,15 +52,21 @@ void AppendValue(const Item& item, bool with_cas, ReplySink& out) {
   out.Append("VALUE ");
   out.Append(std::string_view(item.key_data(), item.key_size));
   out.Append(std::string_view(numbers, static_cast<size_t>(p - numbers)));
-  out.Append(item.value_with_crlf());
+  const std::string_view value = item.value_with_crlf();
+  if (value.size() < OutputQueue::kShareAtLeast) {
+    out.Append(value);
+    return;
+  }
+  // The shared_ptr's deleter drops the item reference (also if making the control block
+  // throws).
+  out.AppendShared(value, std::shared_ptr<const void>(ShareItem(item).release(), [](const void* p) {
+                     ItemDeleter()(static_cast<Item*>(const_cast<void*>(p)));
+                   }));
 }
 
-void AppendRetrieval(ItemStore& store, CommandKind kind, int64_t exptime, std::string_view key,
-                     ReplySink& out) {
+const Item* LookUp(ItemStore& store, CommandKind kind, int64_t exptime, std::string_view key) {
   const bool touch = kind == CommandKind::kGat || kind == CommandKind::kGats;
-  const Item* item = touch ? store.GetAndTouch(key, exptime) : store.Get(key);
-  if (item == nullptr) return;
-  AppendValue(*item, kind == CommandKind::kGets || kind == CommandKind::kGats, out);
+  return touch ? store.GetAndTouch(key, exptime) : store.Get(key);
 }
 
 bool ExecuteKeyOp(ItemStore& store, const KeyOp& op, std::string_view key, ItemPtr item,

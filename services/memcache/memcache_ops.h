@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "core/buffer.h"
+#include "core/output_queue.h"
 #include "services/memcache/item.h"
 #include "services/memcache/item_store.h"
 #include "services/memcache/memcache_parser.h"
@@ -52,12 +53,15 @@ inline ItemPtr ItemFor(const Command& cmd) { return MakeItem(cmd.key, cmd.flags,
 bool ExecuteKeyOp(ItemStore& store, const KeyOp& op, std::string_view key, ItemPtr item,
                   ReplySink& out);
 
-// Looks up one key of get/gets/gat/gats and appends its VALUE block on a hit.
-void AppendRetrieval(ItemStore& store, CommandKind kind, int64_t exptime, std::string_view key,
-                     ReplySink& out);
+// Looks up one key of get/gets/gat/gats (gat/gats also set the new expiry). Null on a miss.
+const Item* LookUp(ItemStore& store, CommandKind kind, int64_t exptime, std::string_view key);
 
-// Appends "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n".
-void AppendValue(const Item& item, bool with_cas, ReplySink& out);
+inline bool WithCas(CommandKind kind) { return kind == CommandKind::kGets || kind == CommandKind::kGats; }
+
+// Appends "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n". A value of
+// OutputQueue::kShareAtLeast bytes or more is not copied: the output holds a reference to the
+// item and sends the value from it. On the store's thread, or by a holder of a reference.
+void AppendValue(const Item& item, bool with_cas, OutputQueue& out);
 
 inline constexpr std::string_view kEnd = "END\r\n";
 

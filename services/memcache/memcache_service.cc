@@ -4,9 +4,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "services/memcache/memcache_handler.h"
@@ -43,14 +45,25 @@ MemcacheService::~MemcacheService() = default;
 
 void MemcacheService::OnLoopStart(EventLoop& loop) { directory_->RegisterLoop(loop); }
 
+absl::Status MemcacheService::CheckLimits(const ConnectionOptions& connection, int loops) const {
+  const size_t shard_memory = options_.memory_limit / static_cast<size_t>(std::max(loops, 1));
+  if (options_.max_item_size > shard_memory) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the largest item (", options_.max_item_size, " bytes) exceeds one shard's memory (", shard_memory,
+        " bytes: the memory limit split over ", loops, " loops), so it could never be stored; "
+        "raise the memory limit or lower the item size"));
+  }
+  return absl::OkStatus();
+}
+
 std::unique_ptr<Handler> MemcacheService::NewHandler(Connection& conn) {
   directory_->Seal();
   memcache::LoopCounters* counters = directory_->CountersOf(conn.loop());
   if (counters == nullptr) counters = &directory_->RegisterLoop(conn.loop());
   counters->total_connections.Increment();
   counters->curr_connections.Add(1);
-  return std::make_unique<memcache::MemcacheHandler>(*this, *counters,
-                                                     directory_->OwnedBy(conn.loop()));
+  return std::make_unique<memcache::MemcacheHandler>(
+      *this, *counters, directory_->OwnedBy(conn.loop()), conn.loop().connection_options().high_water);
 }
 
 size_t MemcacheService::shard_count() const { return directory_->sealed_shard_count(); }

@@ -40,6 +40,9 @@ class MemcacheService final : public Service {
   ~MemcacheService() override;
 
   std::string_view name() const override { return "memcache"; }
+  // The largest item must fit one shard (memory_limit is split evenly over the loops), or
+  // items the parser accepts could never be stored, nor read back.
+  absl::Status CheckLimits(const ConnectionOptions& connection, int loops) const override;
   // Registers the loop with the shard directory.
   void OnLoopStart(EventLoop& loop) override;
   // Seals the shard directory on first use, then makes the connection's handler.
