@@ -52,7 +52,7 @@ struct DistributorOptions {
   int backoff_ms = 100;              // pause after descriptor exhaustion
 };
 
-// The accept-distributor thread (architecture §5): blocks in poll() on the listening sockets and
+// The accept-distributor thread: blocks in poll() on the listening sockets and
 // an eventfd, accepts until EAGAIN (bounded per wake-up) and hands each socket to the loop its
 // policy picks, respecting limits and drained loops.
 class Distributor {

@@ -57,7 +57,7 @@ class DrainGroup {
   std::atomic<size_t> remaining_;
 };
 
-// One thread's reactor (architecture §3). An iteration: compute the timeout from the nearest
+// One thread's reactor. An iteration: compute the timeout from the nearest
 // timer and pending work; Wait; dispatch ready fds; fire due timers; run posted tasks; account
 // busy and wait time. Everything the loop owns is touched only by its thread; the thread-safe
 // entry points are Post, Adopt, Quit and the stats.

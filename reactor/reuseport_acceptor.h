@@ -9,7 +9,7 @@ namespace percore {
 
 class EventLoop;
 
-// reuseport mode (architecture §1): each loop owns one SO_REUSEPORT listening socket per
+// reuseport mode: each loop owns one SO_REUSEPORT listening socket per
 // endpoint and accepts on its own thread; the kernel's hash of the 4-tuple picks the loop.
 // No distributor, no hand-off, and none of its balance either. Loop thread only, except
 // counters(), which is readable from any thread.

@@ -38,7 +38,7 @@ struct ListenerInfo {
   SocketAddress bound;  // the real address (port filled in when 0 was asked)
 };
 
-// Owns the loops, their threads, the listeners and the distributor (architecture §1).
+// Owns the loops, their threads, the listeners and the distributor.
 // Configure (AddService, Listen) before Start; Start and Stop from one controlling thread.
 // Introspection and control methods are thread-safe.
 class Server {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks percored against its peers (nginx, memcached, redis-server and a bare epoll floor
-# server) on this machine, the way architecture.md §10 describes: the server runs alone on cpu 0
+# server) on this machine: the server runs alone on cpu 0
 # (one event loop / one worker), the client on cpu 1, one server after the other, each driven by
 # the peer's standard client and by loadgen. For every run it records throughput, latency
 # percentiles and the server's CPU microseconds per request (utime+stime from /proc/PID/stat
@@ -504,7 +504,7 @@ if [[ -f "$results" ]]; then kept=$(sed -n '/^<!-- kept: begin/,/^<!-- kept: end
   echo "| clients | $(version wrk -v | cut -d' ' -f1-2); $(version redis-benchmark --version); $(version memcaslap -V); loadgen (this tree) |"
   echo
   cat <<'EOF'
-Method (architecture.md §10): each server runs pinned to cpu 0 with one event loop / one worker
+Method: each server runs pinned to cpu 0 with one event loop / one worker
 (`percored --loops=1`, nginx `worker_processes 1` with `master_process off`, `memcached -t 1`,
 redis single-threaded), the client pinned to cpu 1; servers run one after the other.
 **CPU µs/req** is the server process's utime+stime (all its threads) during the client run

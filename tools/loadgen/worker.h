@@ -44,7 +44,7 @@ struct WorkerResult {
   std::vector<std::string> error_samples;  // the first few, for the report
 };
 
-// One thread's load: an epoll loop over its own connections (architecture §10's client).
+// One thread's load: an epoll loop over its own connections.
 // Closed loop keeps `depth` requests outstanding per connection and times each from when it
 // was written; open loop issues requests at fixed intended times, round-robin over the
 // connections, and times each from its intended time, so a slow server cannot slow the
