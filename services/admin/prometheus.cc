@@ -123,6 +123,17 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
   PerLoopCounter(w, server, loops, "percore_loop_backpressure_pauses_total",
                  "Times reading stopped because queued output passed the high-water mark.",
                  [](const LoopStats& s) { return s.backpressure_pauses.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_write_budget_yields_total",
+                 "Writes cut short by the per-iteration write budget (a large reply yielding the loop).",
+                 [](const LoopStats& s) { return s.write_budget_yields.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_task_errors_total",
+                 "Posted tasks and timer callbacks that threw (logged, then dropped).",
+                 [](const LoopStats& s) { return s.task_errors.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_memory_trims_total",
+                 "malloc_trim calls by the loop after a burst, to return freed memory.",
+                 [](const LoopStats& s) { return s.memory_trims.Get(); });
+  PerLoopSeconds(w, server, loops, "percore_loop_memory_trim_seconds_total", "counter", "Time those calls took.",
+                 [](const LoopStats& s) { return s.memory_trim_ns.Get(); });
   w.Family("percore_loop_buffer_blocks_free", "gauge", "Idle 16 KiB buffer blocks the loop keeps for reuse.");
   for (int i = 0; i < server.loop_count(); ++i) {
     w.SampleSigned("percore_loop_buffer_blocks_free", {{"loop", View(loops[i])}},

@@ -131,6 +131,10 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_backpressure_pauses(s.backpressure_pauses.Get());
     l->set_buffer_blocks_free(static_cast<uint64_t>(s.buffer_blocks_free.Get()));
     l->set_buffer_blocks_allocated(static_cast<uint64_t>(s.buffer_blocks_allocated.Get()));
+    l->set_write_budget_yields(s.write_budget_yields.Get());
+    l->set_task_errors(s.task_errors.Get());
+    l->set_memory_trims(s.memory_trims.Get());
+    l->set_memory_trim_ns(s.memory_trim_ns.Get());
   }
 
   const AcceptTotals totals = SumAcceptCounters(server_);

@@ -1,5 +1,6 @@
 // GetStats, WatchStats and GetPrometheus against a real server with known traffic.
 
+#include <new>
 #include <string>
 #include <vector>
 
@@ -168,6 +169,25 @@ TEST_F(AdminTest, AdminShutdownEndsWatchStreams) {
   admin_->Shutdown();
   EXPECT_FALSE(reader->Read(&s));
   EXPECT_FALSE(reader->Finish().ok());
+}
+
+// A posted task that throws is counted on its loop, in GetStats and in the Prometheus text,
+// and the loop keeps serving.
+TEST_F(AdminTest, ATaskThatThrowsIsCountedAndTheLoopServesOn) {
+  StartAll();
+  server_->loop(1).Post([] { throw std::bad_alloc(); });
+  const v1::Stats s = StatsWhen([](const v1::Stats& st) { return st.loops(1).task_errors() == 1; });
+  EXPECT_EQ(s.loops(0).task_errors(), 0u);
+  EXPECT_EQ(s.loops(1).task_errors(), 1u);
+  // Round robin: the second connection lands on loop 1, which still answers.
+  const int first = Connect(echo_port_);
+  const int second = Connect(echo_port_);
+  ASSERT_NO_FATAL_FAILURE(Echo(first, "a"));
+  ASSERT_NO_FATAL_FAILURE(Echo(second, "b"));
+  v1::PrometheusText text;
+  ASSERT_TRUE(stub_->GetPrometheus(Context().get(), v1::GetPrometheusRequest(), &text).ok());
+  EXPECT_NE(text.text().find("percore_loop_task_errors_total{loop=\"1\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.text().find("percore_loop_write_budget_yields_total{loop=\"0\"} 0\n"), std::string::npos);
 }
 
 TEST_F(AdminTest, GetPrometheusServesTheTextExposition) {
