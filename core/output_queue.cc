@@ -38,14 +38,19 @@ ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
     total += n;
   };
   uint64_t pos = copied_front();
-  for (const Shared& piece : shared_) {
+  size_t next = 0;  // the first shared piece not offered
+  for (; next < shared_.size(); ++next) {
+    const Shared& piece = shared_[next];
     if (count >= kMaxPieces - 1 || total == max_bytes) break;
     add(copied_.data() + (pos - copied_front()), piece.at - pos);
     pos = piece.at;
     if (count < kMaxPieces && total < max_bytes) add(piece.bytes.data(), piece.bytes.size());
   }
-  if (count < kMaxPieces && total < max_bytes && pos < copied_end()) {
-    add(copied_.data() + (pos - copied_front()), copied_end() - pos);
+  // The copied bytes after the last piece offered, up to the next shared piece: with the piece
+  // limit reached before the end, the copied bytes beyond that piece must wait for it.
+  const uint64_t copied_until = next < shared_.size() ? shared_[next].at : copied_end();
+  if (count < kMaxPieces && total < max_bytes && pos < copied_until) {
+    add(copied_.data() + (pos - copied_front()), copied_until - pos);
   }
   if (count == 0) return 0;
   msghdr msg = {};

@@ -77,7 +77,11 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
     handler_->OnOpen(*this);
     return Action::Continue();
   }));
-  if (!finished_) Flush();
+  if (finished_) return;
+  Flush();
+  // A RequestWritable made in the callback is answered now: the output may have drained in this
+  // very write, and then no POLLOUT would ever bring the OnWritable call.
+  if (!finished_ && WantsOnWritable()) FlushAndDeliver();
 }
 
 void Connection::ServeArrivedThenClose(CloseReason reason) {
@@ -549,7 +553,11 @@ void Connection::OnIdleTimer() {
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
   Apply(Call([this] { return handler_->OnDeadline(*this); }));
-  if (!finished_) Flush();
+  if (finished_) return;
+  Flush();
+  // As after OnOpen: OnWritable, when asked for (or when this write ended backpressure), cannot
+  // wait for a POLLOUT that an empty output never gets.
+  if (!finished_ && WantsOnWritable()) FlushAndDeliver();
 }
 
 void Connection::OnIoTimer() {

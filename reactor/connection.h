@@ -66,7 +66,8 @@ class Connection final : private IoWatcher {
   OutputQueue& output() { return output_; }
   // Asks for one OnWritable call once the queued output is at or below the low-water mark: how
   // a handler that produces a large reply in pieces learns that the socket took the last ones.
-  // Called on the loop (inside a callback or not); the call comes after the current callback.
+  // Called from a callback of this connection (one run by PostToConnection included); the call
+  // comes after that callback returns.
   void RequestWritable() { writable_requested_ = true; }
   // Leaves Paused: reading resumes and unconsumed input is offered to OnData again.
   void Resume();
