@@ -240,6 +240,7 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
     } else {
       p.items.emplace_back();
       remote[s].emplace_back(index, std::string(key));
+      ++held_items_;
     }
   }
   for (size_t s = 0; s < remote.size(); ++s) {
@@ -249,6 +250,7 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
     shard.owner->Post([&shard, self = conn.handle(), seq = p.seq, kind = cmd.kind,
                        exptime = cmd.exptime, wanted = std::move(remote[s])]() mutable {
       RemoteResult result;
+      result.keys_asked = wanted.size();
       for (auto& [index, k] : wanted) {
         if (const Item* item = LookUp(shard.store, kind, exptime, k)) {
           result.hits.emplace_back(index, ShareItem(*item));
@@ -287,10 +289,8 @@ void MemcacheHandler::OnRemoteResult(Connection& conn, uint64_t seq, RemoteResul
   if (pending_.empty() || seq < pending_.front().seq) return;
   Pending& p = pending_[seq - pending_.front().seq];
   p.text += result.text;
-  for (auto& [index, item] : result.hits) {
-    p.items[index] = std::move(item);
-    ++held_items_;
-  }
+  for (auto& [index, item] : result.hits) p.items[index] = std::move(item);
+  held_items_ -= result.keys_asked - result.hits.size();  // counted at dispatch; misses hold none
   p.error = p.error || result.error;
   --p.waiting;
   FlushReady(conn);

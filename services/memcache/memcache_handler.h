@@ -22,6 +22,7 @@ namespace percore::memcache {
 struct RemoteResult {
   std::string text;                           // the reply (single-key commands)
   std::vector<std::pair<uint32_t, ItemPtr>> hits;  // retrievals: the items found, by key index
+  size_t keys_asked = 0;                            // retrievals: how many keys were looked up
   bool error = false;
 };
 
@@ -91,7 +92,9 @@ class MemcacheHandler final : public Handler {
   uint64_t next_seq_ = 0;
   size_t max_inflight_;
   size_t high_water_;
-  size_t held_items_ = 0;  // references kept by pending retrievals
+  // References kept by pending retrievals, counting each remote key from its dispatch until
+  // its answer (a miss then gives its count back).
+  size_t held_items_ = 0;
   bool closing_ = false;
   CloseReason close_reason_ = CloseReason::kServiceClose;
 };

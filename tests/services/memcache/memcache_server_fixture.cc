@@ -3,21 +3,30 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "reactor/connection.h"
+#include "services/memcache/item.h"
 #include "services/memcache/memcache_shards.h"
+#include "tests/testing/server_probe.h"
 
 namespace percore::test {
 
 MemcacheServerTest::~MemcacheServerTest() { StopServer(); }
 
-void MemcacheServerTest::StartServer(MemcacheOptions options, int loops) {
+void MemcacheServerTest::StartServer(MemcacheOptions options, int loops,
+                                     ConnectionOptions connection) {
   options.clock = [this] { return now_.load(std::memory_order_relaxed); };
   service_ = std::make_shared<MemcacheService>(std::move(options));
   ServerOptions server_options;
   server_options.loops = loops;
+  server_options.connection = connection;
   server_ = std::make_unique<Server>(server_options);
   ASSERT_TRUE(server_->AddService(service_).ok());
   absl::StatusOr<ListenerInfo> info = server_->Listen("memcache", {"127.0.0.1", 0});
@@ -105,6 +114,89 @@ std::string MemcacheServerTest::KeyOnShard(size_t shard, std::string_view prefix
     std::string key = absl::StrCat(std::string(prefix), i);
     if (directory.ShardIndexFor(key) == shard) return key;
   }
+}
+
+int MemcacheServerTest::LoopOf(int fd) {
+  const absl::StatusOr<uint16_t> port = LocalPort(fd);
+  if (!port.ok()) return -1;
+  int loop = -1;
+  // The distributor hands the connection over asynchronously: wait until a loop has it.
+  WaitUntil(
+      [&] {
+        const std::map<uint16_t, int> loops = LoopByPeerPort(*server_, deadline());
+        const auto it = loops.find(*port);
+        if (it != loops.end()) loop = it->second;
+        return loop >= 0;
+      },
+      deadline());
+  return loop;
+}
+
+ScopedFd MemcacheServerTest::ConnectOnLoop(int loop) {
+  for (int attempt = 0; attempt < 2 * server_->loop_count(); ++attempt) {
+    ScopedFd fd = Connect();
+    if (!fd.valid()) break;
+    if (LoopOf(fd.get()) == loop) return fd;
+  }
+  ADD_FAILURE() << "no connection landed on loop " << loop;
+  return ScopedFd();
+}
+
+std::vector<std::string> MemcacheServerTest::KeysOwnedByLoop(int loop, size_t n,
+                                                             std::string_view prefix) {
+  memcache::ShardDirectory& directory = service_->directory();
+  directory.Seal();
+  const memcache::Shard* owned = directory.OwnedBy(server_->loop(loop));
+  std::vector<std::string> keys;
+  if (owned == nullptr) {
+    ADD_FAILURE() << "loop " << loop << " owns no shard";
+    return keys;
+  }
+  for (int i = 0; keys.size() < n; ++i) {
+    std::string key = absl::StrCat(std::string(prefix), i);
+    if (&directory.ShardFor(key) == owned) keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
+size_t MemcacheServerTest::QueuedOutput(int fd, int loop) {
+  const absl::StatusOr<uint16_t> port = LocalPort(fd);
+  if (!port.ok()) return SIZE_MAX;
+  EventLoop& event_loop = server_->loop(loop);
+  auto queued = std::make_shared<std::atomic<size_t>>(SIZE_MAX);
+  const bool ran = RunOnLoop(
+      event_loop,
+      [&event_loop, queued, port = *port] {
+        event_loop.ForEachConnection([&](Connection& c) {
+          if (c.peer().port() == port) queued->store(c.queued_output());
+        });
+      },
+      deadline());
+  return ran ? queued->load() : SIZE_MAX;
+}
+
+std::vector<std::string> MemcacheServerTest::SharedItems() {
+  memcache::ShardDirectory& directory = service_->directory();
+  std::vector<std::string> shared;
+  for (size_t s = 0; s < directory.shard_count(); ++s) {
+    memcache::Shard& shard = directory.shard(s);
+    auto found = std::make_shared<std::vector<std::string>>();
+    const bool ran = RunOnLoop(
+        *shard.owner,
+        [&shard, found] {
+          shard.store.ForEachByRecency([&](const memcache::Item& item) {
+            const uint32_t refs = item.refs.load(std::memory_order_acquire);
+            if (refs > 1) found->push_back(absl::StrCat(std::string(item.key()), ":", refs));
+          });
+        },
+        deadline());
+    if (!ran) {
+      shared.push_back(absl::StrCat("shard ", s, " did not answer"));
+      continue;
+    }
+    shared.insert(shared.end(), found->begin(), found->end());
+  }
+  return shared;
 }
 
 }  // namespace percore::test

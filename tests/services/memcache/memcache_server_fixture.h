@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -25,7 +26,7 @@ class MemcacheServerTest : public ::testing::Test {
   ~MemcacheServerTest() override;
 
   // Starts the server; the store's clock is now_ (a Unix time the test moves).
-  void StartServer(MemcacheOptions options = {}, int loops = 2);
+  void StartServer(MemcacheOptions options = {}, int loops = 2, ConnectionOptions connection = {});
   void StopServer();
 
   ScopedFd Connect();
@@ -40,6 +41,19 @@ class MemcacheServerTest : public ::testing::Test {
   int64_t Stat(int fd, std::string_view name);
   // A key "<prefix><n>" that the shard `shard` owns.
   std::string KeyOnShard(size_t shard, std::string_view prefix = "key");
+
+  // The loop serving the connection whose client end is `fd`; -1 if it is not found.
+  int LoopOf(int fd);
+  // A new connection that the server put on loop `loop`. Round robin alternates loops, so a
+  // few tries find one; those that landed elsewhere are closed again.
+  ScopedFd ConnectOnLoop(int loop);
+  // `n` distinct keys "<prefix><i>" on the shard that loop `loop` owns.
+  std::vector<std::string> KeysOwnedByLoop(int loop, size_t n, std::string_view prefix = "key");
+  // The output the server holds for the connection whose client end is `fd` (on loop `loop`),
+  // read on that loop; SIZE_MAX if the connection is gone or the loop does not answer.
+  size_t QueuedOutput(int fd, int loop);
+  // Items that something besides their store still references, over every shard: "key:refs".
+  std::vector<std::string> SharedItems();
 
   Deadline deadline() const { return Deadline::In(absl::Seconds(20)); }
 
