@@ -91,16 +91,19 @@ void AppendCommandDocs(const CommandSpec& spec, Buffer& out) {
 
 }  // namespace
 
-void CommandCommand(CommandArgs, SessionContext&, Buffer& out) {
+void CommandCommand(CommandArgs, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendArrayHeader(out, AllCommands().size());
   for (const CommandSpec& spec : AllCommands()) AppendCommandInfo(spec, out);
 }
 
-void CommandCountCommand(CommandArgs, SessionContext&, Buffer& out) {
+void CommandCountCommand(CommandArgs, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendInteger(out, static_cast<int64_t>(AllCommands().size()));
 }
 
-void CommandDocsCommand(CommandArgs args, SessionContext&, Buffer& out) {
+void CommandDocsCommand(CommandArgs args, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   std::vector<const CommandSpec*> specs;
   if (args.size() == 2) {
     for (const CommandSpec& spec : AllCommands()) specs.push_back(&spec);
@@ -116,11 +119,12 @@ void CommandDocsCommand(CommandArgs args, SessionContext&, Buffer& out) {
   }
 }
 
-void CommandInfoCommand(CommandArgs args, SessionContext& session, Buffer& out) {
+void CommandInfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
   if (args.size() == 2) {
-    CommandCommand(args, session, out);
+    CommandCommand(args, session, reply);
     return;
   }
+  Buffer& out = reply.bytes();
   AppendArrayHeader(out, args.size() - 2);
   for (size_t i = 2; i < args.size(); ++i) {
     if (const CommandSpec* spec = FindCommand(args[i])) {
@@ -131,7 +135,8 @@ void CommandInfoCommand(CommandArgs args, SessionContext& session, Buffer& out) 
   }
 }
 
-void CommandListCommand(CommandArgs args, SessionContext&, Buffer& out) {
+void CommandListCommand(CommandArgs args, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   if (args.size() != 2) {
     AppendError(out, kErrSyntax);  // FILTERBY is not offered
     return;
@@ -145,7 +150,8 @@ void CommandListCommand(CommandArgs args, SessionContext&, Buffer& out) {
   }
 }
 
-void CommandHelpCommand(CommandArgs, SessionContext&, Buffer& out) {
+void CommandHelpCommand(CommandArgs, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   const std::string_view lines[] = {
       "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
       "(no subcommand)", "    Return details about all Redis commands.",

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/buffer.h"
+#include "services/resp/reply_sink.h"
 #include "services/resp/resp_options.h"
 #include "services/resp/string_store.h"
 
@@ -16,11 +16,12 @@ using CommandArgs = std::span<const std::string_view>;
 
 struct SessionContext;
 
-// Runs a keyed command against one shard's store, appending its reply.
+// Runs a keyed command against one shard's store, appending its reply. Stored values go
+// through ReplySink::AppendValue, with the threshold the sink asks for (share_at_least).
 using StoreCommandFn = void (*)(CommandArgs args, StringStore& store, const RespOptions& options,
-                                Buffer& out);
+                                ReplySink& out);
 // Runs a command that touches no key: it sees the connection and the service, not a store.
-using SessionCommandFn = void (*)(CommandArgs args, SessionContext& session, Buffer& out);
+using SessionCommandFn = void (*)(CommandArgs args, SessionContext& session, ReplySink& out);
 
 // Where a command runs.
 enum class CommandKind : uint8_t {

@@ -78,8 +78,8 @@ const CommandSpec* ResolveCommand(CommandArgs args, Buffer& out) {
 }
 
 const CommandSpec* RunCommandLocally(CommandArgs args, StringStore& store,
-                                     SessionContext& session, Buffer& out) {
-  const CommandSpec* spec = ResolveCommand(args, out);
+                                     SessionContext& session, ReplySink& out) {
+  const CommandSpec* spec = ResolveCommand(args, out.bytes());
   if (spec == nullptr) return nullptr;
   if (spec->kind == CommandKind::kSession || spec->kind == CommandKind::kContainer) {
     spec->session_fn(args, session, out);
@@ -89,33 +89,41 @@ const CommandSpec* RunCommandLocally(CommandArgs args, StringStore& store,
   return spec;
 }
 
-void MergeReplies(MergeKind merge, std::span<const std::string_view> parts, Buffer& out) {
-  for (std::string_view part : parts) {
-    if (!part.empty() && part[0] == '-') {
-      out.Append(part);
+const CommandSpec* RunCommandLocally(CommandArgs args, StringStore& store,
+                                     SessionContext& session, Buffer& out) {
+  ReplySink sink(out);
+  return RunCommandLocally(args, store, session, sink);
+}
+
+void MergeReplies(MergeKind merge, std::span<const ReplyPart> parts, ReplySink& out) {
+  for (const ReplyPart& part : parts) {
+    const std::string_view head = part.list->head(part.index);
+    if (!head.empty() && head[0] == '-') {
+      part.list->MoveReplyTo(part.index, out);
       return;
     }
   }
   switch (merge) {
     case MergeKind::kNone:
-      for (std::string_view part : parts) out.Append(part);
+      for (const ReplyPart& part : parts) part.list->MoveReplyTo(part.index, out);
       return;
     case MergeKind::kSumIntegers: {
       int64_t sum = 0;
-      for (std::string_view part : parts) {
+      for (const ReplyPart& part : parts) {
         // ":n\r\n"
+        const std::string_view head = part.list->head(part.index);
         int64_t n = 0;
-        if (part.size() >= 3 && ParseRedisInt64(part.substr(1, part.size() - 3), &n)) sum += n;
+        if (head.size() >= 3 && ParseRedisInt64(head.substr(1, head.size() - 3), &n)) sum += n;
       }
-      AppendInteger(out, sum);
+      AppendInteger(out.bytes(), sum);
       return;
     }
     case MergeKind::kArray:
-      AppendArrayHeader(out, parts.size());
-      for (std::string_view part : parts) out.Append(part);
+      AppendArrayHeader(out.bytes(), parts.size());
+      for (const ReplyPart& part : parts) part.list->MoveReplyTo(part.index, out);
       return;
     case MergeKind::kAllOk:
-      out.Append(kOkReply);
+      out.bytes().Append(kOkReply);
       return;
   }
 }

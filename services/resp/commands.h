@@ -8,6 +8,7 @@
 
 #include "core/buffer.h"
 #include "services/resp/command_table.h"
+#include "services/resp/reply_sink.h"
 #include "services/resp/resp_options.h"
 #include "services/resp/string_store.h"
 
@@ -50,17 +51,27 @@ const CommandSpec* ResolveCommand(CommandArgs args, Buffer& out);
 
 // Runs a resolved keyed command (any keyed kind) with all of its keys on `store`.
 inline void RunStoreCommand(const CommandSpec& spec, CommandArgs args, StringStore& store,
-                            const RespOptions& options, Buffer& out) {
+                            const RespOptions& options, ReplySink& out) {
   spec.store_fn(args, store, options, out);
 }
 
 // Runs one request where every key lives in `store`: resolve, check, run. Returns the spec it
 // ran (null when it replied with an error instead). For QUIT, session.quit becomes true.
 const CommandSpec* RunCommandLocally(CommandArgs args, StringStore& store,
+                                     SessionContext& session, ReplySink& out);
+// The same, with the whole reply copied into `out`.
+const CommandSpec* RunCommandLocally(CommandArgs args, StringStore& store,
                                      SessionContext& session, Buffer& out);
 
+// One shard part of a command's reply: reply `index` of `list` (ReplyQueue used as a list).
+struct ReplyPart {
+  ReplyQueue* list;
+  size_t index;
+};
+
 // Joins the replies of a command's shard parts (each one complete RESP reply, in key order)
-// into the single reply the client expects. The first error among the parts wins.
-void MergeReplies(MergeKind merge, std::span<const std::string_view> parts, Buffer& out);
+// into the single reply the client expects, moving the parts' references into `out` (each
+// part is used once). The first error among the parts wins.
+void MergeReplies(MergeKind merge, std::span<const ReplyPart> parts, ReplySink& out);
 
 }  // namespace percore

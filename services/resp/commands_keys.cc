@@ -63,45 +63,54 @@ void ExpireGeneric(CommandArgs args, StringStore& store, std::string_view name, 
 
 }  // namespace
 
-void DelCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void DelCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   int64_t deleted = 0;
   for (size_t i = 1; i < args.size(); ++i) deleted += store.Delete(args[i]) ? 1 : 0;
   AppendInteger(out, deleted);
 }
 
-void ExistsCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void ExistsCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   int64_t found = 0;
   for (size_t i = 1; i < args.size(); ++i) found += store.Exists(args[i]) ? 1 : 0;
   AppendInteger(out, found);
 }
 
-void ExpireCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void ExpireCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   ExpireGeneric(args, store, "expire", 1000, out);
 }
 
-void PexpireCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void PexpireCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   ExpireGeneric(args, store, "pexpire", 1, out);
 }
 
-void TtlCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void TtlCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   const int64_t ttl = store.TtlMs(args[1]);
   AppendInteger(out, ttl < 0 ? ttl : (ttl + 500) / 1000);
 }
 
-void PttlCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void PttlCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendInteger(out, store.TtlMs(args[1]));
 }
 
-void PersistCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void PersistCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendInteger(out, store.Persist(args[1]) ? 1 : 0);
 }
 
-void TypeCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void TypeCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   ValueType type;
   AppendStatus(out, store.Type(args[1], &type) ? ValueTypeName(type) : "none");
 }
 
-void FlushCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void FlushCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   if (args.size() > 2 ||
       (args.size() == 2 && !EqualsIgnoreCase(args[1], "async") &&
        !EqualsIgnoreCase(args[1], "sync"))) {

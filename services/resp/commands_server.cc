@@ -103,19 +103,22 @@ void AppendInfoLine(std::string& text, std::string_view key, std::string_view va
 
 }  // namespace
 
-void PingCommand(CommandArgs args, SessionContext&, Buffer& out) {
+void PingCommand(CommandArgs args, SessionContext&, ReplySink& reply) {
   if (args.size() > 2) {
-    AppendError(out, "ERR wrong number of arguments for 'ping' command");
+    AppendError(reply.bytes(), "ERR wrong number of arguments for 'ping' command");
   } else if (args.size() == 2) {
-    AppendBulk(out, args[1]);
+    reply.AppendBulkCopy(args[1]);
   } else {
-    out.Append("+PONG\r\n");
+    reply.bytes().Append("+PONG\r\n");
   }
 }
 
-void EchoCommand(CommandArgs args, SessionContext&, Buffer& out) { AppendBulk(out, args[1]); }
+void EchoCommand(CommandArgs args, SessionContext&, ReplySink& reply) {
+  reply.AppendBulkCopy(args[1]);
+}
 
-void SelectCommand(CommandArgs args, SessionContext&, Buffer& out) {
+void SelectCommand(CommandArgs args, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   int64_t index = 0;
   if (!ParseRedisInt64(args[1], &index) || index < INT32_MIN || index > INT32_MAX) {
     AppendError(out, kErrNotInteger);
@@ -126,16 +129,19 @@ void SelectCommand(CommandArgs args, SessionContext&, Buffer& out) {
   }
 }
 
-void QuitCommand(CommandArgs, SessionContext& session, Buffer& out) {
+void QuitCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   session.quit = true;
   out.Append(kOkReply);
 }
 
-void DbSizeCommand(CommandArgs, SessionContext& session, Buffer& out) {
+void DbSizeCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendInteger(out, static_cast<int64_t>(TotalKeys(*session.server, false)));
 }
 
-void InfoCommand(CommandArgs args, SessionContext& session, Buffer& out) {
+void InfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   const ServerView& server = *session.server;
   auto wanted = [&](std::string_view section) {
     if (args.size() == 1) return true;
@@ -192,7 +198,8 @@ void InfoCommand(CommandArgs args, SessionContext& session, Buffer& out) {
   AppendBulk(out, text);
 }
 
-void ConfigGetCommand(CommandArgs args, SessionContext& session, Buffer& out) {
+void ConfigGetCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   const RespOptions& options = *session.server->options;
   // What a benchmark or client asks about; values describe this server (no persistence, one
   // database, no memory limit).
@@ -225,14 +232,16 @@ void ConfigGetCommand(CommandArgs args, SessionContext& session, Buffer& out) {
   }
 }
 
-void ConfigHelpCommand(CommandArgs, SessionContext&, Buffer& out) {
+void ConfigHelpCommand(CommandArgs, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendHelp(out, {"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                    "GET <pattern>",
                    "    Return parameters matching the glob-like <pattern> and their values.",
                    "HELP", "    Print this help."});
 }
 
-void ClientSetNameCommand(CommandArgs args, SessionContext& session, Buffer& out) {
+void ClientSetNameCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   for (char c : args[2]) {
     if (c < '!' || c > '~') {
       AppendError(out,
@@ -244,19 +253,21 @@ void ClientSetNameCommand(CommandArgs args, SessionContext& session, Buffer& out
   out.Append(kOkReply);
 }
 
-void ClientGetNameCommand(CommandArgs, SessionContext& session, Buffer& out) {
+void ClientGetNameCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
   if (session.client_name.empty()) {
-    AppendNullBulk(out);
+    AppendNullBulk(reply.bytes());
   } else {
-    AppendBulk(out, session.client_name);
+    reply.AppendBulkCopy(session.client_name);
   }
 }
 
-void ClientIdCommand(CommandArgs, SessionContext& session, Buffer& out) {
+void ClientIdCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendInteger(out, static_cast<int64_t>(session.client_id));
 }
 
-void ClientHelpCommand(CommandArgs, SessionContext&, Buffer& out) {
+void ClientHelpCommand(CommandArgs, SessionContext&, ReplySink& reply) {
+  Buffer& out = reply.bytes();
   AppendHelp(out, {"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                    "GETNAME", "    Return the name of the current connection.",
                    "ID", "    Return the ID of the current connection.",

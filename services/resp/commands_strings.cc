@@ -1,8 +1,11 @@
 // The string commands: GET SET GETSET INCR INCRBY DECR DECRBY APPEND STRLEN MGET MSET.
 
 #include <limits>
+#include <memory>
 #include <string>
+#include <utility>
 
+#include "absl/base/attributes.h"
 #include "core/clock.h"
 #include "services/resp/ascii.h"
 #include "services/resp/command_functions.h"
@@ -105,133 +108,149 @@ bool SetExpireAt(const SetFlags& flags, StringStore& store, int64_t* at_ms, Buff
   return true;
 }
 
-}  // namespace
+// The rare branch of AppendString, kept out of line so that the common one (a short value,
+// copied) pays nothing for the reference it does not take.
+template <typename Share>
+ABSL_ATTRIBUTE_NOINLINE void AppendByReference(Share& share, ReplySink& out) {
+  SharedValue shared = share();
+  out.AppendValue(shared.bytes, std::move(shared.owner));
+}
 
-void GetCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  std::string_view value;
-  switch (store.Get(args[1], &value)) {
-    case StoreStatus::kOk: AppendBulk(out, value); return;
-    case StoreStatus::kWrongType: AppendError(out, kErrWrongType); return;
-    default: AppendNullBulk(out); return;
+// Appends the bulk reply of the string at `key` if there is one: copied when it is short (what
+// GET always did), by reference when the sink wants one.
+StoreStatus AppendString(std::string_view key, StringStore& store, ReplySink& out) {
+  return store.ReadForReply(key, [&out](std::string_view value, auto share) {
+    if (!out.AppendValueIfShort(value)) AppendByReference(share, out);
+  });
+}
+
+// SET ... GET and GETSET: sets args[2] at args[1] and replies with the previous value. A large
+// one is handed over by reference (the store lets go of it without a copy), a small one copied.
+void SetAndReplyOld(CommandArgs args, SetOptions options, StringStore& store, ReplySink& out) {
+  std::string old;
+  std::shared_ptr<const std::string> old_shared;
+  options.old_value = &old;
+  options.old_shared = &old_shared;
+  options.share_old_at_least = out.share_at_least();
+  const SetResult result = store.Set(args[1], args[2], options);
+  if (result.wrong_type) {
+    AppendError(out.bytes(), kErrWrongType);
+  } else if (!result.had_old) {
+    AppendNullBulk(out.bytes());
+  } else if (old_shared != nullptr) {
+    const std::string_view value = *old_shared;
+    out.AppendValue(value, std::move(old_shared));
+  } else {
+    AppendBulk(out.bytes(), old);
   }
 }
 
-void SetCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+}  // namespace
+
+void GetCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  switch (AppendString(args[1], store, out)) {
+    case StoreStatus::kOk: return;
+    case StoreStatus::kWrongType: AppendError(out.bytes(), kErrWrongType); return;
+    default: AppendNullBulk(out.bytes()); return;
+  }
+}
+
+void SetCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
   SetFlags flags;
   if (!ParseSetFlags(args, &flags)) {
-    AppendError(out, kErrSyntax);
+    AppendError(out.bytes(), kErrSyntax);
     return;
   }
   SetOptions options;
   if ((flags.bits & SetFlags::kExpiryForms & ~SetFlags::kKeepTtl) != 0) {
-    if (!SetExpireAt(flags, store, &options.expire_at_ms, out)) return;
+    if (!SetExpireAt(flags, store, &options.expire_at_ms, out.bytes())) return;
   }
   if (flags.bits & SetFlags::kNx) options.condition = SetOptions::Condition::kIfAbsent;
   if (flags.bits & SetFlags::kXx) options.condition = SetOptions::Condition::kIfPresent;
   options.keep_ttl = (flags.bits & SetFlags::kKeepTtl) != 0;
-  std::string old;
-  const bool get = (flags.bits & SetFlags::kGet) != 0;
-  if (get) options.old_value = &old;
-  const SetResult result = store.Set(args[1], args[2], options);
-  if (result.wrong_type) {
-    AppendError(out, kErrWrongType);
-  } else if (get) {
-    if (result.had_old) {
-      AppendBulk(out, old);
-    } else {
-      AppendNullBulk(out);
-    }
-  } else if (result.applied) {
-    out.Append(kOkReply);
-  } else {
-    AppendNullBulk(out);
-  }
-}
-
-void GetSetCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  std::string old;
-  SetOptions options;
-  options.old_value = &old;
-  const SetResult result = store.Set(args[1], args[2], options);
-  if (result.wrong_type) {
-    AppendError(out, kErrWrongType);
-  } else if (result.had_old) {
-    AppendBulk(out, old);
-  } else {
-    AppendNullBulk(out);
-  }
-}
-
-void IncrCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  ReplyIncrBy(args[1], 1, store, out);
-}
-
-void DecrCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  ReplyIncrBy(args[1], -1, store, out);
-}
-
-void IncrByCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  int64_t delta = 0;
-  if (!ParseRedisInt64(args[2], &delta)) {
-    AppendError(out, kErrNotInteger);
+  if ((flags.bits & SetFlags::kGet) != 0) {
+    SetAndReplyOld(args, options, store, out);
     return;
   }
-  ReplyIncrBy(args[1], delta, store, out);
+  const SetResult result = store.Set(args[1], args[2], options);
+  out.bytes().Append(result.applied ? kOkReply : kNullBulkReply);
 }
 
-void DecrByCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void GetSetCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  SetAndReplyOld(args, SetOptions(), store, out);
+}
+
+void IncrCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  ReplyIncrBy(args[1], 1, store, out.bytes());
+}
+
+void DecrCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  ReplyIncrBy(args[1], -1, store, out.bytes());
+}
+
+void IncrByCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
   int64_t delta = 0;
   if (!ParseRedisInt64(args[2], &delta)) {
-    AppendError(out, kErrNotInteger);
+    AppendError(out.bytes(), kErrNotInteger);
+    return;
+  }
+  ReplyIncrBy(args[1], delta, store, out.bytes());
+}
+
+void DecrByCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  int64_t delta = 0;
+  if (!ParseRedisInt64(args[2], &delta)) {
+    AppendError(out.bytes(), kErrNotInteger);
     return;
   }
   if (delta == std::numeric_limits<int64_t>::min()) {
-    AppendError(out, "ERR decrement would overflow");
+    AppendError(out.bytes(), "ERR decrement would overflow");
     return;
   }
-  ReplyIncrBy(args[1], -delta, store, out);
+  ReplyIncrBy(args[1], -delta, store, out.bytes());
 }
 
 void AppendCommand(CommandArgs args, StringStore& store, const RespOptions& options,
-                   Buffer& out) {
+                   ReplySink& out) {
   size_t length = 0;
   switch (store.Append(args[1], args[2], options.max_bulk_bytes, &length)) {
-    case StoreStatus::kOk: AppendInteger(out, static_cast<int64_t>(length)); return;
-    case StoreStatus::kWrongType: AppendError(out, kErrWrongType); return;
-    default: AppendError(out, kErrTooLarge); return;
+    case StoreStatus::kOk: AppendInteger(out.bytes(), static_cast<int64_t>(length)); return;
+    case StoreStatus::kWrongType: AppendError(out.bytes(), kErrWrongType); return;
+    default: AppendError(out.bytes(), kErrTooLarge); return;
   }
 }
 
-void StrLenCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void StrLenCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
   size_t length = 0;
   if (store.StrLen(args[1], &length) == StoreStatus::kWrongType) {
-    AppendError(out, kErrWrongType);
+    AppendError(out.bytes(), kErrWrongType);
     return;
   }
-  AppendInteger(out, static_cast<int64_t>(length));
+  AppendInteger(out.bytes(), static_cast<int64_t>(length));
 }
 
-void MgetPartCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
-  std::string_view value;
-  if (store.Get(args[1], &value) == StoreStatus::kOk) {
-    AppendBulk(out, value);
-  } else {
-    AppendNullBulk(out);  // a missing key and a non-string read alike in MGET
+void MgetPartCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
+  if (AppendString(args[1], store, out) != StoreStatus::kOk) {
+    AppendNullBulk(out.bytes());  // a missing key and a non-string read alike in MGET
   }
 }
 
-void MgetCommand(CommandArgs args, StringStore& store, const RespOptions& options, Buffer& out) {
-  AppendArrayHeader(out, args.size() - 1);
+// Every key is looked up now, in order, so the reply shows the values as of this command; the
+// sink holds references to the large ones (and, past its copy budget, to the rest), so the reply
+// can be sent long after without copying what it shows.
+void MgetCommand(CommandArgs args, StringStore& store, const RespOptions& options,
+                 ReplySink& out) {
+  AppendArrayHeader(out.bytes(), args.size() - 1);
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string_view part[2] = {args[0], args[i]};
     MgetPartCommand(part, store, options, out);
   }
 }
 
-void MsetCommand(CommandArgs args, StringStore& store, const RespOptions&, Buffer& out) {
+void MsetCommand(CommandArgs args, StringStore& store, const RespOptions&, ReplySink& out) {
   const SetOptions options;
   for (size_t i = 1; i + 1 < args.size(); i += 2) store.Set(args[i], args[i + 1], options);
-  out.Append(kOkReply);
+  out.bytes().Append(kOkReply);
 }
 
 }  // namespace percore

@@ -1,5 +1,6 @@
 #include "services/resp/resp_handler.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -9,22 +10,12 @@
 #include "services/resp/resp_service.h"
 
 namespace percore {
-namespace {
-
-// Runs on the origin loop: hands a finished call to its connection's handler, if the
-// connection is still there.
-void DeliverShardCall(const ShardCall& call) {
-  Connection* conn = call.origin.loop->FindConnection(call.origin.id);
-  if (conn == nullptr) return;
-  if (auto* handler = dynamic_cast<RespHandler*>(conn->handler())) {
-    handler->OnShardCallDone(*conn, call);
-  }
-}
-
-}  // namespace
 
 RespHandler::RespHandler(RespService& service, Connection& conn)
-    : service_(service), options_(service.options()), parser_(service.options()) {
+    : service_(service),
+      options_(service.options()),
+      high_water_(conn.loop().connection_options().high_water),
+      parser_(service.options()) {
   session_.client_id = conn.id();
   service_.ClientOpened();
 }
@@ -38,16 +29,33 @@ void RespHandler::EnsureTable(Connection& conn) {
   self_shard_ = table_->ShardOfLoop(&conn.loop());
   local_store_ = self_shard_ >= 0 ? table_->shards[self_shard_].store : nullptr;
   calls_.resize(table_->shards.size());
+  // What a batch's reply lists may copy of values before they take references, split among
+  // them: a batch over every shard holds about high_water of copies (and what it cannot merge
+  // into the output moves to pending_ as they are). A reply streaming straight into pending_
+  // copies up to low_water, since the output beside it already holds high_water.
+  const ConnectionOptions& limits = conn.loop().connection_options();
+  copy_budget_ = std::max(OutputQueue::kShareAtLeast, limits.high_water / table_->shards.size());
+  local_.set_copy_budget(copy_budget_);
+  pending_.set_copy_budget(std::max(OutputQueue::kShareAtLeast, limits.low_water));
+}
+
+bool RespHandler::EmitPending(Connection& conn) {
+  return pending_.empty() || pending_.EmitTo(conn.output(), high_water_);
 }
 
 Action RespHandler::OnData(Connection& conn, Buffer& input) {
   if (outstanding_ > 0) return Action::Pause();
   EnsureTable(conn);
-  const size_t high_water = conn.loop().connection_options().high_water;
+  if (!EmitPending(conn)) return WaitForPending(conn);
   int64_t last_ns = MonotonicNanos();
+  // Where direct replies go (unused while batching: a batch's replies go to local_ and the
+  // calls, and are merged into the output when the batch is back). Once a reply overflows into
+  // pending_, the loop below stops before the next request.
+  ReplySink out(conn.output(), high_water_, pending_);
   while (!input.empty()) {
     if (batching_ && BatchFull()) return SendBatch(conn);
-    if (!batching_ && conn.queued_output() > high_water) break;  // let the peer catch up
+    if (out.overflowed()) return WaitForPending(conn);
+    if (!batching_ && conn.queued_output() > high_water_) break;  // let the peer catch up
     const RespParser::Result result = parser_.Parse(input.view());
     if (result == RespParser::Result::kIncomplete) break;
     if (result == RespParser::Result::kError) {
@@ -63,12 +71,11 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
       input.Consume(parser_.consumed());
       continue;
     }
-    Buffer& out = conn.output().bytes();
-    const size_t before = out.size();
+    out.BeginReply();
     Step step = Step::kNext;
-    Buffer& error_out = batching_ ? local_.bytes() : out;
+    Buffer& error_out = batching_ ? local_.bytes() : conn.output().bytes();
     if (const CommandSpec* spec = ResolveCommand(args, error_out)) {
-      step = Dispatch(conn, *spec, args, last_ns);
+      step = Dispatch(*spec, args, last_ns, out);
       if (step == Step::kStopBatch) return SendBatch(conn);
     } else if (batching_) {
       StartSlot(MergeKind::kNone, last_ns);
@@ -76,35 +83,50 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
     }
     input.Consume(parser_.consumed());
     const int64_t now = MonotonicNanos();
-    if (!batching_) {
-      conn.RecordRequest(now - last_ns, out.size() > before && out.view()[before] == '-');
-    }
+    if (!batching_) conn.RecordRequest(now - last_ns, out.StartsWithError());
     last_ns = now;
     if (step == Step::kClose) return Action::CloseAfterWrite(CloseReason::kServiceClose);
   }
   if (batching_) return SendBatch(conn);
+  if (out.overflowed()) return WaitForPending(conn);
   return Action::Continue();
 }
 
-RespHandler::Step RespHandler::Dispatch(Connection& conn, const CommandSpec& spec,
-                                        CommandArgs args, int64_t start_ns) {
+Action RespHandler::WaitForPending(Connection& conn) {
+  conn.RequestWritable();
+  return Action::Pause();
+}
+
+void RespHandler::OnWritable(Connection& conn) {
+  if (pending_.empty()) return;
+  if (!EmitPending(conn)) {
+    conn.RequestWritable();
+    return;
+  }
+  // The streamed reply is all in the output: requests that waited behind it are read now.
+  if (outstanding_ == 0) conn.Resume();
+}
+
+RespHandler::Step RespHandler::Dispatch(const CommandSpec& spec, CommandArgs args,
+                                        int64_t start_ns, ReplySink& out) {
   if (spec.kind == CommandKind::kSession || spec.kind == CommandKind::kContainer) {
     if (spec.name == "quit") {
       if (batching_) return Step::kStopBatch;
-      spec.session_fn(args, session_, conn.output().bytes());
+      spec.session_fn(args, session_, out);
       return Step::kClose;
     }
     if (!batching_) {
-      spec.session_fn(args, session_, conn.output().bytes());
+      spec.session_fn(args, session_, out);
     } else {
       StartSlot(MergeKind::kNone, start_ns);
-      spec.session_fn(args, session_, local_.bytes());
+      ReplySink local(local_);
+      spec.session_fn(args, session_, local);
       SealLiteral();
     }
     return Step::kNext;
   }
   if (!batching_ && AllLocal(spec, args)) {
-    spec.store_fn(args, *local_store_, options_, conn.output().bytes());
+    spec.store_fn(args, *local_store_, options_, out);
     return Step::kNext;
   }
   batching_ = true;
@@ -158,12 +180,16 @@ void RespHandler::StartSlot(MergeKind merge, int64_t start_ns) {
 
 void RespHandler::AddPart(int shard, const CommandSpec& spec, CommandArgs args) {
   if (shard == self_shard_) {
-    spec.store_fn(args, *local_store_, options_, local_.bytes());
+    ReplySink local(local_);
+    spec.store_fn(args, *local_store_, options_, local);
     local_.Seal();
-    parts_.push_back({-1, static_cast<uint32_t>(local_.size() - 1)});
+    parts_.push_back({-1, static_cast<uint32_t>(local_.replies() - 1)});
   } else {
     std::shared_ptr<ShardCall>& call = calls_[shard];
-    if (call == nullptr) call = std::make_shared<ShardCall>();
+    if (call == nullptr) {
+      call = std::make_shared<ShardCall>();
+      call->set_copy_budget(copy_budget_);
+    }
     const size_t bytes_before = call->arg_bytes();
     const size_t index = call->Add(spec, args);
     batch_bytes_ += call->arg_bytes() - bytes_before;
@@ -174,13 +200,13 @@ void RespHandler::AddPart(int shard, const CommandSpec& spec, CommandArgs args) 
 
 void RespHandler::SealLiteral() {
   local_.Seal();
-  parts_.push_back({-1, static_cast<uint32_t>(local_.size() - 1)});
+  parts_.push_back({-1, static_cast<uint32_t>(local_.replies() - 1)});
   ++slots_.back().part_count;
 }
 
 bool RespHandler::BatchFull() const {
   return slots_.size() >= static_cast<size_t>(options_.max_batch_commands) ||
-         batch_bytes_ >= options_.max_batch_bytes;
+         batch_bytes_ >= options_.max_batch_bytes || parts_.size() >= kMaxBatchParts;
 }
 
 Action RespHandler::SendBatch(Connection& conn) {
@@ -193,41 +219,50 @@ Action RespHandler::SendBatch(Connection& conn) {
     call->store = table_->shards[s].store;
     call->options = &options_;
     // The owner runs the call and posts it back; the copy of the pointer travels with it, so
-    // the call outlives this connection if the connection closes meanwhile.
-    table_->shards[s].loop->Post([call = call]() mutable {
+    // the call outlives this connection if the connection closes meanwhile. `this` is used
+    // only if the connection is still open when the answer arrives, and then it is that
+    // connection's handler (connection ids are never reused).
+    table_->shards[s].loop->Post([call = call, handler = this]() mutable {
       call->Run();
-      EventLoop* origin = call->origin.loop;
-      origin->Post([call = std::move(call)] { DeliverShardCall(*call); });
+      EventLoop& origin = *call->origin.loop;
+      const uint64_t id = call->origin.id;
+      origin.PostToConnection(id, [call = std::move(call), handler](Connection& conn) {
+        handler->OnShardCallDone(conn, *call);
+      });
     });
     ++outstanding_;
   }
   if (outstanding_ == 0) {
     FinishBatch(conn);
-    return Action::Continue();
+    return pending_.empty() ? Action::Continue() : WaitForPending(conn);
   }
   return Action::Pause();
 }
 
-void RespHandler::OnShardCallDone(Connection& conn, const ShardCall& call) {
+void RespHandler::OnShardCallDone(Connection& conn, ShardCall& call) {
   if (call.batch != batch_seq_ || outstanding_ == 0) return;
   if (--outstanding_ > 0) return;
   FinishBatch(conn);
+  if (!pending_.empty()) {
+    conn.RequestWritable();  // stay paused until OnWritable has emitted the rest
+    return;
+  }
   conn.Resume();  // may run OnData again at once: state is settled by now
 }
 
 void RespHandler::FinishBatch(Connection& conn) {
-  Buffer& out = conn.output().bytes();
   const int64_t now = MonotonicNanos();
+  ReplySink out(conn.output(), high_water_, pending_);
   for (const Slot& slot : slots_) {
     merge_scratch_.clear();
     for (uint32_t p = slot.first_part; p < slot.first_part + slot.part_count; ++p) {
       const Part& part = parts_[p];
-      merge_scratch_.push_back(part.shard < 0 ? local_.at(part.index)
-                                              : calls_[part.shard]->reply(part.index));
+      ReplyQueue& list = part.shard < 0 ? local_ : calls_[part.shard]->replies();
+      merge_scratch_.push_back({&list, part.index});
     }
-    const size_t before = out.size();
+    out.BeginReply();
     MergeReplies(slot.merge, merge_scratch_, out);
-    conn.RecordRequest(now - slot.start_ns, out.size() > before && out.view()[before] == '-');
+    conn.RecordRequest(now - slot.start_ns, out.StartsWithError());
   }
   slots_.clear();
   parts_.clear();

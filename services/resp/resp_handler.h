@@ -25,15 +25,26 @@ class RespService;
 // their owners and the connection pauses; when the last call is back, the slots are merged
 // into the output in request order and the connection resumes. Per key, commands therefore run
 // in the order the client sent them.
+//
+// Large replies are streamed. A reply is written into the output while it holds at most
+// high_water bytes; the rest of it (and of the batch it belongs to) waits in `pending_` as
+// copied headers and references to the stored values, and is emitted as the output drains
+// (OnWritable). While anything is pending the connection is paused: no further request is read
+// or parsed, so no reply can overtake it, a connection holds at most one command's (or one
+// batch's) references, and a drain or close waits for the reply like for a cross-loop answer.
+// What a connection holds is thus about high_water plus one value, plus the headers and
+// references of the reply it is streaming, whatever the reply's size.
 class RespHandler final : public Handler {
  public:
   RespHandler(RespService& service, Connection& conn);
   ~RespHandler() override;
 
   Action OnData(Connection& conn, Buffer& input) override;
+  // Emits more of the pending reply; once it is all in the output, resumes reading.
+  void OnWritable(Connection& conn) override;
 
   // Runs on this connection's loop when a posted call has come back.
-  void OnShardCallDone(Connection& conn, const ShardCall& call);
+  void OnShardCallDone(Connection& conn, ShardCall& call);
 
  private:
   // A reply in the batch: parts (from the local list or from calls) merged one way.
@@ -50,9 +61,19 @@ class RespHandler final : public Handler {
 
   enum class Step { kNext, kStopBatch, kClose };
 
+  // A batch ends after this many key parts even when its other limits allow more, so that a
+  // pipeline of many-key commands cannot make one batch hold an unbounded number of replies.
+  static constexpr size_t kMaxBatchParts = size_t{1} << 16;
+
   void EnsureTable(Connection& conn);
-  // Runs or queues one resolved request. kStopBatch: not consumed, the batch must go first.
-  Step Dispatch(Connection& conn, const CommandSpec& spec, CommandArgs args, int64_t start_ns);
+  // Moves what is pending into the output while it is at most high_water; true once nothing is
+  // left pending.
+  bool EmitPending(Connection& conn);
+  // Pauses until OnWritable has emitted what is pending.
+  Action WaitForPending(Connection& conn);
+  // Runs or queues one resolved request; a direct reply goes to `out`. kStopBatch: not
+  // consumed, the batch must go first.
+  Step Dispatch(const CommandSpec& spec, CommandArgs args, int64_t start_ns, ReplySink& out);
   bool AllLocal(const CommandSpec& spec, CommandArgs args) const;
   void StartSlot(MergeKind merge, int64_t start_ns);
   // Adds one part to the open slot: run now when `shard` is ours, else queue it.
@@ -66,11 +87,15 @@ class RespHandler final : public Handler {
 
   RespService& service_;
   const RespOptions& options_;
+  const size_t high_water_;
   RespParser parser_;
   SessionContext session_;
   const ShardTable* table_ = nullptr;
   int self_shard_ = -1;
   StringStore* local_store_ = nullptr;
+
+  // The rest of a reply the output had no room for (see the class comment).
+  ReplyQueue pending_;
 
   // The open batch.
   bool batching_ = false;
@@ -79,9 +104,10 @@ class RespHandler final : public Handler {
   size_t batch_bytes_ = 0;
   std::vector<Slot> slots_;
   std::vector<Part> parts_;
-  ReplyList local_;
+  ReplyQueue local_;
   std::vector<std::shared_ptr<ShardCall>> calls_;  // by shard; kept for reuse
-  std::vector<std::string_view> merge_scratch_;
+  size_t copy_budget_ = ReplyQueue::kDefaultCopyBudget;  // per reply list of a batch
+  std::vector<ReplyPart> merge_scratch_;
 };
 
 }  // namespace percore

@@ -56,6 +56,10 @@ void AppendBulk(Buffer& out, std::string_view bytes) {
   out.Commit(static_cast<size_t>(p - start));
 }
 
+void AppendBulkHeader(Buffer& out, size_t len) {
+  AppendNumberLine(out, '$', static_cast<int64_t>(len));
+}
+
 void AppendNullBulk(Buffer& out) { out.Append(kNullBulkReply); }
 
 void AppendArrayHeader(Buffer& out, size_t n) {

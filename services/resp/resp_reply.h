@@ -20,6 +20,9 @@ void AppendError(Buffer& out, std::string_view message);
 void AppendInteger(Buffer& out, int64_t n);
 // "$len\r\nbytes\r\n"
 void AppendBulk(Buffer& out, std::string_view bytes);
+// "$len\r\n": the header of a bulk string whose `len` bytes and CRLF are appended separately
+// (a stored value sent in place).
+void AppendBulkHeader(Buffer& out, size_t len);
 // "$-1\r\n": the RESP2 null bulk string (missing key).
 void AppendNullBulk(Buffer& out);
 // "*n\r\n": the header of an n-element array; the elements follow.

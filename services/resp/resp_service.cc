@@ -5,6 +5,7 @@
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "services/resp/resp_handler.h"
+#include "services/resp/resp_limits.h"
 
 namespace percore {
 namespace {
@@ -23,6 +24,10 @@ ServerView MakeView(const RespOptions* options, const std::atomic<int64_t>* clie
 }
 
 }  // namespace
+
+absl::Status RespService::CheckLimits(const ConnectionOptions& connection, int loops) const {
+  return ValidateRespLimits(options_, connection);
+}
 
 RespService::RespService(RespOptions options)
     : options_(options),

@@ -19,6 +19,8 @@ class RespService final : public Service {
   explicit RespService(RespOptions options);
 
   std::string_view name() const override { return "resp"; }
+  // ValidateRespLimits (resp_limits.h).
+  absl::Status CheckLimits(const ConnectionOptions& connection, int loops) const override;
   void OnLoopStart(EventLoop& loop) override;
   std::unique_ptr<Handler> NewHandler(Connection& conn) override;
 

@@ -19,7 +19,8 @@ void ShardCall::Run() {
       const auto& [offset, length] = args_[command.first_arg + i];
       argv_.emplace_back(arena_.data() + offset, length);
     }
-    command.spec->store_fn(argv_, *store, *options, replies_.bytes());
+    ReplySink out(replies_);
+    command.spec->store_fn(argv_, *store, *options, out);
     replies_.Seal();
   }
 }

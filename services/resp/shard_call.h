@@ -7,38 +7,19 @@
 #include <utility>
 #include <vector>
 
-#include "core/buffer.h"
 #include "reactor/connection.h"
 #include "services/resp/command_table.h"
+#include "services/resp/reply_sink.h"
 #include "services/resp/resp_options.h"
 #include "services/resp/string_store.h"
 
 namespace percore {
 
-// Complete RESP replies kept one after another in one buffer, addressable by index.
-class ReplyList {
- public:
-  // Where the next reply is written; call Seal() after writing it.
-  Buffer& bytes() { return bytes_; }
-  void Seal() { ends_.push_back(bytes_.size()); }
-  size_t size() const { return ends_.size(); }
-  std::string_view at(size_t i) const {
-    const size_t begin = i == 0 ? 0 : ends_[i - 1];
-    return bytes_.view().substr(begin, ends_[i] - begin);
-  }
-  void Clear() {
-    bytes_.Clear();
-    ends_.clear();
-  }
-
- private:
-  Buffer bytes_;
-  std::vector<size_t> ends_;
-};
-
 // The commands one connection sends to one shard that another loop owns, and their replies.
 // Arguments are copied in, because the connection (and its input buffer) may be gone by the
-// time the owner runs them.
+// time the owner runs them. Replies come back as a ReplyQueue list: the values they send are
+// references to the owner's strings (never copies of large ones), which the origin passes on to
+// its connection's output as it drains; the owner never writes bytes it handed out.
 //
 // Threading: the origin loop fills it and posts it; the owner loop runs it and posts it back;
 // the origin reads the replies. Each hand-over goes through EventLoop::Post, which orders the
@@ -59,11 +40,15 @@ class ShardCall {
   size_t size() const { return commands_.size(); }
   bool empty() const { return commands_.empty(); }
 
+  // Origin, before posting: how many bytes of values the replies may copy before they take
+  // references instead (ReplyQueue::set_copy_budget).
+  void set_copy_budget(size_t bytes) { replies_.set_copy_budget(bytes); }
+
   // Owner: runs every queued command in order against `store`.
   void Run();
 
-  // Origin, after Run: the reply of command i.
-  std::string_view reply(size_t i) const { return replies_.at(i); }
+  // Origin, after Run: reply i is replies().head(i) / MoveReplyTo(i, ...).
+  ReplyQueue& replies() { return replies_; }
 
   // Origin: forgets commands and replies, keeping the memory for the next batch.
   void Reset();
@@ -78,7 +63,7 @@ class ShardCall {
   std::vector<std::pair<size_t, size_t>> args_;  // (offset, length) in arena_
   std::vector<Queued> commands_;
   std::vector<std::string_view> argv_;  // Run's scratch
-  ReplyList replies_;
+  ReplyQueue replies_;
 };
 
 }  // namespace percore

@@ -1,5 +1,6 @@
 #include "services/resp/string_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <utility>
@@ -83,12 +84,34 @@ void StringStore::UpdateCounts() {
   expiring_gauge_.Set(static_cast<int64_t>(expiring_.size()));
 }
 
+void StringStore::Share(Entry& entry) {
+  if (entry.shared != nullptr) return;
+  entry.shared = std::make_shared<std::string>(std::move(entry.value));
+  entry.value = std::string();
+}
+
+void StringStore::Replace(Entry& entry, std::string_view bytes) {
+  if (entry.shared != nullptr) entry.shared.reset();
+  entry.value.assign(bytes.data(), bytes.size());
+}
+
 StoreStatus StringStore::Get(std::string_view key, std::string_view* value) {
   auto it = FindLive(key);
   if (it == map_.end()) return StoreStatus::kNotFound;
   if (it->second.type != ValueType::kString) return StoreStatus::kWrongType;
-  *value = it->second.value;
+  *value = BytesOf(it->second);
   return StoreStatus::kOk;
+}
+
+StoreStatus StringStore::GetShared(std::string_view key, size_t share_at_least,
+                                   std::string_view* value, std::shared_ptr<const void>* owner) {
+  return ReadForReply(key, [&](std::string_view bytes, auto share) {
+    *value = bytes;
+    if (bytes.size() < share_at_least) return;
+    SharedValue shared = share();
+    *value = shared.bytes;
+    *owner = std::move(shared.owner);
+  });
 }
 
 bool StringStore::Type(std::string_view key, ValueType* type) {
@@ -117,7 +140,13 @@ SetResult StringStore::Set(std::string_view key, std::string_view value,
       result.wrong_type = true;
       return result;
     }
-    options.old_value->assign(it->second.value);
+    Entry& old = it->second;
+    if (options.old_shared != nullptr && BytesOf(old).size() >= options.share_old_at_least) {
+      Share(old);
+      *options.old_shared = old.shared;
+    } else {
+      options.old_value->assign(BytesOf(old));
+    }
     result.had_old = true;
   }
   if ((options.condition == SetOptions::Condition::kIfAbsent && found) ||
@@ -127,7 +156,7 @@ SetResult StringStore::Set(std::string_view key, std::string_view value,
   if (!found) it = Insert(key);
   Entry& entry = it->second;
   entry.type = ValueType::kString;
-  entry.value.assign(value.data(), value.size());
+  Replace(entry, value);
   if (!options.keep_ttl) SetExpiry(it, options.expire_at_ms);
   result.applied = true;
   return result;
@@ -138,7 +167,7 @@ StoreStatus StringStore::IncrBy(std::string_view key, int64_t delta, int64_t* re
   int64_t current = 0;
   if (it != map_.end()) {
     if (it->second.type != ValueType::kString) return StoreStatus::kWrongType;
-    if (!ParseRedisInt64(it->second.value, &current)) return StoreStatus::kNotInteger;
+    if (!ParseRedisInt64(BytesOf(it->second), &current)) return StoreStatus::kNotInteger;
   }
   constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -150,7 +179,7 @@ StoreStatus StringStore::IncrBy(std::string_view key, int64_t delta, int64_t* re
   if (it == map_.end()) it = Insert(key);
   char digits[24];
   const char* end = std::to_chars(digits, digits + sizeof(digits), next).ptr;
-  it->second.value.assign(digits, static_cast<size_t>(end - digits));
+  Replace(it->second, std::string_view(digits, static_cast<size_t>(end - digits)));
   *result = next;
   return StoreStatus::kOk;
 }
@@ -163,10 +192,30 @@ StoreStatus StringStore::Append(std::string_view key, std::string_view suffix, s
     it = Insert(key);
   } else {
     if (it->second.type != ValueType::kString) return StoreStatus::kWrongType;
-    if (it->second.value.size() + suffix.size() > max_size) return StoreStatus::kTooLarge;
+    if (BytesOf(it->second).size() + suffix.size() > max_size) return StoreStatus::kTooLarge;
   }
-  it->second.value.append(suffix.data(), suffix.size());
-  *new_size = it->second.value.size();
+  Entry& entry = it->second;
+  if (entry.shared == nullptr) {
+    entry.value.append(suffix.data(), suffix.size());
+    *new_size = entry.value.size();
+    return StoreStatus::kOk;
+  }
+  std::string& shared = *entry.shared;
+  if (shared.capacity() - shared.size() >= suffix.size()) {
+    // Writes only past size(): the bytes replies hold are [0, size()) of this same buffer, and
+    // stay as they are.
+    shared.append(suffix.data(), suffix.size());
+  } else {
+    // Growing in place would move the bytes replies hold and free them under their feet: the
+    // value moves to a new buffer instead (the copy growing costs anyway), and the replies keep
+    // the old one alive for as long as they need it.
+    std::string grown;
+    grown.reserve(std::max(shared.size() + suffix.size(), 2 * shared.capacity()));
+    grown.append(shared).append(suffix.data(), suffix.size());
+    entry.shared.reset();
+    entry.value = std::move(grown);
+  }
+  *new_size = BytesOf(entry).size();
   return StoreStatus::kOk;
 }
 
@@ -177,7 +226,7 @@ StoreStatus StringStore::StrLen(std::string_view key, size_t* length) {
     return StoreStatus::kOk;
   }
   if (it->second.type != ValueType::kString) return StoreStatus::kWrongType;
-  *length = it->second.value.size();
+  *length = BytesOf(it->second).size();
   return StoreStatus::kOk;
 }
 
@@ -222,7 +271,7 @@ void StringStore::CreateOfType(std::string_view key, ValueType type) {
   auto it = FindLive(key);
   if (it == map_.end()) it = Insert(key);
   SetExpiry(it, 0);
-  it->second.value.clear();
+  Replace(it->second, {});
   it->second.type = type;
 }
 

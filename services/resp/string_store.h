@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,11 +40,22 @@ struct SetOptions {
   // When set (SET ... GET, GETSET), receives the previous string value; the key must then not
   // hold another kind of value.
   std::string* old_value = nullptr;
+  // With old_value: a previous value of at least share_old_at_least bytes is handed over by
+  // reference in *old_shared instead of being copied into *old_value (see GetShared).
+  std::shared_ptr<const std::string>* old_shared = nullptr;
+  size_t share_old_at_least = std::numeric_limits<size_t>::max();
+};
+
+// A string value handed out of the store for a reply: `bytes` stay valid and unchanged for as
+// long as `owner` lives.
+struct SharedValue {
+  std::string_view bytes;
+  std::shared_ptr<const void> owner;
 };
 
 struct SetResult {
   bool applied = false;     // the value was written (NX/XX satisfied)
-  bool had_old = false;     // a previous string was copied to old_value
+  bool had_old = false;     // a previous string went to old_value (or old_shared)
   bool wrong_type = false;  // old_value was asked for and the key holds a non-string
 };
 
@@ -58,9 +71,18 @@ struct ExpireCondition {
 // expiry time. Expired keys disappear lazily (any access finds them gone) and actively
 // (ExpireSome samples the keys that carry a TTL, as Redis's cycle does).
 //
+// Values a reply holds on to (GetShared) are shared, not copied: the entry's string moves into a
+// shared_ptr (no byte is copied) and the reply keeps a reference, so the value can be sent from
+// where it is, on this loop or another, however long sending takes. The store never again writes
+// bytes it handed out that way: SET, INCR and the like replace the string (the reply keeps the
+// old one alive), and APPEND writes only past the bytes handed out, or into a new buffer when
+// the value has to grow. Small values are not shared unless asked for, so GET and SET of them
+// cost what they did.
+//
 // Threading: owned by one thread (a loop); every method but the two counts is called only
-// there. The clock is injected so tests control time; it returns milliseconds, > 0, never
-// decreasing, and is read only when an expiry matters.
+// there. The references handed out may be released on any thread. The clock is injected so
+// tests control time; it returns milliseconds, > 0, never decreasing, and is read only when an
+// expiry matters.
 class StringStore {
  public:
   using Clock = std::function<int64_t()>;
@@ -76,6 +98,29 @@ class StringStore {
   // The string at `key`: kOk (with *value viewing it until the next write), kNotFound, or
   // kWrongType.
   StoreStatus Get(std::string_view key, std::string_view* value);
+  // Get for a reply that may hold the value past the next write, even on another thread: a
+  // value of at least `share_at_least` bytes comes with *owner set, and *value stays valid and
+  // unchanged for as long as *owner lives. A shorter value leaves *owner empty, and *value valid
+  // until the next write, as Get does.
+  StoreStatus GetShared(std::string_view key, size_t share_at_least, std::string_view* value,
+                        std::shared_ptr<const void>* owner);
+  // The same, deciding after the lookup: on kOk, calls `fn(value, share)` where `value` is the
+  // string (valid until the next write) and `share()` returns it as a SharedValue, as
+  // GetShared hands it out. Sharing may move the bytes (a short string lives inside its
+  // object), so after share() the caller uses the SharedValue's bytes, not `value`. A reply
+  // calls share() only for a value it holds on to, so a short value costs what Get does.
+  template <typename Fn>
+  StoreStatus ReadForReply(std::string_view key, Fn&& fn) {
+    auto it = FindLive(key);
+    if (it == map_.end()) return StoreStatus::kNotFound;
+    Entry& entry = it->second;
+    if (entry.type != ValueType::kString) return StoreStatus::kWrongType;
+    fn(BytesOf(entry), [&entry] {
+      Share(entry);
+      return SharedValue{*entry.shared, entry.shared};
+    });
+    return StoreStatus::kOk;
+  }
   // Whether `key` exists; its type in *type when it does.
   bool Type(std::string_view key, ValueType* type);
   bool Exists(std::string_view key);
@@ -114,13 +159,26 @@ class StringStore {
 
  private:
   struct Entry {
+    // The bytes, unless `shared` is set: then they live there and `value` is empty.
     std::string value;
+    // Set once a reply was given a reference to the value (GetShared). Bytes before size() may
+    // be held by replies (of this loop or others) and are never written while it is set.
+    std::shared_ptr<std::string> shared;
     int64_t expire_at_ms = 0;  // 0: no TTL
     uint32_t expiry_slot = kNoSlot;  // index in expiring_ when expire_at_ms != 0
     ValueType type = ValueType::kString;
   };
   using Map = absl::flat_hash_map<std::string, Entry>;
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
+
+  static std::string_view BytesOf(const Entry& entry) {
+    return entry.shared != nullptr ? std::string_view(*entry.shared)
+                                   : std::string_view(entry.value);
+  }
+  // Moves the entry's string into `shared` (no byte is copied) if it is not there yet.
+  static void Share(Entry& entry);
+  // Replaces the entry's bytes, letting go of a shared string (its holders keep it).
+  static void Replace(Entry& entry, std::string_view bytes);
 
   // The live entry for `key`, erasing it first if it has expired.
   Map::iterator FindLive(std::string_view key);

@@ -455,9 +455,17 @@ TEST_F(CommandsTest, CommandDocs) {
 }
 
 TEST(MergeRepliesTest, Kinds) {
-  auto merge = [](MergeKind kind, std::vector<std::string_view> parts) {
+  auto merge = [](MergeKind kind, std::vector<std::string_view> replies) {
+    ReplyQueue list;
+    std::vector<ReplyPart> parts;
+    for (std::string_view reply : replies) {
+      list.bytes().Append(reply);
+      list.Seal();
+      parts.push_back({&list, list.replies() - 1});
+    }
     Buffer out;
-    MergeReplies(kind, parts, out);
+    ReplySink sink(out);
+    MergeReplies(kind, parts, sink);
     return std::string(out.view());
   };
   EXPECT_EQ(merge(MergeKind::kSumIntegers, {":1\r\n", ":0\r\n", ":2\r\n"}), ":3\r\n");

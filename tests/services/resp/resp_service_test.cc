@@ -418,6 +418,18 @@ TEST_F(RespServiceTest, LargeValues) {
   }
 }
 
+TEST_F(RespServiceTest, EchoLargerThanTheOutputCap) {
+  // The argument is copied once into a shared string, which the output cap (64 MiB of copied
+  // bytes) does not count: the reply arrives whole instead of closing the connection.
+  Client c(port_);
+  std::string arg(70 << 20, 'e');
+  for (size_t i = 0; i < arg.size(); i += 4096) arg[i] = static_cast<char>('a' + i % 26);
+  c.Send(Cmd({"ECHO", arg}));
+  const std::string reply = c.Read(Bulk(arg).size());
+  EXPECT_TRUE(reply == Bulk(arg)) << reply.size();
+  EXPECT_EQ(c.Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+}
+
 TEST_F(RespServiceTest, ConcurrentIncrementsAreExact) {
   constexpr int kClients = 4;
   constexpr int kPerClient = 500;

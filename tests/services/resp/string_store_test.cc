@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "gtest/gtest.h"
 
@@ -233,6 +235,117 @@ TEST(ValueTypeNameTest, Names) {
   EXPECT_EQ(ValueTypeName(ValueType::kSet), "set");
   EXPECT_EQ(ValueTypeName(ValueType::kZSet), "zset");
   EXPECT_EQ(ValueTypeName(ValueType::kHash), "hash");
+}
+
+// --- Values shared with replies (GetShared) ---
+
+constexpr size_t kBig = 64 * 1024;
+
+TEST_F(StringStoreTest, GetSharedHandsOutLargeValuesOnly) {
+  store_.Set("small", "abc", {});
+  store_.Set("big", std::string(kBig, 'b'), {});
+  std::string_view value;
+  std::shared_ptr<const void> owner;
+  ASSERT_EQ(store_.GetShared("small", 1024, &value, &owner), StoreStatus::kOk);
+  EXPECT_EQ(value, "abc");
+  EXPECT_EQ(owner, nullptr);
+  ASSERT_EQ(store_.GetShared("big", 1024, &value, &owner), StoreStatus::kOk);
+  EXPECT_EQ(value, std::string(kBig, 'b'));
+  ASSERT_NE(owner, nullptr);
+  // A second reference is the same string, not a copy.
+  std::string_view again;
+  std::shared_ptr<const void> owner2;
+  ASSERT_EQ(store_.GetShared("big", 1024, &again, &owner2), StoreStatus::kOk);
+  EXPECT_EQ(again.data(), value.data());
+  EXPECT_EQ(owner2, owner);
+  // A threshold of 0 shares even a small value; Get still reads it.
+  ASSERT_EQ(store_.GetShared("small", 0, &value, &owner), StoreStatus::kOk);
+  EXPECT_NE(owner, nullptr);
+  EXPECT_EQ(GetOr("small"), "abc");
+  EXPECT_EQ(store_.GetShared("none", 0, &value, &owner), StoreStatus::kNotFound);
+  store_.CreateOfType("list", ValueType::kList);
+  EXPECT_EQ(store_.GetShared("list", 0, &value, &owner), StoreStatus::kWrongType);
+}
+
+TEST_F(StringStoreTest, HeldBytesSurviveEveryWrite) {
+  const std::string original(kBig, 'o');
+  store_.Set("k", original, {});
+  std::string_view held;
+  std::shared_ptr<const void> owner;
+  ASSERT_EQ(store_.GetShared("k", 1, &held, &owner), StoreStatus::kOk);
+
+  // APPEND that must grow: the value moves to a new buffer, the held one is untouched.
+  size_t size = 0;
+  ASSERT_EQ(store_.Append("k", "+1", 1 << 30, &size), StoreStatus::kOk);
+  EXPECT_EQ(size, kBig + 2);
+  EXPECT_EQ(held, original);
+  EXPECT_EQ(GetOr("k"), original + "+1");
+
+  // The grown value has room to spare: shared again, then appended to in place, which writes
+  // only past what the second holder sees.
+  std::string_view held2;
+  std::shared_ptr<const void> owner2;
+  ASSERT_EQ(store_.GetShared("k", 1, &held2, &owner2), StoreStatus::kOk);
+  ASSERT_EQ(store_.Append("k", "+2", 1 << 30, &size), StoreStatus::kOk);
+  EXPECT_EQ(held2, original + "+1");
+  EXPECT_EQ(GetOr("k"), original + "+1+2");
+  EXPECT_EQ(store_.StrLen("k", &size), StoreStatus::kOk);
+  EXPECT_EQ(size, kBig + 4);
+
+  // SET, INCR (after SET of a number) and CreateOfType replace; the holders keep their bytes.
+  std::string_view held3;
+  std::shared_ptr<const void> owner3;
+  ASSERT_EQ(store_.GetShared("k", 1, &held3, &owner3), StoreStatus::kOk);
+  store_.Set("k", "41", {});
+  EXPECT_EQ(held3, original + "+1+2");
+  ASSERT_EQ(store_.GetShared("k", 1, &held3, &owner3), StoreStatus::kOk);
+  int64_t n = 0;
+  ASSERT_EQ(store_.IncrBy("k", 1, &n), StoreStatus::kOk);
+  EXPECT_EQ(n, 42);
+  EXPECT_EQ(held3, "41");
+  EXPECT_EQ(GetOr("k"), "42");
+  ASSERT_EQ(store_.GetShared("k", 1, &held3, &owner3), StoreStatus::kOk);
+  store_.CreateOfType("k", ValueType::kHash);
+  EXPECT_EQ(held3, "42");
+  EXPECT_EQ(held, original);
+
+  // Deleting or flushing leaves the holders' bytes alive too.
+  store_.Set("d", original, {});
+  ASSERT_EQ(store_.GetShared("d", 1, &held3, &owner3), StoreStatus::kOk);
+  store_.Clear();
+  EXPECT_EQ(held3, original);
+}
+
+TEST_F(StringStoreTest, OldValueByReference) {
+  const std::string original(kBig, 'x');
+  std::string old;
+  std::shared_ptr<const std::string> old_shared;
+  SetOptions get;
+  get.old_value = &old;
+  get.old_shared = &old_shared;
+  get.share_old_at_least = 1024;
+  store_.Set("k", original, {});
+  SetResult r = store_.Set("k", "new", get);
+  EXPECT_TRUE(r.had_old);
+  EXPECT_TRUE(old.empty());
+  ASSERT_NE(old_shared, nullptr);
+  EXPECT_EQ(*old_shared, original);
+  EXPECT_EQ(GetOr("k"), "new");
+  // A small old value is copied, as without old_shared.
+  old_shared.reset();
+  r = store_.Set("k", "newer", get);
+  EXPECT_TRUE(r.had_old);
+  EXPECT_EQ(old, "new");
+  EXPECT_EQ(old_shared, nullptr);
+  // NX on an existing key: nothing is written, and the old value stays in the store.
+  store_.Set("k", original, {});
+  get.condition = SetOptions::Condition::kIfAbsent;
+  r = store_.Set("k", "ignored", get);
+  EXPECT_FALSE(r.applied);
+  EXPECT_TRUE(r.had_old);
+  ASSERT_NE(old_shared, nullptr);
+  EXPECT_EQ(*old_shared, original);
+  EXPECT_EQ(GetOr("k"), original);
 }
 
 }  // namespace
