@@ -28,6 +28,18 @@ void OutputQueue::AppendQueue(OutputQueue& other) {
 }
 
 ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
+  if (shared_.empty()) {
+    // Copied bytes only (every small reply): one send, as a plain Buffer would do it.
+    const size_t n = std::min(copied_.size(), max_bytes);
+    if (n == 0) return 0;
+    ssize_t sent = ::send(fd, copied_.data(), n, MSG_NOSIGNAL);
+    if (sent < 0 && errno == ENOTSOCK) sent = ::write(fd, copied_.data(), n);
+    if (sent > 0) {
+      copied_.Consume(static_cast<size_t>(sent));
+      copied_written_ += static_cast<uint64_t>(sent);
+    }
+    return sent;
+  }
   iovec iov[kMaxPieces];
   int count = 0;
   size_t total = 0;
