@@ -84,9 +84,12 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
   if (!finished_ && WantsOnWritable()) FlushAndDeliver();
 }
 
+void Connection::ServeArrived() {
+  if (!finished_ && ShouldRead()) HandleReadable();
+}
+
 void Connection::ServeArrivedThenClose(CloseReason reason) {
-  if (finished_) return;
-  if (ShouldRead()) HandleReadable();
+  ServeArrived();
   if (!finished_) Close(reason, /*flush_first=*/true);
 }
 

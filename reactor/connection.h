@@ -107,6 +107,8 @@ class Connection final : private IoWatcher {
   // gracefully under `reason`. A connection that is not reading (paused on other work, or
   // backed up behind its output) closes as Close(reason, true) would.
   void ServeArrivedThenClose(CloseReason reason);
+  // Its first half: reads (one read budget) and answers what the peer has sent so far.
+  void ServeArrived();
 
  private:
   class Deadline : public TimerEntry {

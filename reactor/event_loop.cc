@@ -348,7 +348,8 @@ Connection* EventLoop::FindConnection(uint64_t id) {
 }
 
 void EventLoop::ServeArrivedThenCloseAll(CloseReason reason) {
-  ForEachConnectionThatMayClose([reason](Connection& conn) { conn.ServeArrivedThenClose(reason); });
+  ForEachConnectionThatMayClose([](Connection& conn) { conn.ServeArrived(); });
+  ForEachConnectionThatMayClose([reason](Connection& conn) { conn.Close(reason, /*flush_first=*/true); });
 }
 
 void EventLoop::CloseAllConnections(CloseReason reason, bool flush_first) {

@@ -150,8 +150,10 @@ class EventLoop final : private IoWatcher {
   }
   // Loop thread only. Starts closing every connection (flushing first when asked).
   void CloseAllConnections(CloseReason reason, bool flush_first);
-  // Loop thread only. Every connection answers what its peer has sent so far, then closes
-  // gracefully (Connection::ServeArrivedThenClose): how a drain begins.
+  // Loop thread only. Every connection answers what its peer has sent so far, then every one
+  // closes gracefully (Connection::ServeArrivedThenClose, in two passes): how a drain begins.
+  // No connection's close is sent before the loop has read from all of them, so once any
+  // client of the loop sees its drain close, what the loop read is final.
   void ServeArrivedThenCloseAll(CloseReason reason);
 
   bool IsInLoopThread() const { return std::this_thread::get_id() == thread_id_.load(std::memory_order_relaxed); }
