@@ -29,6 +29,21 @@ void SendBack(ConnectionHandle self, uint64_t seq, RemoteResult result) {
   });
 }
 
+// On a shard's loop: fills a result with `work` and sends it back. Work that throws
+// (std::bad_alloc under memory pressure) sends a failed result instead, so the connection
+// waiting for it closes as handler_error rather than waiting forever.
+template <typename Work>
+void AnswerFromOwner(ConnectionHandle self, uint64_t seq, Work&& work) {
+  RemoteResult result;
+  try {
+    work(result);
+  } catch (...) {
+    result = RemoteResult();
+    result.failed = true;
+  }
+  SendBack(self, seq, std::move(result));
+}
+
 }  // namespace
 
 MemcacheHandler::MemcacheHandler(MemcacheService& service, LoopCounters& counters,
@@ -169,11 +184,11 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd, int64_
   std::string key = item == nullptr ? std::string(cmd.key) : std::string();
   shard.owner->Post([&shard, self = conn.handle(), seq = p.seq, op, key = std::move(key),
                      item = std::move(item)]() mutable {
-    RemoteResult result;
-    ReplySink out(&result.text);
-    const std::string_view k = item != nullptr ? item->key() : std::string_view(key);
-    result.error = ExecuteKeyOp(shard.store, op, k, std::move(item), out);
-    SendBack(self, seq, std::move(result));
+    AnswerFromOwner(self, seq, [&](RemoteResult& result) {
+      ReplySink out(&result.text);
+      const std::string_view k = item != nullptr ? item->key() : std::string_view(key);
+      result.error = ExecuteKeyOp(shard.store, op, k, std::move(item), out);
+    });
   });
 }
 
@@ -249,14 +264,14 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd, in
     Shard& shard = directory_.shard(s);
     shard.owner->Post([&shard, self = conn.handle(), seq = p.seq, kind = cmd.kind,
                        exptime = cmd.exptime, wanted = std::move(remote[s])]() mutable {
-      RemoteResult result;
-      result.keys_asked = wanted.size();
-      for (auto& [index, k] : wanted) {
-        if (const Item* item = LookUp(shard.store, kind, exptime, k)) {
-          result.hits.emplace_back(index, ShareItem(*item));
+      AnswerFromOwner(self, seq, [&](RemoteResult& result) {
+        result.keys_asked = wanted.size();
+        for (auto& [index, k] : wanted) {
+          if (const Item* item = LookUp(shard.store, kind, exptime, k)) {
+            result.hits.emplace_back(index, ShareItem(*item));
+          }
         }
-      }
-      SendBack(self, seq, std::move(result));
+      });
     });
   }
 }
@@ -286,6 +301,10 @@ void MemcacheHandler::DispatchFlush(Connection& conn, const Command& cmd, int64_
 }
 
 void MemcacheHandler::OnRemoteResult(Connection& conn, uint64_t seq, RemoteResult result) {
+  if (result.failed) {
+    conn.Close(CloseReason::kHandlerError, /*flush_first=*/false);
+    return;
+  }
   if (pending_.empty() || seq < pending_.front().seq) return;
   Pending& p = pending_[seq - pending_.front().seq];
   p.text += result.text;

@@ -23,6 +23,7 @@ struct RemoteResult {
   std::string text;                           // the reply (single-key commands)
   std::vector<std::pair<uint32_t, ItemPtr>> hits;  // retrievals: the items found, by key index
   size_t keys_asked = 0;                            // retrievals: how many keys were looked up
+  bool failed = false;  // the owner's work threw: the connection closes as handler_error
   bool error = false;
 };
 

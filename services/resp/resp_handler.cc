@@ -223,10 +223,21 @@ Action RespHandler::SendBatch(Connection& conn) {
     // only if the connection is still open when the answer arrives, and then it is that
     // connection's handler (connection ids are never reused).
     table_->shards[s].loop->Post([call = call, handler = this]() mutable {
-      call->Run();
+      // A call that fails on the owner (std::bad_alloc building a reply) still goes back: the
+      // connection that waits for it closes as handler_error instead of waiting forever.
+      bool failed = false;
+      try {
+        call->Run();
+      } catch (...) {
+        failed = true;
+      }
       EventLoop& origin = *call->origin.loop;
       const uint64_t id = call->origin.id;
-      origin.PostToConnection(id, [call = std::move(call), handler](Connection& conn) {
+      origin.PostToConnection(id, [call = std::move(call), handler, failed](Connection& conn) {
+        if (failed) {
+          conn.Close(CloseReason::kHandlerError, /*flush_first=*/false);
+          return;
+        }
         handler->OnShardCallDone(conn, *call);
       });
     });
