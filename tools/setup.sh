@@ -17,7 +17,8 @@ packages=(
   curl wrk netcat-openbsd redis-tools libmemcached-tools
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light memcached redis-server gnuplot-nox hyperfine valgrind python3 python3-grpcio)
+  packages+=(nginx-light memcached redis-server gnuplot-nox hyperfine valgrind python3 python3-grpcio
+    libjemalloc2 libtcmalloc-minimal4)
 fi
 
 missing=()
