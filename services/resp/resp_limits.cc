@@ -20,6 +20,13 @@ size_t Digits(uint64_t n) {
 }  // namespace
 
 absl::Status ValidateRespLimits(const RespOptions& options, const ConnectionOptions& connection) {
+  // Every command name (and PING's own bulk) must fit a bulk string, or a client could send
+  // nothing but inline commands.
+  if (options.max_bulk_bytes < kRespSmallestBulkLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("resp max_bulk_bytes (", options.max_bulk_bytes,
+                                                   ") is below ", kRespSmallestBulkLimit,
+                                                   ": command names would not fit a bulk string"));
+  }
   if (options.max_args < 3) {
     return absl::InvalidArgumentError(absl::StrCat(
         "resp max_args (", options.max_args, ") is below 3: SET key value could not be sent"));

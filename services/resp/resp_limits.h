@@ -19,8 +19,12 @@ inline constexpr size_t kRespLargestCopiedPiece = size_t{256} << 10;
 // SET and a key of up to about 1000 bytes.
 inline constexpr size_t kRespRequestFraming = 1024;
 
+// The smallest max_bulk_bytes that still carries every command name as a bulk string.
+inline constexpr size_t kRespSmallestBulkLimit = 16;
+
 // Whether the RESP service can work with these limits on connections that have `connection`'s
 // options: InvalidArgument naming the first combination that cannot, OK otherwise. Checked:
+//   - max_bulk_bytes >= kRespSmallestBulkLimit (command names travel as bulk strings);
 //   - max_args >= 3 (a SET carries three arguments);
 //   - max_inline_bytes holds the "$N" line of a max_bulk_bytes bulk and the "*N" line of a
 //     max_args request;

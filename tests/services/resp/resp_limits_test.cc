@@ -36,6 +36,9 @@ TEST(ValidateRespLimitsTest, EachCombinationThatCannotWork) {
     change(c.options, c.connection);
     cases.push_back(c);
   };
+  add("max_bulk_bytes", [](RespOptions& o, ConnectionOptions&) { o.max_bulk_bytes = 3; });
+  add("max_bulk_bytes",
+      [](RespOptions& o, ConnectionOptions&) { o.max_bulk_bytes = kRespSmallestBulkLimit - 1; });
   add("max_args", [](RespOptions& o, ConnectionOptions&) { o.max_args = 2; });
   add("max_inline_bytes", [](RespOptions& o, ConnectionOptions&) { o.max_inline_bytes = 8; });
   add("max_request_bytes",
@@ -60,6 +63,11 @@ TEST(ValidateRespLimitsTest, EachCombinationThatCannotWork) {
 }
 
 TEST(ValidateRespLimitsTest, EdgesThatWork) {
+  {
+    RespOptions options;
+    options.max_bulk_bytes = kRespSmallestBulkLimit;
+    EXPECT_TRUE(ValidateRespLimits(options, ConnectionOptions{}).ok());
+  }
   RespOptions options;
   options.max_args = 3;
   options.max_bulk_bytes = 100'000'000;  // "$100000000\r": 11 bytes
