@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "tests/services/admin/subprocess.h"
+#include "tests/services/memcache/large_value_support.h"
 #include "tests/testing/client_socket.h"
 
 namespace percore {
@@ -24,24 +24,9 @@ namespace {
 
 using ::percore::test::ConnectToLoopback;
 using ::percore::test::Deadline;
+using ::percore::test::ResidentBytes;
 using ::percore::test::ScopedFd;
 using ::percore::testing::Subprocess;
-
-// VmRSS of `pid` in bytes, or 0 if it cannot be read.
-size_t ResidentBytes(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::string digits;
-    for (char c : line) {
-      if (c >= '0' && c <= '9') digits.push_back(c);
-    }
-    size_t kib = 0;
-    return absl::SimpleAtoi(digits, &kib) ? kib * 1024 : 0;
-  }
-  return 0;
-}
 
 uint16_t PortOf(const std::string& line) {
   const size_t colon = line.rfind(':');
