@@ -41,29 +41,8 @@ ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
     return sent;
   }
   iovec iov[kMaxPieces];
-  int count = 0;
   size_t total = 0;
-  auto add = [&](const char* data, size_t n) {
-    n = std::min(n, max_bytes - total);
-    if (n == 0) return;
-    iov[count++] = {const_cast<char*>(data), n};
-    total += n;
-  };
-  uint64_t pos = copied_front();
-  size_t next = 0;  // the first shared piece not offered
-  for (; next < shared_.size(); ++next) {
-    const Shared& piece = shared_[next];
-    if (count >= kMaxPieces - 1 || total == max_bytes) break;
-    add(copied_.data() + (pos - copied_front()), piece.at - pos);
-    pos = piece.at;
-    if (count < kMaxPieces && total < max_bytes) add(piece.bytes.data(), piece.bytes.size());
-  }
-  // The copied bytes after the last piece offered, up to the next shared piece: with the piece
-  // limit reached before the end, the copied bytes beyond that piece must wait for it.
-  const uint64_t copied_until = next < shared_.size() ? shared_[next].at : copied_end();
-  if (count < kMaxPieces && total < max_bytes && pos < copied_until) {
-    add(copied_.data() + (pos - copied_front()), copied_until - pos);
-  }
+  const int count = Gather(max_bytes, iov, kMaxPieces, &total);
   if (count == 0) return 0;
   msghdr msg = {};
   msg.msg_iov = iov;
@@ -73,6 +52,34 @@ ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
   if (n < 0 && errno == ENOTSOCK) n = ::writev(fd, iov, count);
   if (n > 0) Drop(static_cast<size_t>(n));
   return n;
+}
+
+int OutputQueue::Gather(size_t max_bytes, iovec* iov, int max_pieces, size_t* total) const {
+  int count = 0;
+  size_t sum = 0;
+  auto add = [&](const char* data, size_t n) {
+    n = std::min(n, max_bytes - sum);
+    if (n == 0) return;
+    iov[count++] = {const_cast<char*>(data), n};
+    sum += n;
+  };
+  uint64_t pos = copied_front();
+  size_t next = 0;  // the first shared piece not offered
+  for (; next < shared_.size(); ++next) {
+    const Shared& piece = shared_[next];
+    if (count >= max_pieces - 1 || sum == max_bytes) break;
+    add(copied_.data() + (pos - copied_front()), piece.at - pos);
+    pos = piece.at;
+    if (count < max_pieces && sum < max_bytes) add(piece.bytes.data(), piece.bytes.size());
+  }
+  // The copied bytes after the last piece offered, up to the next shared piece: with the piece
+  // limit reached before the end, the copied bytes beyond that piece must wait for it.
+  const uint64_t copied_until = next < shared_.size() ? shared_[next].at : copied_end();
+  if (count < max_pieces && sum < max_bytes && pos < copied_until) {
+    add(copied_.data() + (pos - copied_front()), copied_until - pos);
+  }
+  *total = sum;
+  return count;
 }
 
 void OutputQueue::Drop(size_t n) {

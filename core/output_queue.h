@@ -8,6 +8,8 @@
 #include <memory>
 #include <string_view>
 
+#include <sys/uio.h>
+
 #include "core/buffer.h"
 
 namespace percore {
@@ -59,12 +61,20 @@ class OutputQueue {
   // on -1, errno is left as the call set it.
   ssize_t WriteToFd(int fd, size_t max_bytes);
 
+  // For writers that hand the bytes to the kernel and learn later how many it took (io_uring):
+  // describes at most `max_bytes` from the front in up to `max_pieces` (<= kMaxPieces) iovecs
+  // and returns how many it filled; `*total` gets their byte count. The bytes stay where they
+  // are, unchanged, until Consume() or Clear(), as long as nothing is appended meanwhile
+  // (appending may move the copied bytes: a writer with a send in flight appends elsewhere).
+  int Gather(size_t max_bytes, iovec* iov, int max_pieces, size_t* total) const;
+  // Drops the first n bytes (n <= size()), as a write of n bytes would.
+  void Consume(size_t n) { Drop(n); }
+  static constexpr int kMaxPieces = 64;
+
   // Drops everything queued, releasing the shared pieces.
   void Clear();
 
  private:
-  static constexpr int kMaxPieces = 64;
-
   struct Shared {
     uint64_t at;  // written after the copied bytes up to this stream position
     std::string_view bytes;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
@@ -34,8 +35,11 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       service_index_(service_index),
       service_stats_(service_stats),
       options_(options),
+      uring_(loop.uring()),
       input_(&loop.buffer_pool()),
+      stash_(&loop.buffer_pool()),
       output_(&loop.buffer_pool()),
+      sending_(&loop.buffer_pool()),
       opened_ns_(loop.now_ns()),
       last_activity_ns_(loop.now_ns()),
       idle_timer_(*this, &Connection::OnIdleTimer),
@@ -44,7 +48,7 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
 
 Connection::~Connection() {
   if (fd_ >= 0) {
-    (void)loop_.Unwatch(fd_);
+    if (uring_ == nullptr) (void)loop_.Unwatch(fd_);
     CloseFd(fd_);
   }
 }
@@ -67,11 +71,15 @@ ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id
 void Connection::Start(std::unique_ptr<Handler> handler) {
   handler_ = std::move(handler);
   state_ = ConnectionState::kReading;
-  if (!loop_.Watch(fd_, kPollIn, this).ok()) {
-    Finish(CloseReason::kIoError);
-    return;
+  if (uring_ != nullptr) {
+    UpdateReceive();
+  } else {
+    if (!loop_.Watch(fd_, kPollIn, this).ok()) {
+      Finish(CloseReason::kIoError);
+      return;
+    }
+    interest_ = kPollIn;
   }
-  interest_ = kPollIn;
   Touch();
   Apply(Call([this] {
     handler_->OnOpen(*this);
@@ -85,7 +93,14 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
 }
 
 void Connection::ServeArrived() {
-  if (!finished_ && ShouldRead()) HandleReadable();
+  if (finished_ || !ShouldRead()) return;
+  // io_uring: the loop has just dispatched every completion the kernel had (CollectCompletions).
+  // Where the kernel fills receive buffers only while this thread waits (DEFER_TASKRUN), what
+  // is still in the socket follows everything delivered, so reading it directly keeps the
+  // order; otherwise the armed receive could take bytes concurrently, and the collected
+  // completions are all this connection serves.
+  if (uring_ != nullptr && (!uring_->completions_only_when_waiting() || !stash_.empty())) return;
+  HandleReadable();
 }
 
 void Connection::ServeArrivedThenClose(CloseReason reason) {
@@ -135,6 +150,7 @@ void Connection::Close(CloseReason reason, bool flush_first) {
   // is offered to the handler now, whatever the high-water mark (it is bounded by the read
   // budget, and the output cap still applies).
   if (state_ == ConnectionState::kWriting) state_ = ConnectionState::kReading;
+  TakeStashed(stash_.size());  // io_uring: bytes received behind backpressure were read too
   while (state_ == ConnectionState::kReading && !input_.empty()) {
     const size_t before = input_.size();
     Apply(Call([this] { return handler_->OnData(*this, input_); }));
@@ -224,7 +240,7 @@ void Connection::HandleReadable() {
       last_activity_ns_ = loop_.now_ns();
       Deliver();
       if (finished_) return;
-      if (output_.size() > options_.high_water) break;  // backpressure: read no further ahead
+      if (Unsent() > options_.high_water) break;  // backpressure: read no further ahead
       if (got < offered) break;  // the socket is drained; the next read would say EAGAIN
       continue;
     }
@@ -250,12 +266,27 @@ void Connection::HandleReadable() {
 }
 
 void Connection::FlushAndDeliver() {
+  FlushAndDeliverInput();
+  // io_uring: the peer's FIN arrives as soon as it is sent, behind bytes the handler may not
+  // have taken yet (stashed behind backpressure, or left in the input while it streams a reply
+  // and waits for OnWritable). It is reported once those are offered, as the readiness back
+  // ends, which stop reading under backpressure, would read it.
+  while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading && stash_.empty() &&
+         !writable_requested_ && !writable_due_) {
+    eof_unreported_ = false;
+    Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
+    if (finished_) return;
+    FlushAndDeliverInput();
+  }
+}
+
+void Connection::FlushAndDeliverInput() {
   for (;;) {
     Flush();
     if (finished_) return;
     if (WantsOnWritable()) {
       writable_requested_ = writable_due_ = false;
-      const size_t before = output_.size();
+      const size_t before = Queued();
       const bool was_paused = state_ == ConnectionState::kPaused;
       Apply(Call([this] {
         handler_->OnWritable(*this);
@@ -266,15 +297,15 @@ void Connection::FlushAndDeliver() {
         FinishPendingWork();  // resumed inside the callback: a drain or FIN that waited
         if (finished_) return;
       }
-      if (output_.size() != before) continue;  // write what it produced, within the budget
+      if (Queued() != before) continue;  // write what it produced, within the budget
     }
-    if (state_ != ConnectionState::kReading || input_.empty()) return;
+    if (state_ != ConnectionState::kReading || (input_.empty() && stash_.empty())) return;
     // Input that waited behind the high-water mark: the write just made room for its replies.
     // Nothing else would offer it again, since the peer may send nothing more until it gets them.
-    const size_t before = input_.size();
+    const size_t before = input_.size() + stash_.size();
     Deliver();
     if (finished_) return;
-    if (input_.size() == before) {
+    if (input_.size() + stash_.size() == before) {
       Flush();
       return;
     }
@@ -283,14 +314,28 @@ void Connection::FlushAndDeliver() {
 
 void Connection::Deliver() {
   LoopStats& stats = loop_.stats();
-  while (state_ == ConnectionState::kReading && !input_.empty() && output_.size() <= options_.high_water) {
+  while (state_ == ConnectionState::kReading && Unsent() <= options_.high_water) {
+    // io_uring: what was received behind backpressure joins the input one read budget at a
+    // time, as the readiness back ends would read it.
+    if (!stash_.empty()) TakeStashed(options_.read_budget);
+    if (input_.empty()) return;
     const size_t before = input_.size();
     const int64_t start = MonotonicNanos();
     Action action = Call([this] { return handler_->OnData(*this, input_); });
     stats.handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
     Apply(action);
-    if (finished_ || input_.size() == before) return;
+    if (finished_) return;
+    if (input_.size() == before && stash_.empty()) return;
   }
+}
+
+void Connection::TakeStashed(size_t max_bytes) {
+  const size_t n = std::min(max_bytes, stash_.size());
+  if (n == 0) return;
+  if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
+  input_.Append(stash_.data(), n);
+  stash_.Consume(n);
+  if (stash_.empty()) loop_.buffer_pool().Release(stash_);
 }
 
 void Connection::Apply(Action action) {
@@ -335,7 +380,7 @@ void Connection::FinishPendingWork() {
     BeginClosing(drain_reason_);
     return;
   }
-  if (peer_eof_) {
+  if (peer_eof_ && uring_ == nullptr) {  // io_uring: FlushAndDeliver reports it (OnPeerEof)
     Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
   }
 }
@@ -349,10 +394,10 @@ void Connection::HandleWritable() {
 bool Connection::WantsOnWritable() {
   if (!writable_requested_ && !writable_due_) return false;
   if (state_ != ConnectionState::kReading && state_ != ConnectionState::kPaused) return false;
-  if (output_.size() > options_.low_water) return false;
+  if (Unsent() > options_.low_water) return false;
   // With this iteration's write budget spent, what is queued waits for the next one (the
   // socket's POLLOUT brings it back); an empty output must be refilled now or nothing would.
-  return output_.empty() || WriteBudgetLeft() > 0;
+  return Queued() == 0 || WriteBudgetLeft() > 0;
 }
 
 size_t Connection::WriteBudgetLeft() {
@@ -365,9 +410,15 @@ size_t Connection::WriteBudgetLeft() {
 
 void Connection::Flush() {
   LoopStats& stats = loop_.stats();
-  bool progressed = false;
+  bool progressed = std::exchange(send_progressed_, false);
   size_t budget = WriteBudgetLeft();
-  while (!output_.empty()) {
+  if (uring_ != nullptr) {
+    // The send goes to the kernel with the loop's next wait; its completion (OnSendCompleted)
+    // does what a write's result does below.
+    SubmitSend();
+    budget = write_budget_left_;
+  }
+  while (uring_ == nullptr && !output_.empty()) {
     if (budget == 0) {
       // One connection's large reply does not hold the loop: the rest goes out in the next
       // iterations, after the other connections had their turn.
@@ -401,11 +452,15 @@ void Connection::Flush() {
   write_budget_left_ = budget;
   if (progressed) last_activity_ns_ = loop_.now_ns();
 
-  if (output_.empty()) {
+  if (Queued() == 0) {
     loop_.buffer_pool().Release(output_.bytes());
+    loop_.buffer_pool().Release(sending_.bytes());
     if (io_timer_.armed() && !fin_sent_) loop_.wheel().Cancel(&io_timer_);
   } else {
-    if (output_.copied_size() > options_.output_cap) {
+    // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its
+    // memory is bounded by the write budget.
+    const size_t in_flight_copied = send_in_flight_ ? std::min(send_asked_, sending_.copied_size()) : 0;
+    if (output_.copied_size() + sending_.copied_size() - in_flight_copied > options_.output_cap) {
       Finish(CloseReason::kOutputOverflow);
       return;
     }
@@ -417,19 +472,19 @@ void Connection::Flush() {
 
   switch (state_) {
     case ConnectionState::kReading:
-      if (output_.size() > options_.high_water) {
+      if (Unsent() > options_.high_water) {
         state_ = ConnectionState::kWriting;
         stats.backpressure_pauses.Increment();
       }
       break;
     case ConnectionState::kWriting:
-      if (output_.size() <= options_.low_water) {
+      if (Unsent() <= options_.low_water) {
         state_ = ConnectionState::kReading;
         writable_due_ = true;
       }
       break;
     case ConnectionState::kClosing:
-      if (output_.empty() && !fin_sent_) {
+      if (Queued() == 0 && !fin_sent_) {
         if (peer_eof_) {
           Finish(close_reason_);
           return;
@@ -467,8 +522,10 @@ void Connection::BeginClosing(CloseReason reason) {
   loop_.wheel().Cancel(&handler_deadline_);
   loop_.wheel().Cancel(&idle_timer_);
   input_.Clear();
+  stash_.Clear();
   loop_.buffer_pool().Release(input_);
-  if (!output_.empty() && !io_timer_.armed() && options_.write_timeout_ns > 0) {
+  loop_.buffer_pool().Release(stash_);
+  if (Queued() != 0 && !io_timer_.armed() && options_.write_timeout_ns > 0) {
     loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.write_timeout_ns);
   }
 }
@@ -480,12 +537,25 @@ void Connection::Finish(CloseReason reason) {
   loop_.wheel().Cancel(&idle_timer_);
   loop_.wheel().Cancel(&handler_deadline_);
   loop_.wheel().Cancel(&io_timer_);
-  if (!unwatched_) (void)loop_.Unwatch(fd_);
-  CloseFd(fd_);
+  if (uring_ != nullptr) {
+    // What is in flight is cancelled; its completions still arrive, and the loop keeps this
+    // connection (and the bytes of its send) until they have. The fd is closed through the
+    // ring, after the cancellations: closed here, its number could be reused by an accept
+    // before operations still queued for it were submitted.
+    if (recv_ == ReceiveState::kArmed) CancelReceive();
+    if (send_in_flight_) uring_->Cancel(this, UringPoller::kOpSend);
+    uring_->Close(fd_);
+  } else {
+    if (!unwatched_) (void)loop_.Unwatch(fd_);
+    CloseFd(fd_);
+  }
   fd_ = -1;
   input_.Clear();
+  stash_.Clear();
   output_.Clear();
+  if (!send_in_flight_) sending_.Clear();
   loop_.buffer_pool().Release(input_);
+  loop_.buffer_pool().Release(stash_);
   loop_.buffer_pool().Release(output_.bytes());
   if (handler_) {
     try {
@@ -499,6 +569,10 @@ void Connection::Finish(CloseReason reason) {
 
 void Connection::UpdateInterest() {
   if (finished_) return;
+  if (uring_ != nullptr) {
+    UpdateReceive();
+    return;
+  }
   uint32_t wanted = 0;
   switch (state_) {
     case ConnectionState::kReading:
@@ -568,6 +642,178 @@ void Connection::OnIoTimer() {
   // While lingering, the deadline bounds how long we wait for the peer's FIN: the reply was
   // delivered, so the close keeps its reason. Otherwise the output made no progress in time.
   Finish(fin_sent_ ? close_reason_ : CloseReason::kWriteTimeout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The completion back end (io_uring). The state machine above is shared; what differs is how
+// bytes come in (a multishot receive into the loop's buffer ring, copied into input_) and go
+// out (one send in flight at a time, from sending_, whose bytes stay put until it completes).
+
+void Connection::UpdateReceive() {
+  bool want;
+  if (fin_sent_) {
+    want = true;  // lingering: read and discard until the peer's FIN
+  } else if (peer_eof_ || finished_) {
+    want = false;
+  } else if (state_ == ConnectionState::kReading || state_ == ConnectionState::kClosing) {
+    want = true;  // closing before our FIN: what arrives is discarded, as lingering would
+  } else {
+    // Paused or backed up: bytes keep arriving (into stash_) up to one read budget, then the
+    // receive is cancelled until reading resumes (a pause per request costs nothing extra).
+    want = stash_.size() < options_.read_budget;
+  }
+  if (want && recv_ == ReceiveState::kIdle) {
+    uring_->Receive(fd_, this);
+    recv_ = ReceiveState::kArmed;
+  } else if (!want && recv_ == ReceiveState::kArmed) {
+    CancelReceive();
+  }
+  // kCancelling: its last completion calls this again, and a receive is armed then if wanted;
+  // never two at once, which could deliver bytes out of order.
+}
+
+void Connection::CancelReceive() {
+  uring_->Cancel(this, UringPoller::kOpReceive);
+  recv_ = ReceiveState::kCancelling;
+}
+
+void Connection::OnCompletion(const PollEvent& event) {
+  try {
+    HandleCompletion(event);
+  } catch (...) {
+    Finish(CloseReason::kHandlerError);  // as in OnIoEvent: it costs this connection only
+  }
+}
+
+void Connection::HandleCompletion(const PollEvent& event) {
+  if (event.op == UringPoller::kOpSend) {
+    OnSendCompleted(event.result);
+    return;
+  }
+  bool rearm = false;
+  if (!UringPoller::More(event)) {
+    // The multishot receive has ended: cancelled, the peer's FIN, an error, or the kernel's
+    // own reasons (the buffer ring ran dry, ENOBUFS). Unless we stopped it, it is re-armed.
+    rearm = recv_ == ReceiveState::kArmed && event.result != 0;
+    recv_ = ReceiveState::kIdle;
+  }
+  if (finished_) return;
+  if (event.result > 0) {
+    OnReceived(uring_->ReceivedBytes(event));
+  } else if (event.result == 0) {
+    OnPeerEof();
+    return;
+  } else {
+    const int err = -event.result;
+    if (err != ENOBUFS && err != ECANCELED && err != EINTR && err != EAGAIN) {
+      // While lingering the reply is delivered: the close keeps its reason, as on epoll.
+      Finish(fin_sent_ ? close_reason_ : ReasonForErrno(err));
+      return;
+    }
+  }
+  if (finished_ || recv_ != ReceiveState::kIdle) return;
+  UpdateReceive();
+  if (rearm && recv_ == ReceiveState::kArmed) loop_.stats().uring_multishot_rearms.Increment();
+}
+
+void Connection::OnReceived(std::string_view bytes) {
+  if (fin_sent_ || state_ == ConnectionState::kClosing) return;  // closing: nothing more is read
+  LoopStats& stats = loop_.stats();
+  // Straight to the handler's input while it may take more; behind backpressure or a pause,
+  // and behind bytes already waiting there, into stash_ (Deliver takes them in order).
+  if (stash_.empty() && ShouldRead() && Unsent() <= options_.high_water) {
+    if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
+    input_.Append(bytes);
+  } else {
+    if (!stash_.has_storage()) loop_.buffer_pool().Attach(stash_);
+    stash_.Append(bytes);
+  }
+  bytes_in_ += bytes.size();
+  stats.bytes_in.Add(bytes.size());
+  stats.read_calls.Increment();
+  last_activity_ns_ = loop_.now_ns();
+  if (ShouldRead()) {
+    Deliver();
+    if (finished_) return;
+  }
+  if (input_.empty()) loop_.buffer_pool().Release(input_);
+  FlushAndDeliver();
+}
+
+void Connection::OnPeerEof() {
+  if (peer_eof_) return;  // already read directly (ServeArrived)
+  peer_eof_ = true;
+  if (fin_sent_) {
+    Finish(close_reason_);  // the peer has everything it will get
+    return;
+  }
+  if (state_ == ConnectionState::kClosing) return;  // completes when the output has drained
+  // Reported by FlushAndDeliver, once what came before it was offered (and, when paused, after
+  // Resume).
+  eof_unreported_ = true;
+  if (state_ == ConnectionState::kReading) FlushAndDeliver();
+}
+
+void Connection::SubmitSend() {
+  if (send_in_flight_ || finished_) return;
+  if (sending_.empty()) {
+    if (output_.empty()) return;
+    std::swap(sending_, output_);  // the queued bytes become the send's; new output starts afresh
+  }
+  const size_t budget = WriteBudgetLeft();
+  if (budget == 0) {
+    // The rest goes out next iteration, after the other connections had their turn; nothing
+    // else would bring this connection back (there is no POLLOUT here).
+    loop_.stats().write_budget_yields.Increment();
+    loop_.FlushNextIteration(id_);
+    return;
+  }
+  size_t asked = 0;
+  if (sending_.shared_pieces() == 0) {
+    asked = std::min(sending_.size(), budget);
+    uring_->Send(fd_, sending_.bytes().data(), asked, this);
+  } else {
+    if (send_vector_ == nullptr) send_vector_ = std::make_unique<SendVector>();
+    const int count = sending_.Gather(budget, send_vector_->iov, OutputQueue::kMaxPieces, &asked);
+    send_vector_->msg = msghdr{};
+    send_vector_->msg.msg_iov = send_vector_->iov;
+    send_vector_->msg.msg_iovlen = static_cast<size_t>(count);
+    uring_->SendMsg(fd_, &send_vector_->msg, this);
+  }
+  if (asked == budget && Queued() > asked) loop_.stats().write_budget_yields.Increment();
+  send_in_flight_ = true;
+  send_asked_ = asked;
+  write_budget_left_ = budget - asked;
+  loop_.stats().write_calls.Increment();
+}
+
+void Connection::OnSendCompleted(int result) {
+  send_in_flight_ = false;
+  if (finished_) {
+    sending_.Clear();
+    return;
+  }
+  if (result > 0) {
+    const size_t wrote = static_cast<size_t>(result);
+    sending_.Consume(wrote);
+    bytes_out_ += wrote;
+    loop_.stats().bytes_out.Add(wrote);
+    if (wrote < send_asked_) loop_.stats().partial_writes.Increment();  // continues from there
+    send_progressed_ = true;
+  } else if (result == 0 || (-result != EINTR && -result != EAGAIN && -result != ECANCELED)) {
+    Finish(result == 0 ? CloseReason::kIoError : ReasonForErrno(-result));
+    return;
+  }
+  FlushAndDeliver();
+}
+
+void Connection::ContinueFlush() {
+  if (finished_) return;
+  try {
+    FlushAndDeliver();
+  } catch (...) {
+    Finish(CloseReason::kHandlerError);
+  }
 }
 
 CloseReason Connection::ReasonForErrno(int err) const {

@@ -4,6 +4,9 @@
 #include <memory>
 #include <string_view>
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include "absl/status/status.h"
 #include "core/buffer.h"
 #include "core/output_queue.h"
@@ -12,6 +15,7 @@
 #include "reactor/handler.h"
 #include "reactor/io_watcher.h"
 #include "reactor/timer_wheel.h"
+#include "reactor/uring_poller.h"
 
 namespace percore {
 
@@ -92,7 +96,9 @@ class Connection final : private IoWatcher {
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t requests() const { return requests_; }
-  size_t queued_output() const { return output_.size(); }
+  // The output not yet handed to the kernel: what the water marks and the output cap measure.
+  // On io_uring a send in flight counts as written, as bytes in the socket buffer do on epoll.
+  size_t queued_output() const { return Unsent(); }
 
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
@@ -109,6 +115,11 @@ class Connection final : private IoWatcher {
   void ServeArrivedThenClose(CloseReason reason);
   // Its first half: reads (one read budget) and answers what the peer has sent so far.
   void ServeArrived();
+  // io_uring: the connection's operations still in flight. A closed connection is freed only
+  // once there are none (the kernel may still write into it or read its output).
+  bool io_in_flight() const { return recv_ != ReceiveState::kIdle || send_in_flight_; }
+  // io_uring: writes what waited for the next iteration's write budget.
+  void ContinueFlush();
 
  private:
   class Deadline : public TimerEntry {
@@ -120,8 +131,28 @@ class Connection final : private IoWatcher {
     void (Connection::*fire_)();
   };
 
+  // Whether the multishot receive (io_uring) is in the kernel, or being cancelled.
+  enum class ReceiveState : uint8_t { kIdle, kArmed, kCancelling };
+  struct SendVector {
+    msghdr msg;
+    iovec iov[OutputQueue::kMaxPieces];
+  };
+
   void OnIoEvent(uint32_t events) override;
   void HandleIoEvent(uint32_t events);
+  // The completion back end's path (io_uring): a receive's bytes, the peer's FIN, a send done.
+  void OnCompletion(const PollEvent& event) override;
+  void HandleCompletion(const PollEvent& event);
+  void OnReceived(std::string_view bytes);
+  void TakeStashed(size_t max_bytes);
+  void OnPeerEof();
+  void OnSendCompleted(int result);
+  void SubmitSend();
+  void UpdateReceive();
+  void CancelReceive();
+  // Every byte owed to the peer, a send in flight (io_uring) included.
+  size_t Queued() const { return output_.size() + sending_.size(); }
+  size_t Unsent() const { return Queued() - (send_in_flight_ ? send_asked_ : 0); }
   void HandleReadable();
   void HandleWritable();
   void HandleLinger();
@@ -141,6 +172,7 @@ class Connection final : private IoWatcher {
   // Flush, then tell the handler the output drained (OnWritable) when it asked or backpressure
   // ended, then offer input left behind by backpressure, for as long as these make progress.
   void FlushAndDeliver();
+  void FlushAndDeliverInput();
   bool WantsOnWritable();
   // Bytes this connection may still write in the loop's current iteration.
   size_t WriteBudgetLeft();
@@ -161,9 +193,22 @@ class Connection final : private IoWatcher {
   const int service_index_;
   ServiceLoopStats* const service_stats_;
   const ConnectionOptions& options_;
+  UringPoller* const uring_;  // the loop's completion back end, or nullptr (poll, epoll)
   std::unique_ptr<Handler> handler_;
   Buffer input_;
+  // io_uring: bytes received while the handler may not take them (paused, backed up), in
+  // order after input_; see OnReceived and Deliver.
+  Buffer stash_;
   OutputQueue output_;
+  // io_uring: the bytes of the send in flight, kept in place until its completion (new output
+  // goes to output_ meanwhile, so nothing the kernel reads can move), then what it left.
+  OutputQueue sending_;
+  std::unique_ptr<SendVector> send_vector_;  // for a send with shared pieces; allocated on first use
+  size_t send_asked_ = 0;
+  ReceiveState recv_ = ReceiveState::kIdle;
+  bool send_in_flight_ = false;
+  bool send_progressed_ = false;  // a send completed with bytes since the last Flush
+  bool eof_unreported_ = false;   // FIN received while backed up; OnPeerClosed once reading again
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t interest_ = 0;
   bool peer_eof_ = false;      // FIN seen

@@ -64,9 +64,10 @@ EventLoop::EventLoop(EventLoopOptions options)
 }
 
 absl::Status EventLoop::Init() {
-  absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller(options_.backend);
+  absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller(options_.backend, options_.uring);
   if (!poller.ok()) return poller.status();
   poller_ = std::move(*poller);
+  uring_ = poller_->uring();
   events_.resize(options_.max_events > 0 ? options_.max_events : 256);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return ErrnoStatus(errno, "eventfd");
@@ -78,7 +79,12 @@ EventLoop::~EventLoop() {
   // adoptions still queued, whose sockets are ours to close.
   adoptions_.TakeAll(&adopting_);
   for (const Adoption& a : adopting_) CloseFd(a.fd);
+  // io_uring: the kernel may still use connections' memory (a send's bytes, an armed receive's
+  // owner) until their operations complete. Only the ring's own thread may reap them; a loop
+  // destroyed elsewhere after Run() has none left (Run reaps before it returns).
+  if (uring_ != nullptr && IsInLoopThread()) uring_->CancelAllAndReap(2000);
   connections_.clear();
+  zombies_.clear();
   retired_.clear();
   timers_.clear();
   dead_timers_.clear();
@@ -103,6 +109,7 @@ void EventLoop::Run() {
       std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(s.message()).c_str());
     }
   }
+  poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
   for (Service* service : options_.services) service->OnLoopStart(*this);
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
@@ -122,6 +129,7 @@ void EventLoop::Run() {
         // What each client has sent by now is answered, then its connection closes. Those
         // handed over just before the stop are adopted after, and AdoptPending does the same
         // for them now that quit_ is set.
+        if (uring_ != nullptr) CollectCompletions();
         ServeArrivedThenCloseAll(CloseReason::kServerDrain);
         AdoptPending();
       }
@@ -147,6 +155,7 @@ void EventLoop::Run() {
   exited_ = true;
   AdoptPending();
   FreeRetired();
+  ReapInFlight();
   running_.store(false, std::memory_order_release);
 }
 
@@ -167,6 +176,7 @@ void DrainGroup::Arrive() {
 
 void EventLoop::BindToCurrentThread() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
 }
 
@@ -198,6 +208,7 @@ int EventLoop::ComputeTimeoutMs() {
   // While draining, wake at least every 10 ms to check the drain deadline.
   const int cap = draining_ ? 10 : max_wait_ms_;
   if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
+  if (!flush_next_.empty()) timeout = 0;
   return timeout;
 }
 
@@ -207,30 +218,17 @@ void EventLoop::RunOnce() {
   now_ns_ = start;
   const int timeout_ms = ComputeTimeoutMs();
   stats_.poll_calls.Increment();
-  absl::StatusOr<int> ready = poller_->Wait(timeout_ms, std::span<PollEvent>(events_));
-  const int64_t woke = MonotonicNanos();
-  now_ns_ = woke;
-  stats_.wait_ns.Add(static_cast<uint64_t>(woke - start));
-  if (!ready.ok()) {
-    std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ready.status().message()).c_str());
-  } else {
-    // Unwatch() clears the context of an fd still waiting in this batch, so a watcher removed
-    // (and perhaps destroyed) by an earlier callback is never called.
-    dispatch_end_ = *ready;
-    for (dispatch_next_ = 0; dispatch_next_ < dispatch_end_;) {
-      const PollEvent& event = events_[dispatch_next_++];
-      if (event.context != nullptr) static_cast<IoWatcher*>(event.context)->OnIoEvent(event.events);
-    }
-    dispatch_end_ = 0;
-    stats_.events.Add(static_cast<uint64_t>(*ready));
-  }
+  WaitAndDispatch(timeout_ms);
+  stats_.wait_ns.Add(static_cast<uint64_t>(wait_end_ns_ - start));
   const int fired = wheel_.Advance(now_ns_);
   if (fired > 0) stats_.timers_fired.Add(static_cast<uint64_t>(fired));
+  FlushDeferred();
   AdoptPending();
   RunTasks();
   FreeRetired();
+  if (uring_ != nullptr) UpdateUringStats();
   const int64_t end = MonotonicNanos();
-  const int64_t busy = end - woke;
+  const int64_t busy = end - wait_end_ns_;
   stats_.busy_ns.Add(static_cast<uint64_t>(busy));
   stats_.iteration_ns.Record(static_cast<uint64_t>(busy));
   if (busy > stats_.longest_stall_ns.Get()) {
@@ -240,6 +238,67 @@ void EventLoop::RunOnce() {
   stats_.buffer_blocks_free.Set(static_cast<int64_t>(buffer_pool_.free_blocks()));
   stats_.buffer_blocks_allocated.Set(static_cast<int64_t>(buffer_pool_.blocks_allocated()));
   stats_.iterations.Increment();
+}
+
+int EventLoop::WaitAndDispatch(int timeout_ms) {
+  absl::StatusOr<int> ready = poller_->Wait(timeout_ms, std::span<PollEvent>(events_));
+  wait_end_ns_ = MonotonicNanos();
+  now_ns_ = wait_end_ns_;
+  if (!ready.ok()) {
+    std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ready.status().message()).c_str());
+    return -1;
+  }
+  // Unwatch() clears the context of an fd still waiting in this batch, so a watcher removed
+  // (and perhaps destroyed) by an earlier callback is never called. Completions of connection
+  // operations name their connection, which outlives them (zombies_).
+  dispatch_end_ = *ready;
+  for (dispatch_next_ = 0; dispatch_next_ < dispatch_end_;) {
+    const PollEvent& event = events_[dispatch_next_++];
+    if (event.events & kPollCompletion) {
+      if (event.context != nullptr) static_cast<IoWatcher*>(event.context)->OnCompletion(event);
+      if (UringPoller::CarriesBuffer(event)) uring_->RecycleBuffer(event);
+    } else if (event.context != nullptr) {
+      static_cast<IoWatcher*>(event.context)->OnIoEvent(event.events);
+    }
+  }
+  dispatch_end_ = 0;
+  stats_.events.Add(static_cast<uint64_t>(*ready));
+  return *ready;
+}
+
+void EventLoop::CollectCompletions() {
+  // Bounded: a peer that keeps sending cannot hold the drain here.
+  for (int round = 0; round < 16; ++round) {
+    if (WaitAndDispatch(0) < static_cast<int>(events_.size())) break;
+  }
+  FlushDeferred();
+}
+
+void EventLoop::FlushDeferred() {
+  if (flush_next_.empty()) return;
+  flushing_.swap(flush_next_);
+  for (uint64_t id : flushing_) {
+    if (Connection* conn = FindConnection(id)) conn->ContinueFlush();
+  }
+  flushing_.clear();
+}
+
+void EventLoop::ReapInFlight() {
+  if (uring_ == nullptr) return;
+  FreeRetired();
+  if (zombies_.empty() && uring_->operations_in_flight() == 0) return;
+  uring_->CancelAllAndReap(2000);
+  zombies_.clear();
+}
+
+void EventLoop::UpdateUringStats() {
+  const UringCounters& c = uring_->counters();
+  stats_.uring_enters.Add(c.enters - uring_seen_.enters);
+  stats_.uring_submissions.Add(c.submissions - uring_seen_.submissions);
+  stats_.uring_completions.Add(c.completions - uring_seen_.completions);
+  stats_.uring_buffer_exhaustions.Add(c.buffer_exhaustions - uring_seen_.buffer_exhaustions);
+  stats_.uring_cq_overflows.Add(c.cq_overflows - uring_seen_.cq_overflows);
+  uring_seen_ = c;
 }
 
 void EventLoop::Wake() {
@@ -366,6 +425,14 @@ void EventLoop::RetireConnection(Connection* conn, CloseReason reason) {
 }
 
 void EventLoop::FreeRetired() {
+  if (uring_ != nullptr) {
+    for (std::unique_ptr<Connection>& conn : retired_) {
+      if (conn->io_in_flight()) zombies_.push_back(std::move(conn));
+    }
+    if (!zombies_.empty()) {
+      std::erase_if(zombies_, [](const std::unique_ptr<Connection>& conn) { return !conn->io_in_flight(); });
+    }
+  }
   retired_.clear();
   dead_timers_.clear();
 }

@@ -20,6 +20,7 @@
 #include "reactor/loop_stats.h"
 #include "reactor/poller.h"
 #include "reactor/timer_wheel.h"
+#include "reactor/uring_poller.h"
 
 namespace percore {
 
@@ -29,7 +30,8 @@ using Task = absl::AnyInvocable<void() &&>;
 
 struct EventLoopOptions {
   int index = 0;                   // position among the server's loops; used in ids and stats
-  PollerBackend backend = PollerBackend::kEpoll;
+  PollerBackend backend = PollerBackend::kEpoll;  // resolved: not kAuto (see ResolveBackend)
+  UringOptions uring = {};                         // for PollerBackend::kIoUring
   int cpu = -1;                    // pin the loop thread to this CPU when >= 0
   int64_t timer_tick_ns = 1'000'000;
   int max_events = 256;            // ready fds taken per Wait
@@ -162,6 +164,8 @@ class EventLoop final : private IoWatcher {
 
   int index() const { return options_.index; }
   PollerBackend backend() const { return poller_->backend(); }
+  // The completion back end when the loop runs on io_uring, else nullptr.
+  UringPoller* uring() const { return uring_; }
   // The time the current iteration started (CLOCK_MONOTONIC ns); cheap, loop thread only.
   int64_t now_ns() const { return now_ns_; }
   int64_t RefreshNow();
@@ -209,9 +213,29 @@ class EventLoop final : private IoWatcher {
   // Called by a Connection once it is closed; the loop frees it at a safe point.
   void RetireConnection(Connection* conn, CloseReason reason);
   void FreeRetired();
+  // io_uring: a connection whose write budget ran out continues next iteration (no POLLOUT
+  // brings it back, as it does on the readiness back ends).
+  void FlushNextIteration(uint64_t id) { flush_next_.push_back(id); }
+  void FlushDeferred();
+  // Waits (at most `timeout_ms`) and dispatches one batch of events; returns how many.
+  int WaitAndDispatch(int timeout_ms);
+  // io_uring: dispatches the completions the kernel has ready now, so that what peers sent
+  // before a drain reaches their handlers (what ServeArrived reads on the readiness back ends).
+  void CollectCompletions();
+  // io_uring: cancels what retired connections still have in flight and waits for it, so that
+  // their memory may be freed.
+  void ReapInFlight();
+  void UpdateUringStats();
 
   EventLoopOptions options_;
   std::unique_ptr<Poller> poller_;
+  UringPoller* uring_ = nullptr;  // poller_, when it is the completion back end
+  UringCounters uring_seen_;      // its counters as of the last UpdateUringStats
+  std::vector<uint64_t> flush_next_;
+  std::vector<uint64_t> flushing_;
+  // Closed connections whose io_uring operations have not completed yet: their memory (and
+  // the output pinned for a send) must outlive the kernel's use of it.
+  std::vector<std::unique_ptr<Connection>> zombies_;
   std::vector<PollEvent> events_;
   int dispatch_next_ = 0;  // the batch being dispatched: events_[dispatch_next_, dispatch_end_)
   int dispatch_end_ = 0;
@@ -230,6 +254,7 @@ class EventLoop final : private IoWatcher {
   std::atomic<bool> running_{false};
   std::atomic<std::thread::id> thread_id_{};
   int64_t now_ns_ = 0;
+  int64_t wait_end_ns_ = 0;  // when the current iteration's Wait returned
   uint64_t iteration_ = 0;
   uint64_t busy_at_memory_check_ = 0;
   bool worked_since_trim_ = false;

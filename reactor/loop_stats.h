@@ -54,6 +54,14 @@ struct LoopStats {
   Counter write_budget_yields;  // writes cut short by the per-iteration write budget
   Counter backpressure_pauses;
 
+  // The io_uring back end (zero on the others).
+  Counter uring_enters;               // io_uring_enter calls: submit and wait in one
+  Counter uring_submissions;          // operations handed to the kernel
+  Counter uring_completions;          // completions reaped
+  Counter uring_buffer_exhaustions;   // receives ended because the loop's buffer ring was empty
+  Counter uring_multishot_rearms;     // multishot receives re-armed after the kernel ended one
+  Counter uring_cq_overflows;         // completions the kernel had to hold back (none lost)
+
   // The loop's buffer pool (BufferPool), as of the end of the last iteration.
   Gauge buffer_blocks_free;       // idle blocks the pool keeps for reuse
   Gauge buffer_blocks_allocated;  // blocks it has allocated since the loop started

@@ -16,6 +16,9 @@ enum PollEvents : uint32_t {
   kPollOut = 1u << 1,     // writable
   kPollHangup = 1u << 2,  // peer hung up (reported whether or not it was asked for)
   kPollError = 1u << 3,   // error pending on the fd (reported whether or not it was asked for)
+  // Not readiness: an operation the completion back end ran finished (PollEvent::result,
+  // flags and op say which and how; see UringPoller). Delivered to IoWatcher::OnCompletion.
+  kPollCompletion = 1u << 4,
 };
 
 // One ready fd, as filled in by Poller::Wait. `context` is the pointer given to Add().
@@ -23,12 +26,28 @@ struct PollEvent {
   void* context = nullptr;
   int fd = -1;
   uint32_t events = 0;
+  // For kPollCompletion only: the operation's result (bytes, a new fd, or -errno), the
+  // completion's flags (IORING_CQE_F_*) and the kind of operation (UringPoller::Op).
+  int32_t result = 0;
+  uint32_t flags = 0;
+  uint8_t op = 0;
 };
 
-enum class PollerBackend { kPoll, kEpoll };
+// kAuto is a request, not a back end: io_uring where it can run, epoll otherwise
+// (ResolveBackend). A running loop reports the back end it got.
+enum class PollerBackend { kPoll, kEpoll, kIoUring, kAuto };
 
 std::string_view PollerBackendName(PollerBackend backend);
 bool ParsePollerBackend(std::string_view text, PollerBackend* out);
+
+class UringPoller;
+struct UringOptions;
+
+// What a loop asked for with `requested` gets: kAuto becomes io_uring if a ring with every
+// feature percore uses can be set up here, epoll otherwise, and `*why` says which and why (one
+// line for the start-up log). An explicit kIoUring that cannot run is an error naming the
+// reason; poll and epoll are returned as they are.
+absl::StatusOr<PollerBackend> ResolveBackend(PollerBackend requested, const UringOptions& uring, std::string* why);
 
 // The readiness multiplexer an EventLoop waits on. Level-triggered semantics in every back end.
 // Not thread-safe: one Poller belongs to one loop thread.
@@ -48,8 +67,13 @@ class Poller {
   // Number of fds currently watched.
   virtual int size() const = 0;
   virtual PollerBackend backend() const = 0;
+  // Called on the thread that will Wait, before it does (io_uring binds its ring to it).
+  virtual void BindToCurrentThread() {}
+  // The completion back end, or nullptr for the readiness ones.
+  virtual UringPoller* uring() { return nullptr; }
 };
 
-absl::StatusOr<std::unique_ptr<Poller>> NewPoller(PollerBackend backend);
+// `backend` must be resolved (not kAuto).
+absl::StatusOr<std::unique_ptr<Poller>> NewPoller(PollerBackend backend, const UringOptions& uring);
 
 }  // namespace percore

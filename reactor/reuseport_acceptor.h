@@ -28,8 +28,14 @@ class ReusePortAcceptor final : private IoWatcher {
 
  private:
   void OnIoEvent(uint32_t events) override;
+  // io_uring: one completion of the multishot accept (a new fd, or why it ended).
+  void OnCompletion(const PollEvent& event) override;
   // Accepts up to accepts_per_wakeup connections; true if more may be waiting.
   bool AcceptSome();
+  // Hands an accepted socket to the loop, or refuses it over the loop's connection limit.
+  void Accepted(int fd, const SocketAddress& peer);
+  // Counts a failed accept; on EMFILE and the like stops accepting for a while (false).
+  bool AcceptFailed(int err);
 
   EventLoop& loop_;
   Listener listener_;

@@ -65,6 +65,9 @@ absl::Status Server::Start() {
       return absl::InvalidArgumentError(absl::StrCat(std::string(service->name()), ": ", s.message()));
     }
   }
+  absl::StatusOr<PollerBackend> backend = ResolveBackend(options_.backend, options_.uring, &backend_reason_);
+  if (!backend.ok()) return backend.status();
+  backend_ = *backend;
   // Loops write with write(2), so a peer that vanished must yield EPIPE, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
   const std::vector<int> cpus = AllowedCpus();
@@ -73,7 +76,8 @@ absl::Status Server::Start() {
   for (int i = 0; i < options_.loops; ++i) {
     EventLoopOptions loop_options;
     loop_options.index = i;
-    loop_options.backend = options_.backend;
+    loop_options.backend = backend_;
+    loop_options.uring = options_.uring;
     loop_options.cpu = options_.pin ? cpus[i % cpus.size()] : -1;
     loop_options.connection = options_.connection;
     loop_options.return_free_memory = options_.return_free_memory;

@@ -21,7 +21,9 @@ namespace percore {
 
 struct ServerOptions {
   int loops = 0;  // 0: one per CPU this process may run on
-  PollerBackend backend = PollerBackend::kEpoll;
+  // kAuto: io_uring where it can run, else epoll (ResolveBackend); Start says which and why.
+  PollerBackend backend = PollerBackend::kAuto;
+  UringOptions uring = {};  // the io_uring back end's ring and receive-buffer sizes
   BalancePolicyKind balance = BalancePolicyKind::kRoundRobin;
   bool pin = false;  // pin loop i to the i-th allowed CPU
   int max_connections = 100'000;        // over all loops (reuseport: an equal share each); 0 = none
@@ -64,6 +66,10 @@ class Server {
 
   // --- Introspection (thread-safe after Start) ---
   const ServerOptions& options() const { return options_; }
+  // The back end every loop runs (options().backend resolved by Start), and why: one line such
+  // as "io_uring (auto: available)" or "epoll (auto: io_uring unavailable: ...)".
+  PollerBackend backend() const { return backend_; }
+  const std::string& backend_reason() const { return backend_reason_; }
   int loop_count() const { return static_cast<int>(loops_.size()); }
   EventLoop& loop(int i) { return *loops_[i]; }
   const EventLoop& loop(int i) const { return *loops_[i]; }
@@ -91,6 +97,8 @@ class Server {
   EventLoop& acceptor_loop(const ReusePortAcceptor* acceptor);
 
   ServerOptions options_;
+  PollerBackend backend_ = PollerBackend::kEpoll;
+  std::string backend_reason_;
   std::vector<std::shared_ptr<Service>> services_;
   std::vector<ListenerInfo> listeners_;
   std::vector<int> listen_fds_;

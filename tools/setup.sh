@@ -11,6 +11,8 @@ packages=(
   bazel-bootstrap bazel-rules-cc bazel-rules-java pkg-config g++
   libabsl-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The io_uring back end.
+  liburing-dev
   # Sanitizers and fuzzing (clang's runtimes).
   clang libclang-rt-14-dev
   # Real clients the interop tests drive.

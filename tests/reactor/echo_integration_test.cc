@@ -327,7 +327,7 @@ TEST_P(EchoIntegrationTest, EveryByteEchoedAndCounted) {
 
 std::vector<EchoCase> AllCases() {
   std::vector<EchoCase> cases;
-  for (PollerBackend backend : {PollerBackend::kPoll, PollerBackend::kEpoll}) {
+  for (PollerBackend backend : {PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring}) {
     for (BalancePolicyKind policy : {BalancePolicyKind::kRoundRobin, BalancePolicyKind::kLeastConnections,
                                      BalancePolicyKind::kPowerOfTwo, BalancePolicyKind::kReusePort}) {
       for (Workload workload : {Workload::kManyConnections, Workload::kLargeMessages}) {

@@ -130,7 +130,7 @@ std::string BackendName(const ::testing::TestParamInfo<PollerBackend>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EventLoopTest,
-                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll), BackendName);
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring), BackendName);
 
 TEST_P(EventLoopTest, RunsTheRequestedBackend) {
   EXPECT_EQ(loop().backend(), GetParam());
@@ -760,7 +760,7 @@ TEST_P(EventLoopTest, UnwatchedWatcherIsNotCalledForAnEventOfTheSameBatch) {
 class EventLoopDeathTest : public EventLoopTest {};
 
 INSTANTIATE_TEST_SUITE_P(Backends, EventLoopDeathTest,
-                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll), BackendName);
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring), BackendName);
 
 TEST_P(EventLoopDeathTest, AssertInLoopThreadAbortsOffThread) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

@@ -264,7 +264,7 @@ TEST_P(GuardedCallbacksTest, TaskPostedBehindOneThatClosesTheConnectionIsDropped
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GuardedCallbacksTest,
-                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll),
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring),
                          [](const ::testing::TestParamInfo<PollerBackend>& info) {
                            return std::string(PollerBackendName(info.param));
                          });

@@ -513,7 +513,7 @@ TEST_P(StreamingOutputTest, StreamStartedInOnDeadlineIsDeliveredWithoutFurtherIn
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StreamingOutputTest,
-                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll),
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring),
                          [](const ::testing::TestParamInfo<PollerBackend>& info) {
                            return std::string(PollerBackendName(info.param));
                          });

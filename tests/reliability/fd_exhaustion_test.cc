@@ -151,6 +151,16 @@ uint64_t Backoffs(const AcceptCounters& c) { return c.backoffs.Get(); }
 TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   rlimit original{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &original), 0);
+  // The limit is lowered before the server starts and the table is filled up to it later:
+  // an io_uring accept takes RLIMIT_NOFILE when it is armed, so lowering the limit under an
+  // armed multishot accept would not reach it (a real EMFILE is a full table, not a new limit).
+  rlimit lowered = original;
+  lowered.rlim_cur = static_cast<rlim_t>(LowestFreeFd() + 256);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  struct RestoreLimit {
+    const rlimit& limit;
+    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{original};
   ServerOptions options;
   options.balance = GetParam();
   options.loops = GetParam() == BalancePolicyKind::kReusePort ? 1 : 2;
@@ -181,14 +191,10 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
     ASSERT_GE(fd, 0) << errno;
     clients.emplace_back(fd);
   }
-  // No descriptor left: the distributor's first accept fails and it backs off.
-  rlimit lowered = original;
-  lowered.rlim_cur = static_cast<rlim_t>(LowestFreeFd());
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
-  struct RestoreLimit {
-    const rlimit& limit;
-    ~RestoreLimit() { ::setrlimit(RLIMIT_NOFILE, &limit); }
-  } restore{original};
+  // No descriptor left: the first accept fails and accepting backs off.
+  std::vector<ScopedFd> fillers;
+  for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) fillers.emplace_back(fd);
+  ASSERT_EQ(errno, EMFILE);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -201,7 +207,7 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   ASSERT_TRUE(test::WaitUntil([&] { return SumCounters(server, Backoffs) >= 1; },
                               Deadline::In(absl::Seconds(10))));
   ASSERT_EQ(SumCounters(server, Accepted), 1u);  // the warm-up only
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &original), 0);
+  fillers.clear();
 
   // Stop runs beside the clients: the drain's lingering close waits for their FINs.
   std::thread stopper([&server] { server.Stop(10'000'000'000); });
