@@ -3,6 +3,9 @@
 // pause and resume, close in every way, throw). The loop is stepped on this thread between
 // client actions, so every interleaving is reproducible from the input alone.
 //
+// Every input runs twice: on a readiness loop (epoll) and on a completion loop (io_uring),
+// whose receives, sends and cancellations take a different path through the same machine.
+//
 // Checked after every input: the connection is gone within a bounded number of steps (no hang,
 // no leak), every connection handed in was closed under exactly one counted reason, and
 // ASan/UBSan (in --config=fuzz) saw nothing.
@@ -96,7 +99,16 @@ class ScriptService final : public percore::Service {
 
 struct World {
   World() {
+    loops[0] = MakeLoop(percore::PollerBackend::kEpoll);
+    loops[1] = MakeLoop(percore::PollerBackend::kIoUring);
+    auto fd = percore::ListenTcp({"127.0.0.1", 0});
+    if (!fd.ok()) std::abort();
+    listen_fd = *fd;
+    port = percore::LocalAddress(listen_fd)->port();
+  }
+  std::unique_ptr<percore::EventLoop> MakeLoop(percore::PollerBackend backend) {
     percore::EventLoopOptions options;
+    options.backend = backend;
     options.services = {&service};
     options.connection.high_water = 64 * 1024;
     options.connection.low_water = 16 * 1024;
@@ -104,15 +116,17 @@ struct World {
     options.connection.idle_timeout_ns = 0;   // time-based closes would make runs irreproducible
     options.connection.write_timeout_ns = 0;
     options.connection.close_linger_ns = 1'000'000'000;
-    loop = std::move(*percore::EventLoop::Create(options));
-    loop->BindToCurrentThread();
-    auto fd = percore::ListenTcp({"127.0.0.1", 0});
-    if (!fd.ok()) std::abort();
-    listen_fd = *fd;
-    port = percore::LocalAddress(listen_fd)->port();
+    absl::StatusOr<std::unique_ptr<percore::EventLoop>> loop = percore::EventLoop::Create(options);
+    if (!loop.ok()) {
+      std::fprintf(stderr, "connection_fuzz: no %s loop: %s\n", std::string(percore::PollerBackendName(backend)).c_str(),
+                   std::string(loop.status().message()).c_str());
+      std::abort();
+    }
+    (*loop)->BindToCurrentThread();
+    return std::move(*loop);
   }
   ScriptService service;
-  std::unique_ptr<percore::EventLoop> loop;
+  std::unique_ptr<percore::EventLoop> loops[2];
   int listen_fd = -1;
   uint16_t port = 0;
 };
@@ -175,12 +189,7 @@ void ResetClose(int fd) {
   close(fd);
 }
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  World& w = TheWorld();
-  percore::EventLoop& loop = *w.loop;
-
+void RunOne(World& w, percore::EventLoop& loop, const uint8_t* data, size_t size) {
   const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (client < 0) Fail("socket", errno);
   const int small = 8 * 1024;  // small buffers make partial writes and backpressure common
@@ -258,5 +267,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  static_cast<unsigned long>(stats.closed_total()));
     std::abort();
   }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  World& w = TheWorld();
+  for (auto& loop : w.loops) RunOne(w, *loop, data, size);
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "services/http/http_service.h"
+#include "tests/testing/test_backend.h"
 
 namespace percore::http_test {
 
@@ -178,6 +179,7 @@ class HttpServer {
   static ServerOptions TwoLoops() {
     ServerOptions options;
     options.loops = 2;
+    options.backend = test::TestBackend();
     return options;
   }
 

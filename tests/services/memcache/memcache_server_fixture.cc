@@ -14,6 +14,7 @@
 #include "reactor/connection.h"
 #include "services/memcache/item.h"
 #include "services/memcache/memcache_shards.h"
+#include "tests/testing/test_backend.h"
 #include "tests/testing/server_probe.h"
 
 namespace percore::test {
@@ -26,6 +27,7 @@ void MemcacheServerTest::StartServer(MemcacheOptions options, int loops,
   service_ = std::make_shared<MemcacheService>(std::move(options));
   ServerOptions server_options;
   server_options.loops = loops;
+  server_options.backend = test::TestBackend();
   server_options.connection = connection;
   server_ = std::make_unique<Server>(server_options);
   ASSERT_TRUE(server_->AddService(service_).ok());

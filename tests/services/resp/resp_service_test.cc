@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
+#include "tests/testing/test_backend.h"
 
 namespace percore {
 namespace {
@@ -178,6 +179,7 @@ class RespServiceTest : public ::testing::Test {
     if (server_) server_->Stop();
     ServerOptions server_options;
     server_options.loops = 2;
+    server_options.backend = test::TestBackend();
     server_ = std::make_unique<Server>(server_options);
     ASSERT_TRUE(server_->AddService(NewRespService(options)).ok());
     absl::StatusOr<ListenerInfo> info = server_->Listen("resp", HostPort{"127.0.0.1", 0});
