@@ -42,6 +42,9 @@ absl::StatusOr<PollerBackend> ResolveBackend(PollerBackend requested, const Urin
     if (why != nullptr) *why = absl::StrCat(std::string(PollerBackendName(requested)), " (asked for)");
     return requested;
   }
+  // Sizes that no ring can have are a configuration error, on auto too: falling back to epoll
+  // would hide it.
+  if (absl::Status s = CheckUringOptions(uring); !s.ok()) return s;
   absl::Status probe = ProbeIoUring(uring);
   if (probe.ok()) {
     if (why != nullptr) {

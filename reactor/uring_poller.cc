@@ -87,17 +87,23 @@ uint64_t UringPoller::WatchData(int fd, uint32_t generation, Op op) {
   return (static_cast<uint64_t>(generation) << 32) | (static_cast<uint64_t>(fd) << 3) | op;
 }
 
-absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::Create(const UringOptions& options) {
+absl::Status CheckUringOptions(const UringOptions& options) {
+  if (options.entries < 8 || options.entries > 32768) {
+    return absl::InvalidArgumentError(absl::StrCat("io_uring entries = ", options.entries, ": must be in [8, 32768]"));
+  }
   if (options.buffers == 0 || options.buffers > 32768 || (options.buffers & (options.buffers - 1)) != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("io_uring: buffer ring size ", options.buffers, " is not a power of two in [1, 32768]"));
+        absl::StrCat("io_uring buffers = ", options.buffers, ": must be a power of two in [1, 32768]"));
   }
-  if (options.buffer_size < 512) {
-    return absl::InvalidArgumentError(absl::StrCat("io_uring: buffer size ", options.buffer_size, " is below 512"));
+  if (options.buffer_size < 512 || options.buffer_size > (1u << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("io_uring buffer_size = ", options.buffer_size, ": must be in [512, 1048576]"));
   }
-  if (options.entries < 8 || options.entries > 32768) {
-    return absl::InvalidArgumentError(absl::StrCat("io_uring: ", options.entries, " entries is not in [8, 32768]"));
-  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::Create(const UringOptions& options) {
+  if (absl::Status s = CheckUringOptions(options); !s.ok()) return s;
   std::unique_ptr<UringPoller> poller(new UringPoller(options));
   if (absl::Status s = poller->Init(); !s.ok()) return s;
   return poller;

@@ -24,6 +24,10 @@ struct UringOptions {
   unsigned buffer_size = 16384;    // bytes per receive buffer
 };
 
+// Whether `options` are sizes a ring can have (entries in [8, 32768], buffers a power of two in
+// [1, 32768], buffer_size in [512, 1 MiB]); the error names the field and its value.
+absl::Status CheckUringOptions(const UringOptions& options);
+
 // Why io_uring cannot run here, or OK: set up a ring with the features UringPoller uses and tear
 // it down again. The message names the cause (kernel.io_uring_disabled, a seccomp filter, a
 // kernel too old for provided-buffer rings, the locked-memory limit).

@@ -17,11 +17,20 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "reactor/server.h"
+#include "reactor/uring_poller.h"
 #include "services/admin/admin_server.h"
 #include "tools/service_catalog.h"
 
 ABSL_FLAG(int, loops, 0, "Event loops (threads), one per core. 0: one per CPU this process may run on.");
-ABSL_FLAG(std::string, backend, "epoll", "Readiness back end of every loop: poll or epoll.");
+ABSL_FLAG(std::string, backend, "auto",
+          "Back end of every loop: auto (io_uring where the kernel allows it, else epoll), io_uring, epoll or poll.");
+ABSL_FLAG(int, uring_entries, static_cast<int>(percore::UringOptions().entries),
+          "io_uring: submission queue entries of each loop's ring, 8 to 32768 (the completion queue has 16 times "
+          "that).");
+ABSL_FLAG(int, uring_buffers, static_cast<int>(percore::UringOptions().buffers),
+          "io_uring: receive buffers in each loop's provided-buffer ring, a power of two from 1 to 32768.");
+ABSL_FLAG(int, uring_buffer_size, static_cast<int>(percore::UringOptions().buffer_size),
+          "io_uring: bytes per receive buffer, at least 512.");
 ABSL_FLAG(std::string, balance, "round_robin",
           "How new connections are spread over loops: round_robin, least_connections, power_of_two "
           "(two random loops, the less loaded wins), or reuseport (one SO_REUSEPORT listener per "
@@ -57,7 +66,22 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.loops = absl::GetFlag(FLAGS_loops);
   if (options.loops < 0) return absl::InvalidArgumentError("--loops must be >= 0");
   if (!ParsePollerBackend(absl::GetFlag(FLAGS_backend), &options.backend)) {
-    return absl::InvalidArgumentError(absl::StrCat("--backend: '", absl::GetFlag(FLAGS_backend), "' is not poll or epoll"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend: '", absl::GetFlag(FLAGS_backend), "' is not auto, io_uring, epoll or poll"));
+  }
+  // Checked whatever the back end: a size no ring can have is a usage error, never a reason for
+  // auto to fall back to epoll.
+  const int entries = absl::GetFlag(FLAGS_uring_entries);
+  const int buffers = absl::GetFlag(FLAGS_uring_buffers);
+  const int buffer_size = absl::GetFlag(FLAGS_uring_buffer_size);
+  if (entries < 0 || buffers < 0 || buffer_size < 0) {
+    return absl::InvalidArgumentError("--uring_entries, --uring_buffers and --uring_buffer_size cannot be negative");
+  }
+  options.uring.entries = static_cast<unsigned>(entries);
+  options.uring.buffers = static_cast<unsigned>(buffers);
+  options.uring.buffer_size = static_cast<unsigned>(buffer_size);
+  if (absl::Status s = CheckUringOptions(options.uring); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--uring_*: ", s.message()));
   }
   if (!ParseBalancePolicy(absl::GetFlag(FLAGS_balance), &options.balance)) {
     return absl::InvalidArgumentError(absl::StrCat("--balance: unknown policy '", absl::GetFlag(FLAGS_balance), "'"));
@@ -74,9 +98,10 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
 // The daemon's flags as GetConfig reports them.
 std::vector<std::pair<std::string, std::string>> FlagValues() {
   std::vector<std::pair<std::string, std::string>> values;
-  for (const char* name : {"listen", "loops", "backend", "balance", "pin", "idle_timeout", "write_timeout",
-                           "max_connections", "max_connections_per_loop", "drain_timeout", "admin_listen",
-                           "admin_readonly", "return_free_memory"}) {
+  for (const char* name : {"listen", "loops", "backend", "uring_entries", "uring_buffers", "uring_buffer_size",
+                           "balance", "pin", "idle_timeout", "write_timeout", "max_connections",
+                           "max_connections_per_loop", "drain_timeout", "admin_listen", "admin_readonly",
+                           "return_free_memory"}) {
     if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
       values.emplace_back(name, flag->CurrentValue());
     }
@@ -121,8 +146,8 @@ int Main() {
     // Limits that cannot work together are a usage error, like a bad flag.
     return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
-  std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(),
-              std::string(PollerBackendName(options->backend)).c_str(),
+  // The back end as Start resolved it, with why: "io_uring (auto: available)".
+  std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(), server.backend_reason().c_str(),
               std::string(BalancePolicyName(options->balance)).c_str());
   for (const ListenerInfo& l : server.listeners()) {
     std::printf("percored: %s listening on %s\n", l.service.c_str(), l.bound.ToString().c_str());
@@ -163,8 +188,9 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "percore daemon: serves the built-in services, one event loop per core.\n"
-      "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=epoll|poll] "
-      "[--balance=POLICY] [--admin_listen=127.0.0.1:9100] ...\nRun with --helpfull for every flag.");
+      "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=auto|io_uring|epoll|poll] "
+      "[--uring_entries=N] [--uring_buffers=N] [--uring_buffer_size=BYTES] [--balance=POLICY] "
+      "[--admin_listen=127.0.0.1:9100] ...\nRun with --helpfull for every flag.");
   absl::ParseCommandLine(argc, argv);
   return percore::Main();
 }

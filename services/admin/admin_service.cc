@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "core/clock.h"
 #include "reactor/connection.h"
+#include "reactor/uring_poller.h"
 #include "services/admin/grpc_status.h"
 #include "services/admin/loop_queries.h"
 #include "services/admin/prometheus.h"
@@ -153,7 +154,28 @@ grpc::Status AdminService::GetConfig(grpc::ServerContext* context, const v1::Get
                                      v1::Config* response) {
   const ServerOptions& o = server_.options();
   response->set_loops(server_.loop_count() > 0 ? server_.loop_count() : o.loops);
-  response->set_backend(std::string(PollerBackendName(o.backend)));
+  // Before Start nothing is resolved yet: the back end is what was asked for.
+  const bool started = server_.loop_count() > 0;
+  const PollerBackend backend = started ? server_.backend() : o.backend;
+  response->set_backend(std::string(PollerBackendName(backend)));
+  response->set_requested_backend(std::string(PollerBackendName(o.backend)));
+  response->set_backend_reason(server_.backend_reason());
+  for (int i = 0; i < server_.loop_count(); ++i) {
+    EventLoop& loop = server_.loop(i);
+    v1::LoopBackend* lb = response->add_loop_backends();
+    lb->set_loop(i);
+    lb->set_backend(std::string(PollerBackendName(loop.backend())));
+    if (const UringPoller* uring = loop.uring(); uring != nullptr) {
+      lb->set_uring_mode(std::string(uring->mode()));
+      lb->set_uring_buffers(uring->buffer_count());
+    }
+  }
+  if (started && backend == PollerBackend::kIoUring) {
+    v1::UringConfig* u = response->mutable_uring();
+    u->set_entries(o.uring.entries);
+    u->set_buffers(o.uring.buffers);
+    u->set_buffer_size(o.uring.buffer_size);
+  }
   response->set_balance_policy(std::string(BalancePolicyName(server_.balance_policy())));
   response->set_initial_balance_policy(std::string(BalancePolicyName(initial_policy_)));
   response->set_pin(o.pin);

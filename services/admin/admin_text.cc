@@ -39,6 +39,9 @@ class Rates {
 
 std::string Percent(double fraction) { return absl::StrFormat("%.1f%%", fraction * 100); }
 
+// `part` per `whole` (two rates over the same interval), or "-" when there is no whole.
+std::string Ratio(double part, double whole) { return whole > 0 ? absl::StrFormat("%.2f", part / whole) : "-"; }
+
 }  // namespace
 
 std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
@@ -71,6 +74,27 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                   !l.running() ? "stopped" : l.draining() ? "draining" : "accepting"});
   }
   absl::StrAppend(&out, loops.Render(), "\n");
+
+  // The io_uring back end's figures, when the loops run it: submissions per io_uring_enter and
+  // completions per iteration over the same interval as the rates.
+  bool uring = s.backend() == "io_uring";
+  for (const v1::LoopStats& l : now.loops()) uring |= l.uring_enters() > 0;
+  if (uring) {
+    TextTable table({"loop", "enters/s", "sub/enter", "cqe/iter", "buf exhausted", "rearms", "cq overflows"}, "r");
+    for (int i = 0; i < now.loops_size(); ++i) {
+      const v1::LoopStats& l = now.loops(i);
+      const bool then = previous != nullptr && i < previous->loops_size();
+      auto rate = [&](uint64_t (v1::LoopStats::*field)() const) {
+        return rates.Of(now, then, [i, field](const v1::Stats& st) { return (st.loops(i).*field)(); });
+      };
+      const double enters = rate(&v1::LoopStats::uring_enters);
+      table.AddRow({absl::StrCat(l.index()), HumanCount(enters), Ratio(rate(&v1::LoopStats::uring_submissions), enters),
+                    Ratio(rate(&v1::LoopStats::uring_completions), rate(&v1::LoopStats::iterations)),
+                    absl::StrCat(l.uring_buffer_exhaustions()), absl::StrCat(l.uring_multishot_rearms()),
+                    absl::StrCat(l.uring_cq_overflows())});
+    }
+    absl::StrAppend(&out, table.Render(), "\n");
+  }
 
   const v1::DistributorStats& d = now.distributor();
   std::vector<std::string> errors;
@@ -120,6 +144,19 @@ std::string ConfigText(const v1::Config& c) {
   TextTable table({"setting", "value"}, "ll");
   table.AddRow({"loops", absl::StrCat(c.loops())});
   table.AddRow({"backend", c.backend()});
+  table.AddRow({"requested_backend", c.requested_backend()});
+  table.AddRow({"backend_reason", c.backend_reason()});
+  for (const v1::LoopBackend& lb : c.loop_backends()) {
+    table.AddRow({absl::StrCat("loop ", lb.loop(), " backend"),
+                  lb.uring_mode().empty()
+                      ? lb.backend()
+                      : absl::StrCat(lb.backend(), " (", lb.uring_mode(), ", ", lb.uring_buffers(), " buffers)")});
+  }
+  if (c.has_uring()) {
+    table.AddRow({"uring_entries", absl::StrCat(c.uring().entries())});
+    table.AddRow({"uring_buffers", absl::StrCat(c.uring().buffers())});
+    table.AddRow({"uring_buffer_size", HumanBytes(static_cast<double>(c.uring().buffer_size()))});
+  }
   table.AddRow({"balance_policy", c.balance_policy()});
   table.AddRow({"initial_balance_policy", c.initial_balance_policy()});
   table.AddRow({"pin", c.pin() ? "true" : "false"});

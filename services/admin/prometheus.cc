@@ -36,7 +36,7 @@ void PerLoopSeconds(PrometheusWriter& w, Server& server, const std::vector<std::
 void WriteProcess(PrometheusWriter& w, Server& server) {
   w.Family("percore_build_info", "gauge", "Always 1; the labels describe the build and the loops' back end.");
   const std::string build = BuildDescription();
-  const std::string backend(PollerBackendName(server.options().backend));
+  const std::string backend(PollerBackendName(server.backend()));
   w.Sample("percore_build_info", {{"version", kPercoreVersion}, {"build", View(build)}, {"backend", View(backend)}}, 1);
   w.Family("percore_balance_policy_info", "gauge", "Always 1; the label is the balancing policy in force.");
   const std::string policy(BalancePolicyName(server.balance_policy()));
@@ -142,6 +142,25 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
   PerLoopCounter(w, server, loops, "percore_loop_buffer_blocks_allocated_total",
                  "16 KiB buffer blocks the loop's pool has allocated.",
                  [](const LoopStats& s) { return static_cast<uint64_t>(s.buffer_blocks_allocated.Get()); });
+
+  // The io_uring back end; zero on poll and epoll.
+  PerLoopCounter(w, server, loops, "percore_loop_uring_enters_total",
+                 "io_uring_enter calls (submitting and waiting in one).",
+                 [](const LoopStats& s) { return s.uring_enters.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_uring_submissions_total",
+                 "Operations handed to the kernel through the io_uring.",
+                 [](const LoopStats& s) { return s.uring_submissions.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_uring_completions_total", "io_uring completions reaped.",
+                 [](const LoopStats& s) { return s.uring_completions.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_uring_buffer_exhaustions_total",
+                 "Receives ended because the loop's provided-buffer ring was empty.",
+                 [](const LoopStats& s) { return s.uring_buffer_exhaustions.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_uring_multishot_rearms_total",
+                 "Multishot receives re-armed after the kernel ended one.",
+                 [](const LoopStats& s) { return s.uring_multishot_rearms.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_uring_cq_overflows_total",
+                 "Times the kernel held completions back for lack of room in the completion queue (none lost).",
+                 [](const LoopStats& s) { return s.uring_cq_overflows.Get(); });
 }
 
 void WriteAccepting(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {

@@ -74,7 +74,7 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
   info->set_uptime_ns(wall - start_unix_ns_);
   info->set_start_unix_ns(start_unix_ns_);
   info->set_build(BuildDescription());
-  info->set_backend(std::string(PollerBackendName(server_.options().backend)));
+  info->set_backend(std::string(PollerBackendName(server_.backend())));
   info->set_balance_policy(std::string(BalancePolicyName(server_.balance_policy())));
   info->set_loop_count(server_.loop_count());
   info->set_rss_bytes(ResidentMemoryBytes());
@@ -135,6 +135,12 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_task_errors(s.task_errors.Get());
     l->set_memory_trims(s.memory_trims.Get());
     l->set_memory_trim_ns(s.memory_trim_ns.Get());
+    l->set_uring_enters(s.uring_enters.Get());
+    l->set_uring_submissions(s.uring_submissions.Get());
+    l->set_uring_completions(s.uring_completions.Get());
+    l->set_uring_buffer_exhaustions(s.uring_buffer_exhaustions.Get());
+    l->set_uring_multishot_rearms(s.uring_multishot_rearms.Get());
+    l->set_uring_cq_overflows(s.uring_cq_overflows.Get());
   }
 
   const AcceptTotals totals = SumAcceptCounters(server_);

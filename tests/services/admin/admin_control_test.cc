@@ -26,7 +26,18 @@ TEST_F(AdminTest, GetConfigReportsTheEffectiveConfiguration) {
   v1::Config config;
   ASSERT_TRUE(stub_->GetConfig(Context().get(), v1::GetConfigRequest(), &config).ok());
   EXPECT_EQ(config.loops(), 2);
-  EXPECT_EQ(config.backend(), "epoll");
+  // Auto, resolved by Start: the back end the loops run, and why.
+  EXPECT_EQ(config.backend(), PollerBackendName(server_->backend()));
+  EXPECT_NE(config.backend(), "auto");
+  EXPECT_EQ(config.requested_backend(), "auto");
+  EXPECT_EQ(config.backend_reason(), server_->backend_reason());
+  EXPECT_EQ(config.backend_reason().rfind(config.backend() + " (auto: ", 0), 0u) << config.backend_reason();
+  ASSERT_EQ(config.loop_backends_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(config.loop_backends(i).loop(), i);
+    EXPECT_EQ(config.loop_backends(i).backend(), config.backend());
+  }
+  EXPECT_EQ(config.has_uring(), server_->backend() == PollerBackend::kIoUring);
   EXPECT_EQ(config.balance_policy(), "round_robin");
   EXPECT_EQ(config.initial_balance_policy(), "round_robin");
   EXPECT_FALSE(config.pin());
@@ -46,6 +57,52 @@ TEST_F(AdminTest, GetConfigReportsTheEffectiveConfiguration) {
   EXPECT_EQ(config.flags(0).value(), "echo=127.0.0.1:0");
   EXPECT_FALSE(config.admin_readonly());
   EXPECT_EQ(config.draining_loops_size(), 0);
+}
+
+TEST_F(AdminTest, GetConfigReportsAnExplicitEpoll) {
+  AdminSetup setup;
+  setup.backend = PollerBackend::kEpoll;
+  StartAll(setup);
+  v1::Config config;
+  ASSERT_TRUE(stub_->GetConfig(Context().get(), v1::GetConfigRequest(), &config).ok());
+  EXPECT_EQ(config.backend(), "epoll");
+  EXPECT_EQ(config.requested_backend(), "epoll");
+  EXPECT_EQ(config.backend_reason(), "epoll (asked for)");
+  ASSERT_EQ(config.loop_backends_size(), 2);
+  for (const v1::LoopBackend& lb : config.loop_backends()) {
+    EXPECT_EQ(lb.backend(), "epoll");
+    EXPECT_EQ(lb.uring_mode(), "");
+    EXPECT_EQ(lb.uring_buffers(), 0u);
+  }
+  EXPECT_FALSE(config.has_uring());
+}
+
+TEST_F(AdminTest, GetConfigReportsTheRingsOfIoUring) {
+  if (!IoUringAvailable()) GTEST_SKIP() << "io_uring cannot run here";
+  AdminSetup setup;
+  setup.backend = PollerBackend::kIoUring;
+  setup.uring.entries = 64;
+  setup.uring.buffers = 32;
+  setup.uring.buffer_size = 4096;
+  StartAll(setup);
+  v1::Config config;
+  ASSERT_TRUE(stub_->GetConfig(Context().get(), v1::GetConfigRequest(), &config).ok());
+  EXPECT_EQ(config.backend(), "io_uring");
+  EXPECT_EQ(config.requested_backend(), "io_uring");
+  EXPECT_EQ(config.backend_reason(), "io_uring (asked for)");
+  ASSERT_EQ(config.loop_backends_size(), 2);
+  for (const v1::LoopBackend& lb : config.loop_backends()) {
+    SCOPED_TRACE(lb.loop());
+    EXPECT_EQ(lb.backend(), "io_uring");
+    EXPECT_TRUE(lb.uring_mode() == "defer_taskrun" || lb.uring_mode() == "coop_taskrun" || lb.uring_mode() == "plain")
+        << lb.uring_mode();
+    EXPECT_EQ(lb.uring_mode(), server_->loop(lb.loop()).uring()->mode());
+    EXPECT_EQ(lb.uring_buffers(), 32u);
+  }
+  ASSERT_TRUE(config.has_uring());
+  EXPECT_EQ(config.uring().entries(), 64u);
+  EXPECT_EQ(config.uring().buffers(), 32u);
+  EXPECT_EQ(config.uring().buffer_size(), 4096u);
 }
 
 TEST_F(AdminTest, SetBalancePolicyChangesThePolicyInForce) {

@@ -13,7 +13,9 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "reactor/poller.h"
 #include "reactor/server.h"
+#include "reactor/uring_poller.h"
 #include "services/admin/admin.grpc.pb.h"
 #include "services/admin/admin_server.h"
 #include "services/echo/echo_service.h"
@@ -28,7 +30,16 @@ struct AdminSetup {
   BalancePolicyKind balance = BalancePolicyKind::kRoundRobin;
   bool readonly = false;
   int64_t loop_timeout_ns = 1'000'000'000;
+  PollerBackend backend = PollerBackend::kAuto;
+  UringOptions uring = {};
 };
+
+// Whether this machine can run the io_uring back end (a container may forbid it).
+inline bool IoUringAvailable() {
+  std::string why;
+  absl::StatusOr<PollerBackend> backend = ResolveBackend(PollerBackend::kAuto, UringOptions{}, &why);
+  return backend.ok() && *backend == PollerBackend::kIoUring;
+}
 
 // A real percore::Server (two loops, echo and the loop-blocking test service on loopback port 0)
 // with an AdminServer on 127.0.0.1:0 and a client stub for it.
@@ -38,6 +49,8 @@ class AdminTest : public ::testing::Test {
     ServerOptions options;
     options.loops = 2;
     options.balance = setup.balance;
+    options.backend = setup.backend;
+    options.uring = setup.uring;
     server_ = std::make_unique<Server>(options);
     blocker_ = std::make_shared<BlockingService>(release_.get_future().share());
     ASSERT_TRUE(server_->AddService(NewEchoService()).ok());

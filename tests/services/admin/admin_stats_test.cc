@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/services/admin/admin_fixture.h"
 
@@ -61,7 +63,9 @@ TEST_F(AdminTest, GetStatsCountsExactlyTheTrafficSent) {
 
   const v1::ServerInfo& info = s.server();
   EXPECT_EQ(info.loop_count(), 2);
-  EXPECT_EQ(info.backend(), "epoll");
+  // The back end the loops really run: auto resolved, never "auto" itself.
+  EXPECT_EQ(info.backend(), PollerBackendName(server_->backend()));
+  EXPECT_NE(info.backend(), "auto");
   EXPECT_EQ(info.balance_policy(), "round_robin");
   EXPECT_TRUE(info.running());
   EXPECT_TRUE(info.serving());
@@ -188,6 +192,92 @@ TEST_F(AdminTest, ATaskThatThrowsIsCountedAndTheLoopServesOn) {
   ASSERT_TRUE(stub_->GetPrometheus(Context().get(), v1::GetPrometheusRequest(), &text).ok());
   EXPECT_NE(text.text().find("percore_loop_task_errors_total{loop=\"1\"} 1\n"), std::string::npos);
   EXPECT_NE(text.text().find("percore_loop_write_budget_yields_total{loop=\"0\"} 0\n"), std::string::npos);
+}
+
+uint64_t Metric(const std::string& text, const std::string& series) {
+  const std::string prefix = series + " ";
+  const size_t at = text.find("\n" + prefix);
+  EXPECT_NE(at, std::string::npos) << series << " missing in\n" << text;
+  if (at == std::string::npos) return 0;
+  uint64_t value = 0;
+  const size_t begin = at + 1 + prefix.size();
+  EXPECT_TRUE(absl::SimpleAtoi(text.substr(begin, text.find('\n', begin) - begin), &value)) << series;
+  return value;
+}
+
+// The io_uring families, percore_loop_uring_*_total.
+constexpr const char* kUringCounters[] = {"enters", "submissions", "completions",
+                                          "buffer_exhaustions", "multishot_rearms", "cq_overflows"};
+
+// On io_uring, traffic shows in the loops' ring counters, in GetStats and in the Prometheus text.
+TEST_F(AdminTest, UringCountersCountTheRingsWork) {
+  if (!IoUringAvailable()) GTEST_SKIP() << "io_uring cannot run here";
+  AdminSetup setup;
+  setup.backend = PollerBackend::kIoUring;
+  StartAll(setup);
+  ASSERT_EQ(server_->backend(), PollerBackend::kIoUring);
+  // Round robin: one connection on each loop.
+  const int first = Connect(echo_port_);
+  const int second = Connect(echo_port_);
+  for (int m = 0; m < 20; ++m) {
+    ASSERT_NO_FATAL_FAILURE(Echo(first, "uring one"));
+    ASSERT_NO_FATAL_FAILURE(Echo(second, "uring two"));
+  }
+  const v1::Stats s = StatsWhen([](const v1::Stats& st) {
+    for (const v1::LoopStats& l : st.loops()) {
+      if (l.uring_enters() == 0 || l.uring_completions() == 0) return false;
+    }
+    return SumLoops(st, &v1::LoopStats::bytes_out) == 360;
+  });
+  EXPECT_EQ(s.server().backend(), "io_uring");
+  ASSERT_EQ(s.loops_size(), 2);
+  for (const v1::LoopStats& l : s.loops()) {
+    SCOPED_TRACE(l.index());
+    EXPECT_GT(l.uring_enters(), 0u);
+    EXPECT_GT(l.uring_submissions(), 0u);
+    EXPECT_GT(l.uring_completions(), 0u);
+    // 20 small echoes fit in the default ring and queue.
+    EXPECT_EQ(l.uring_buffer_exhaustions(), 0u);
+    EXPECT_EQ(l.uring_cq_overflows(), 0u);
+  }
+
+  v1::PrometheusText text;
+  ASSERT_TRUE(stub_->GetPrometheus(Context().get(), v1::GetPrometheusRequest(), &text).ok());
+  EXPECT_NE(text.text().find("backend=\"io_uring\""), std::string::npos) << text.text();
+  for (const char* counter : kUringCounters) {
+    const std::string family = absl::StrCat("percore_loop_uring_", counter, "_total");
+    EXPECT_NE(text.text().find("# TYPE " + family + " counter\n"), std::string::npos) << family;
+    for (int loop = 0; loop < 2; ++loop) Metric(text.text(), absl::StrCat(family, "{loop=\"", loop, "\"}"));
+  }
+  for (int loop = 0; loop < 2; ++loop) {
+    EXPECT_GT(Metric(text.text(), absl::StrCat("percore_loop_uring_enters_total{loop=\"", loop, "\"}")), 0u);
+    EXPECT_GT(Metric(text.text(), absl::StrCat("percore_loop_uring_completions_total{loop=\"", loop, "\"}")), 0u);
+  }
+}
+
+// On epoll the ring counters are there, and zero.
+TEST_F(AdminTest, UringCountersAreZeroOnEpoll) {
+  AdminSetup setup;
+  setup.backend = PollerBackend::kEpoll;
+  StartAll(setup);
+  const int fd = Connect(echo_port_);
+  ASSERT_NO_FATAL_FAILURE(Echo(fd, "epoll"));
+  const v1::Stats s = StatsWhen([](const v1::Stats& st) { return SumLoops(st, &v1::LoopStats::bytes_out) == 5; });
+  EXPECT_EQ(s.server().backend(), "epoll");
+  EXPECT_EQ(SumLoops(s, &v1::LoopStats::bytes_out), 5u);
+  for (auto field : {&v1::LoopStats::uring_enters, &v1::LoopStats::uring_submissions,
+                     &v1::LoopStats::uring_completions, &v1::LoopStats::uring_buffer_exhaustions,
+                     &v1::LoopStats::uring_multishot_rearms, &v1::LoopStats::uring_cq_overflows}) {
+    EXPECT_EQ(SumLoops(s, field), 0u);
+  }
+  v1::PrometheusText text;
+  ASSERT_TRUE(stub_->GetPrometheus(Context().get(), v1::GetPrometheusRequest(), &text).ok());
+  EXPECT_NE(text.text().find("backend=\"epoll\""), std::string::npos) << text.text();
+  for (const char* counter : kUringCounters) {
+    for (int loop = 0; loop < 2; ++loop) {
+      EXPECT_EQ(Metric(text.text(), absl::StrCat("percore_loop_uring_", counter, "_total{loop=\"", loop, "\"}")), 0u);
+    }
+  }
 }
 
 TEST_F(AdminTest, GetPrometheusServesTheTextExposition) {

@@ -1,7 +1,9 @@
 // The human-readable renderings percorectl prints.
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "services/admin/admin.pb.h"
 #include "services/admin/admin_text.h"
@@ -82,6 +84,87 @@ TEST(AdminTextTest, StatsRatesSinceStartAndBetweenSnapshots) {
   EXPECT_NE(text.find("rates over the last 1.0s"), std::string::npos) << text;
   EXPECT_NE(text.find("1.00KiB"), std::string::npos) << text;
   EXPECT_NE(text.find("  50  "), std::string::npos) << text;  // 50 requests in 1 s
+}
+
+// The cells of the row under the header line that holds `header`, split at runs of spaces.
+std::vector<std::string> RowBelow(const std::string& text, const std::string& header) {
+  const size_t at = text.find(header);
+  if (at == std::string::npos) return {};
+  const size_t begin = text.find('\n', at) + 1;
+  return absl::StrSplit(text.substr(begin, text.find('\n', begin) - begin), ' ', absl::SkipEmpty());
+}
+
+TEST(AdminTextTest, StatsShowTheRingsOnIoUringOnly) {
+  v1::Stats first = Snapshot(2'000'000'000, 4096, 100);
+  EXPECT_EQ(StatsText(first, nullptr).find("sub/enter"), std::string::npos);
+
+  first.mutable_server()->set_backend("io_uring");
+  v1::LoopStats* l = first.mutable_loops(0);
+  l->set_iterations(100);
+  l->set_uring_enters(100);
+  l->set_uring_submissions(150);
+  l->set_uring_completions(250);
+  l->set_uring_buffer_exhaustions(7);
+  std::string text = StatsText(first, nullptr);
+  EXPECT_NE(text.find("  io_uring  "), std::string::npos) << text;
+  EXPECT_NE(text.find("sub/enter"), std::string::npos) << text;
+  EXPECT_NE(text.find("cqe/iter"), std::string::npos) << text;
+  // 100 enters over 2 s; 1.5 submissions per enter; 2.5 completions per iteration.
+  EXPECT_EQ(RowBelow(text, "sub/enter"), (std::vector<std::string>{"0", "50", "1.50", "2.50", "7", "0", "0"}))
+      << text;
+
+  // Between snapshots: the ratios of what happened in between.
+  v1::Stats second = first;
+  second.set_taken_unix_ns(3'000'000'000);
+  l = second.mutable_loops(0);
+  l->set_iterations(200);
+  l->set_uring_enters(110);
+  l->set_uring_submissions(190);
+  l->set_uring_completions(300);
+  text = StatsText(second, &first);
+  EXPECT_EQ(RowBelow(text, "sub/enter"), (std::vector<std::string>{"0", "10", "4.00", "0.50", "7", "0", "0"}))
+      << text;
+  // Nothing happened in the interval: no ratio.
+  v1::Stats third = second;
+  third.set_taken_unix_ns(4'000'000'000);
+  text = StatsText(third, &second);
+  EXPECT_EQ(RowBelow(text, "sub/enter"), (std::vector<std::string>{"0", "0", "-", "-", "7", "0", "0"})) << text;
+}
+
+TEST(AdminTextTest, ConfigShowsTheBackEndOfEachLoop) {
+  v1::Config c;
+  c.set_loops(2);
+  c.set_backend("io_uring");
+  c.set_requested_backend("auto");
+  c.set_backend_reason("io_uring (auto: available)");
+  for (int i = 0; i < 2; ++i) {
+    v1::LoopBackend* lb = c.add_loop_backends();
+    lb->set_loop(i);
+    lb->set_backend("io_uring");
+    lb->set_uring_mode("defer_taskrun");
+    lb->set_uring_buffers(256);
+  }
+  c.mutable_uring()->set_entries(1024);
+  c.mutable_uring()->set_buffers(256);
+  c.mutable_uring()->set_buffer_size(16384);
+  std::string text = ConfigText(c);
+  EXPECT_NE(text.find("requested_backend         auto\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("backend_reason            io_uring (auto: available)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("loop 1 backend            io_uring (defer_taskrun, 256 buffers)\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("uring_entries             1024\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("uring_buffer_size         16.0KiB\n"), std::string::npos) << text;
+
+  c.set_backend("epoll");
+  c.clear_uring();
+  for (v1::LoopBackend& lb : *c.mutable_loop_backends()) {
+    lb.set_backend("epoll");
+    lb.clear_uring_mode();
+    lb.clear_uring_buffers();
+  }
+  text = ConfigText(c);
+  EXPECT_NE(text.find("loop 0 backend            epoll\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("uring_entries"), std::string::npos) << text;
 }
 
 TEST(AdminTextTest, ConnectionsListStalledLoops) {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -63,6 +64,16 @@ std::set<std::string> SeriesOf(const std::string& text) {
   return keys;
 }
 
+// The value of one row of `percorectl config`'s table ("" if there is no such row).
+std::string SettingOf(const std::string& table, const std::string& setting) {
+  for (absl::string_view line : absl::StrSplit(table, '\n', absl::SkipEmpty())) {
+    if (line.rfind(setting + "  ", 0) != 0) continue;
+    line.remove_prefix(setting.size());
+    return std::string(line.substr(line.find_first_not_of(' ')));
+  }
+  return "";
+}
+
 class PercoredTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -112,6 +123,12 @@ class PercoredTest : public ::testing::Test {
 };
 
 TEST_F(PercoredTest, EveryModeOfPercorectl) {
+  // The start-up line names the back end auto resolved to, and why.
+  // (SetUp has read past it.)
+  const std::string& out = daemon_->stdout_text();
+  EXPECT_TRUE(out.rfind("percored: 2 loops, backend io_uring (auto: available), balance round_robin\n", 0) == 0 ||
+              out.rfind("percored: 2 loops, backend epoll (auto: io_uring unavailable: ", 0) == 0)
+      << out;
   ASSERT_NO_FATAL_FAILURE(DriveTraffic());
 
   RunResult r = Ctl({"stats"});
@@ -140,6 +157,8 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   ASSERT_TRUE(stub->GetPrometheus(&context, v1::GetPrometheusRequest(), &direct).ok());
   EXPECT_EQ(SeriesOf(r.out), SeriesOf(direct.text()));
   EXPECT_NE(r.out.find("percore_loop_received_bytes_total{loop=\"0\"} 1000\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("percore_loop_uring_enters_total{loop=\"1\"} "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(absl::StrCat("backend=\"", stats.server().backend(), "\"")), std::string::npos) << r.out;
 
   r = Ctl({"watch", "--interval=50ms", "--count=3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -172,9 +191,18 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   EXPECT_NE(r.out.find("--listen"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("echo=127.0.0.1:0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--admin_listen"), std::string::npos) << r.out;
+  EXPECT_EQ(SettingOf(r.out, "requested_backend"), "auto") << r.out;
+  EXPECT_EQ(SettingOf(r.out, "backend_reason").rfind(stats.server().backend() + " (auto: ", 0), 0u) << r.out;
+  EXPECT_EQ(SettingOf(r.out, "loop 1 backend").rfind(stats.server().backend(), 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("--uring_buffers"), std::string::npos) << r.out;
   r = Ctl({"--json", "config"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(FromJson<v1::Config>(r.out).loops(), 2);
+  const v1::Config config = FromJson<v1::Config>(r.out);
+  EXPECT_EQ(config.loops(), 2);
+  EXPECT_EQ(config.backend(), stats.server().backend());
+  EXPECT_EQ(config.requested_backend(), "auto");
+  EXPECT_EQ(config.loop_backends_size(), 2);
+  EXPECT_EQ(config.has_uring(), config.backend() == "io_uring");
 
   r = Ctl({"balance", "least_connections"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -242,6 +270,22 @@ TEST_F(PercoredTest, WatchRunsUntilSigint) {
   ASSERT_FALSE(watch.WaitForLine("=== ").empty()) << watch.stderr_text();
   watch.Signal(SIGINT);
   EXPECT_EQ(watch.Wait(), 0) << watch.stderr_text();
+}
+
+TEST(PercoredFlagsTest, BadBackEndOrRingSizesAreUsageErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--backend=kqueue", "--backend: 'kqueue' is not auto, io_uring, epoll or poll"},
+      {"--uring_entries=4", "--uring_*: io_uring entries = 4: must be in [8, 32768]"},
+      {"--uring_buffers=100", "--uring_*: io_uring buffers = 100: must be a power of two in [1, 32768]"},
+      {"--uring_buffer_size=100", "--uring_*: io_uring buffer_size = 100: must be in [512, 1048576]"},
+  };
+  for (const auto& [flag, message] : cases) {
+    SCOPED_TRACE(flag);
+    const RunResult r = RunCommand(
+        {Runfile("tools/percored"), flag, "--loops=1", "--listen=echo=127.0.0.1:0", "--admin_listen="});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err, "percored: " + message + "\n");
+  }
 }
 
 TEST(PercorectlTest, UnreachableAdminFailsWithOneClearLine) {
