@@ -68,6 +68,7 @@ absl::Status EventLoop::Init() {
   if (!poller.ok()) return poller.status();
   poller_ = std::move(*poller);
   uring_ = poller_->uring();
+  if (uring_ != nullptr) uring_->set_wake_watcher(static_cast<IoWatcher*>(this));
   events_.resize(options_.max_events > 0 ? options_.max_events : 256);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return ErrnoStatus(errno, "eventfd");
@@ -304,6 +305,12 @@ void EventLoop::UpdateUringStats() {
 void EventLoop::Wake() {
   // Sequentially consistent, with the store in OnIoEvent: see TaskQueue::TakeAll.
   if (wake_pending_.exchange(true, std::memory_order_seq_cst)) return;
+  // A loop that has not started waits in no ring yet; its first Wait sees the queues anyway,
+  // but the eventfd keeps the count for it either way.
+  if (uring_ != nullptr && options_.uring.wake_by_msg_ring && running_.load(std::memory_order_acquire) &&
+      uring_->PostWake()) {
+    return;
+  }
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
 }
@@ -313,6 +320,12 @@ void EventLoop::OnIoEvent(uint32_t events) {
   [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof(count));
   // Cleared before the queues are drained (later in this iteration): a producer that pushes
   // after this point sees false and writes the eventfd again, so no push is ever missed.
+  wake_pending_.store(false, std::memory_order_seq_cst);
+  stats_.wakeups.Increment();
+}
+
+void EventLoop::OnCompletion(const PollEvent& event) {
+  // As OnIoEvent, without the eventfd read: see there for why the flag is cleared first.
   wake_pending_.store(false, std::memory_order_seq_cst);
   stats_.wakeups.Increment();
 }

@@ -210,6 +210,7 @@ class EventLoop final : private IoWatcher {
   void ArriveDrained();
   void Wake();
   void OnIoEvent(uint32_t events) override;  // the wake-up eventfd
+  void OnCompletion(const PollEvent& event) override;  // io_uring: a wake-up by MSG_RING
   // Called by a Connection once it is closed; the loop frees it at a safe point.
   void RetireConnection(Connection* conn, CloseReason reason);
   void FreeRetired();

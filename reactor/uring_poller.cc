@@ -355,6 +355,34 @@ void UringPoller::Close(int fd) {
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+bool UringPoller::PostWake() {
+  // One small ring per waking thread (the distributor, other loops, admin threads), made on
+  // its first wake-up and kept for the thread's life.
+  struct SenderRing {
+    SenderRing() { ok = io_uring_queue_init(8, &ring, 0) == 0; }
+    ~SenderRing() {
+      if (ok) io_uring_queue_exit(&ring);
+    }
+    io_uring ring{};
+    bool ok = false;
+  };
+  thread_local SenderRing sender;
+  if (!sender.ok) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&sender.ring);
+  if (sqe == nullptr) return false;
+  io_uring_prep_msg_ring(sqe, ring_.ring_fd, 0, kOpWake, 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  if (io_uring_submit(&sender.ring) != 1) return false;
+  // A failed post leaves a completion in the sender's ring: reap it, and say so.
+  io_uring_cqe* cqe = nullptr;
+  if (io_uring_peek_cqe(&sender.ring, &cqe) == 0 && cqe != nullptr) {
+    const bool failed = cqe->res < 0;
+    io_uring_cqe_seen(&sender.ring, cqe);
+    if (failed) return false;
+  }
+  return true;
+}
+
 std::string_view UringPoller::ReceivedBytes(const PollEvent& event) const {
   const unsigned id = event.flags >> IORING_CQE_BUFFER_SHIFT;
   const size_t n = event.result > 0 ? static_cast<size_t>(event.result) : 0;
@@ -434,6 +462,11 @@ absl::StatusOr<int> UringPoller::Wait(int timeout_ms, std::span<PollEvent> out) 
                              .op = op};
         break;
       }
+      case kOpWake:
+        if (wake_watcher_ != nullptr) {
+          out[n++] = PollEvent{.context = wake_watcher_, .fd = -1, .events = kPollCompletion, .op = kOpWake};
+        }
+        break;
       case kOpPoll:
       case kOpAccept: {
         const int fd = static_cast<int>((data >> 3) & ((1u << 29) - 1));

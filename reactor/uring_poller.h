@@ -22,6 +22,10 @@ struct UringOptions {
   unsigned entries = 1024;         // submission queue entries (the completion queue is 16 times that)
   unsigned buffers = 256;          // receive buffers in the loop's provided-buffer ring (power of two)
   unsigned buffer_size = 16384;    // bytes per receive buffer
+  // How other threads wake a loop waiting in its ring: false, by writing the loop's eventfd
+  // (which completes a poll in the ring); true, by an IORING_OP_MSG_RING from a small ring of
+  // the waking thread's own, which posts a completion straight into the loop's ring.
+  bool wake_by_msg_ring = false;
 };
 
 // Whether `options` are sizes a ring can have (entries in [8, 32768], buffers a power of two in
@@ -64,7 +68,7 @@ struct UringCounters {
 class UringPoller final : public Poller {
  public:
   // Operation kinds, carried in the low bits of user_data and reported as PollEvent::op.
-  enum Op : uint8_t { kOpNone = 0, kOpReceive = 1, kOpSend = 2, kOpPoll = 3, kOpAccept = 4 };
+  enum Op : uint8_t { kOpNone = 0, kOpReceive = 1, kOpSend = 2, kOpPoll = 3, kOpAccept = 4, kOpWake = 5 };
 
   static absl::StatusOr<std::unique_ptr<UringPoller>> Create(const UringOptions& options);
   ~UringPoller() override;
@@ -94,6 +98,11 @@ class UringPoller final : public Poller {
   void Cancel(IoWatcher* owner, Op op);
   // Closes `fd` in submission order, after every operation queued for it so far.
   void Close(int fd);
+  // Thread-safe: posts a kOpWake completion, reported to `watcher`, into this ring from the
+  // calling thread's own small ring (IORING_OP_MSG_RING). False if that could not be done (the
+  // caller then wakes the loop another way).
+  bool PostWake();
+  void set_wake_watcher(IoWatcher* watcher) { wake_watcher_ = watcher; }
   // Starts a multishot accept on a listening socket; its completions carry the new fd in
   // `result` (SOCK_NONBLOCK | SOCK_CLOEXEC). The accept ends (a completion without
   // IORING_CQE_F_MORE) on an error such as EMFILE; the owner re-arms it with RearmAcceptor.
@@ -159,6 +168,7 @@ class UringPoller final : public Poller {
   int watched_ = 0;
   uint64_t in_flight_ = 0;
   UringCounters counters_;
+  IoWatcher* wake_watcher_ = nullptr;
 };
 
 }  // namespace percore

@@ -31,6 +31,9 @@ ABSL_FLAG(int, uring_buffers, static_cast<int>(percore::UringOptions().buffers),
           "io_uring: receive buffers in each loop's provided-buffer ring, a power of two from 1 to 32768.");
 ABSL_FLAG(int, uring_buffer_size, static_cast<int>(percore::UringOptions().buffer_size),
           "io_uring: bytes per receive buffer, at least 512.");
+ABSL_FLAG(std::string, uring_wake, "eventfd",
+          "io_uring: how other threads (the distributor, other loops) wake a loop: eventfd (a write the loop's "
+          "ring sees as a completed poll) or msg_ring (IORING_OP_MSG_RING into the loop's ring).");
 ABSL_FLAG(std::string, balance, "round_robin",
           "How new connections are spread over loops: round_robin, least_connections, power_of_two "
           "(two random loops, the less loaded wins), or reuseport (one SO_REUSEPORT listener per "
@@ -80,6 +83,11 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.uring.entries = static_cast<unsigned>(entries);
   options.uring.buffers = static_cast<unsigned>(buffers);
   options.uring.buffer_size = static_cast<unsigned>(buffer_size);
+  const std::string wake = absl::GetFlag(FLAGS_uring_wake);
+  if (wake != "eventfd" && wake != "msg_ring") {
+    return absl::InvalidArgumentError(absl::StrCat("--uring_wake: '", wake, "' is not eventfd or msg_ring"));
+  }
+  options.uring.wake_by_msg_ring = wake == "msg_ring";
   if (absl::Status s = CheckUringOptions(options.uring); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--uring_*: ", s.message()));
   }
@@ -99,7 +107,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
 std::vector<std::pair<std::string, std::string>> FlagValues() {
   std::vector<std::pair<std::string, std::string>> values;
   for (const char* name : {"listen", "loops", "backend", "uring_entries", "uring_buffers", "uring_buffer_size",
-                           "balance", "pin", "idle_timeout", "write_timeout", "max_connections",
+                           "uring_wake", "balance", "pin", "idle_timeout", "write_timeout", "max_connections",
                            "max_connections_per_loop", "drain_timeout", "admin_listen", "admin_readonly",
                            "return_free_memory"}) {
     if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
@@ -189,7 +197,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "percore daemon: serves the built-in services, one event loop per core.\n"
       "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=auto|io_uring|epoll|poll] "
-      "[--uring_entries=N] [--uring_buffers=N] [--uring_buffer_size=BYTES] [--balance=POLICY] "
+      "[--uring_entries=N] [--uring_buffers=N] [--uring_buffer_size=BYTES] [--uring_wake=eventfd|msg_ring] [--balance=POLICY] "
       "[--admin_listen=127.0.0.1:9100] ...\nRun with --helpfull for every flag.");
   absl::ParseCommandLine(argc, argv);
   return percore::Main();

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <string_view>
 #include <future>
 #include <memory>
 #include <ostream>
@@ -54,6 +55,9 @@ class LoopThread {
   static std::unique_ptr<LoopThread> Start(PollerBackend backend) {
     EventLoopOptions options;
     options.backend = backend;
+    // event_loop_test_msg_ring: io_uring loops are woken by IORING_OP_MSG_RING, not the eventfd.
+    const char* wake = std::getenv("PERCORE_TEST_URING_WAKE");
+    options.uring.wake_by_msg_ring = wake != nullptr && std::string_view(wake) == "msg_ring";
     absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(options));
     if (!loop.ok()) {
       ADD_FAILURE() << "EventLoop::Create: " << loop.status();
