@@ -18,7 +18,8 @@
 # Scenarios: 1 HTTP plaintext, 2 memcache get/set, 3 RESP GET/SET, 4 echo vs the floor,
 # 5 connection churn, 6 poll vs epoll under idle connections, 7 admin watch overhead,
 # 8 memory per idle connection, 9 instructions per request (callgrind.sh), 10 the tests/bench
-# microbenchmarks.
+# microbenchmarks, 11 back ends: io_uring vs epoll beside the bare epoll and io_uring floors
+# (best of 3 interleaved rounds; not run by default: --scenario 11).
 # A scenario whose percore service does not exist yet is skipped with a note.
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -72,7 +73,7 @@ trap cleanup EXIT
 # --- Build and prerequisites ---------------------------------------------------------------
 tools/setup.sh --bench
 log "building percored, loadgen, floor_server (--config=opt)"
-targets=(//tools:percored //tools:loadgen //tools/bench:floor_server)
+targets=(//tools:percored //tools:loadgen //tools/bench:floor_server //tools/bench:floor_uring_server)
 micro_benches=$(sed -n 's/^ *name = "\([a-z_]*_bench\)",/\1/p' tests/bench/BUILD)
 for m in $micro_benches; do targets+=("//tests/bench:$m"); done
 have_percorectl=0
@@ -92,7 +93,8 @@ fi
 opt_bin=$(bazel info --config=opt "${extra_flags[@]}" bazel-bin 2>/dev/null)
 bin="$work/bin"
 mkdir -p "$bin"
-cp "$opt_bin/tools/percored" "$opt_bin/tools/loadgen" "$opt_bin/tools/bench/floor_server" "$bin/"
+cp "$opt_bin/tools/percored" "$opt_bin/tools/loadgen" "$opt_bin/tools/bench/floor_server" \
+  "$opt_bin/tools/bench/floor_uring_server" "$bin/"
 if [[ $have_percorectl -eq 1 ]]; then cp "$opt_bin/tools/percorectl" "$bin/"; fi
 for m in $micro_benches; do cp "$opt_bin/tests/bench/$m" "$bin/"; done
 
@@ -183,6 +185,8 @@ start_redis() {
     --maxclients 19000 --dir "$work" --logfile "$work/redis.log"
 }
 start_floor() { start_server "$1" "$bin/floor_server" --mode="$2" --port="$1"; }
+start_floor_uring() { start_server "$1" "$bin/floor_uring_server" --mode="$2" --port="$1"; }
+FLOOR_URING_HTTP=8083 FLOOR_URING_ECHO=7002
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
@@ -469,9 +473,104 @@ scenario_10() {  # the Google Benchmark microbenchmarks of tests/bench, on the c
   done
 }
 
+# Kernel entries of percored's loop 0 so far, from its own statistics: io_uring_enter calls on
+# io_uring; epoll_wait, read and write calls on epoll.
+kernel_entries() {
+  "$bin/percorectl" --admin=127.0.0.1:9100 stats --prometheus 2>/dev/null | awk '
+    /^percore_loop_uring_enters_total\{loop="0"\}/ { u = $2 }
+    /^percore_loop_(poll|read|write)_calls_total\{loop="0"\}/ { e += $2 }
+    END { print (u > 0 ? u : e) + 0 }'
+}
+
+backend_rows="$work/backends.tsv"  # config, server, kernel entries per request
+: >"$backend_rows"
+# measure_entries CONFIG SERVER CLIENT COMMAND...: measure, plus percored's kernel entries per request.
+measure_entries() {
+  local config=$1 server=$2 before after
+  before=$(kernel_entries)
+  measure 11 "$@"
+  after=$(kernel_entries)
+  local requests; requests=$(awk -F'\t' -v c="$config" -v s="$server" '$1 == 11 && $2 == c && $3 == s {r = $5} END {print r}' "$rows")
+  awk -v c="$config" -v s="$server" -v d=$((after - before)) -v rps="$requests" -v t="$duration" \
+    'BEGIN { if (rps > 0) printf "%s\t%s\t%.3f\n", c, s, d / (rps * t) }' >>"$backend_rows"
+}
+
+measure_11() { measure 11 "$@"; }
+scenario_11() {  # back ends side by side: percore io_uring and epoll, the epoll and io_uring floors
+  local rounds=3 round entry name port starter b
+  [[ $quick -eq 1 ]] && rounds=1
+  for round in $(seq "$rounds"); do
+    for entry in "percore io_uring|$PERCORE_HTTP|start_percored --backend=io_uring" \
+                 "percore epoll|$PERCORE_HTTP|start_percored --backend=epoll" \
+                 "floor epoll|$FLOOR_HTTP|start_floor $FLOOR_HTTP http" \
+                 "floor io_uring|$FLOOR_URING_HTTP|start_floor_uring $FLOOR_URING_HTTP http"; do
+      IFS='|' read -r name port starter <<<"$entry"
+      $starter
+      local m=measure_11; [[ $name == percore* ]] && m=measure_entries
+      $m "HTTP c64" "$name" wrk wrk -t1 -c64 -d"${duration}s" --latency "http://127.0.0.1:$port/plaintext"
+      $m "HTTP c1" "$name" wrk wrk -t1 -c1 -d"${duration}s" --latency "http://127.0.0.1:$port/plaintext"
+      $m "HTTP c16 pipelined x16" "$name" wrk wrk -t1 -c16 -d"${duration}s" --latency -s tools/bench/pipeline.lua \
+        "http://127.0.0.1:$port/plaintext" -- 16
+      stop_server
+    done
+    for entry in "percore io_uring|$PERCORE_ECHO|start_percored --backend=io_uring" \
+                 "percore epoll|$PERCORE_ECHO|start_percored --backend=epoll" \
+                 "floor epoll|$FLOOR_ECHO|start_floor $FLOOR_ECHO echo" \
+                 "floor io_uring|$FLOOR_URING_ECHO|start_floor_uring $FLOOR_URING_ECHO echo"; do
+      IFS='|' read -r name port starter <<<"$entry"
+      $starter
+      local m=measure_11; [[ $name == percore* ]] && m=measure_entries
+      $m "echo 64 B c64" "$name" loadgen $(loadgen --server="127.0.0.1:$port" --protocol=echo --connections=64)
+      $m "echo 64 B c1" "$name" loadgen $(loadgen --server="127.0.0.1:$port" --protocol=echo --connections=1)
+      stop_server
+    done
+    for b in io_uring epoll; do
+      start_percored --backend="$b"
+      sleep 1
+      local rest held
+      rest=$(rss_kib "$server_pid")
+      hold_idle "$PERCORE_ECHO" "$IDLE_MANY"
+      held=$(rss_kib "$server_pid")
+      measure_entries "echo 64 B c64 + $IDLE_MANY idle" "percore $b" loadgen $(loadgen --server="127.0.0.1:$PERCORE_ECHO" \
+        --protocol=echo --connections=64)
+      release_idle
+      stop_server
+      printf '%s\t%s\t%s\n' "memory per idle connection" "percore $b" \
+        "$(awk -v a="$rest" -v b="$held" -v n="$IDLE_MANY" 'BEGIN {printf "%.0f B", (b - a) * 1024 / n}')" >>"$backend_rows"
+    done
+    for entry in "percore io_uring|--backend=io_uring" "percore io_uring, msg_ring hand-off|--backend=io_uring --uring_wake=msg_ring" \
+                 "percore epoll|--backend=epoll"; do
+      IFS='|' read -r name flags <<<"$entry"
+      start_percored $flags
+      measure 11 "churn: 1 request per connection, 16 concurrent" "$name" loadgen $(loadgen \
+        --server="127.0.0.1:$PERCORE_ECHO" --protocol=echo --connections=16 --connect_per_request)
+      stop_server
+    done
+    # The default back end against the peers people would pick instead.
+    if has_service memcache; then
+      for entry in "percore (default)|$PERCORE_MEMCACHE|start_percored" "memcached|$MEMCACHED|start_memcached"; do
+        IFS='|' read -r name port starter <<<"$entry"
+        $starter
+        measure 11 "memcache 90/10 c64" "$name" memaslap memcaslap -s "127.0.0.1:$port" -T 1 -c 64 -t "${duration}s" \
+          -F tools/bench/memaslap.cnf
+        stop_server
+      done
+    fi
+    if has_service resp; then
+      for entry in "percore (default)|$PERCORE_RESP|start_percored" "redis|$REDIS|start_redis"; do
+        IFS='|' read -r name port starter <<<"$entry"
+        $starter
+        measure 11 "RESP GET c64" "$name" redis-benchmark redis-benchmark -h 127.0.0.1 -p "$port" -c 64 \
+          -n $((duration * 15000)) -t get -d 100 -r 10000 --csv
+        stop_server
+      done
+    fi
+  done
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-for s in 1 2 3 4 5 6 7 8 9 10; do
+for s in 1 2 3 4 5 6 7 8 9 10 11; do
   if wants "$s"; then log "scenario $s"; "scenario_$s"; fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -569,6 +668,39 @@ EOF
     echo "| binary | benchmark | CPU time | rate |"
     echo "|---|---|---:|---:|"
     awk -F'\t' '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}' "$micro_rows"
+    echo
+  fi
+  if wants 11; then
+    echo "## 11. Back ends: io_uring and epoll beside the bare floors (best of $([[ $quick -eq 1 ]] && echo 1 || echo 3) interleaved rounds)"
+    echo
+    echo "Server CPU µs per request; the ratio is to percore on epoll in the same configuration."
+    echo "Kernel entries per request are percored's own counts (io_uring_enter on io_uring; epoll_wait,"
+    echo "read and write on epoll)."
+    echo
+    echo "| configuration | server | client | req/s | p50 µs | p99 µs | CPU µs/req | vs percore epoll | kernel entries/req |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' 'FILENAME == ARGV[1] { entries[$1 "|" $2] = $3; next }
+      $1 == 11 && $11 != "–" {
+        key = $2 "|" $3 "|" $4
+        if (!(key in best) || $11 + 0 < best[key] + 0) { best[key] = $11; line[key] = $0 }
+        if (!(key in order)) { order[key] = ++n; keys[n] = key }
+      }
+      END {
+        for (i = 1; i <= n; i++) { split(line[keys[i]], f, "\t"); if (f[3] == "percore epoll") base[f[2] "|" f[4]] = f[11] }
+        for (i = 1; i <= n; i++) {
+          split(line[keys[i]], f, "\t")
+          b = base[f[2] "|" f[4]]
+          ratio = (b != "" && b > 0) ? sprintf("%.2f", f[11] / b) : "–"
+          e = entries[f[2] "|" f[3]]; if (e == "") e = "–"
+          printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n", f[2], f[3], f[4], f[5], f[6], f[8], f[11], ratio, e
+        }
+      }' "$backend_rows" "$rows"
+    echo
+    # The smallest of the rounds, per back end.
+    awk -F'\t' -v n="$IDLE_MANY" '$1 == "memory per idle connection" {
+        v = $3 + 0; if (!($2 in m) || v < m[$2]) m[$2] = v; if (!($2 in o)) order[++k] = $2; o[$2] = 1 }
+      END { for (i = 1; i <= k; i++) printf "- Memory per idle connection (%s idle echo connections), %s: %d B\n", n, order[i], m[order[i]] }' \
+      "$backend_rows"
     echo
   fi
   if [[ -n "$kept" ]]; then
