@@ -99,7 +99,10 @@ void Connection::ServeArrived() {
   // is still in the socket follows everything delivered, so reading it directly keeps the
   // order; otherwise the armed receive could take bytes concurrently, and the collected
   // completions are all this connection serves.
-  if (uring_ != nullptr && (!uring_->completions_only_when_waiting() || !stash_.empty())) return;
+  if (uring_ != nullptr &&
+      (!uring_->completions_only_when_waiting() || !stash_.empty() || uring_->completions_pending())) {
+    return;
+  }
   HandleReadable();
 }
 
@@ -544,6 +547,7 @@ void Connection::Finish(CloseReason reason) {
     // before operations still queued for it were submitted.
     if (recv_ == ReceiveState::kArmed) CancelReceive();
     if (send_in_flight_) uring_->Cancel(this, UringPoller::kOpSend);
+    if (hangup_watch_) uring_->Cancel(this, UringPoller::kOpHangup);
     uring_->Close(fd_);
   } else {
     if (!unwatched_) (void)loop_.Unwatch(fd_);
@@ -662,11 +666,17 @@ void Connection::UpdateReceive() {
     // receive is cancelled until reading resumes (a pause per request costs nothing extra).
     want = stash_.size() < options_.read_budget;
   }
-  if (want && recv_ == ReceiveState::kIdle) {
+  if (want && recv_ == ReceiveState::kIdle && !starved_) {
     uring_->Receive(fd_, this);
     recv_ = ReceiveState::kArmed;
+    hangup_seen_ = false;
+    if (hangup_watch_) uring_->Cancel(this, UringPoller::kOpHangup);
   } else if (!want && recv_ == ReceiveState::kArmed) {
     CancelReceive();
+  } else if (!want && recv_ == ReceiveState::kIdle && !hangup_watch_ && !hangup_seen_ && !peer_eof_ && !finished_) {
+    // Nothing of the connection is left in the kernel to notice a reset: watch for one.
+    uring_->WatchHangup(fd_, this);
+    hangup_watch_ = true;
   }
   // kCancelling: its last completion calls this again, and a receive is armed then if wanted;
   // never two at once, which could deliver bytes out of order.
@@ -690,12 +700,24 @@ void Connection::HandleCompletion(const PollEvent& event) {
     OnSendCompleted(event.result);
     return;
   }
+  if (event.op == UringPoller::kOpHangup) {
+    OnHangup(event.result);
+    return;
+  }
   bool rearm = false;
   if (!UringPoller::More(event)) {
     // The multishot receive has ended: cancelled, the peer's FIN, an error, or the kernel's
     // own reasons (the buffer ring ran dry, ENOBUFS). Unless we stopped it, it is re-armed.
     rearm = recv_ == ReceiveState::kArmed && event.result != 0;
     recv_ = ReceiveState::kIdle;
+    if (rearm && event.result == -ENOBUFS && !finished_) {
+      // Re-armed at once, it would find the ring as empty, fail again, and spin for as long as
+      // every buffer is taken. The loop re-arms starved receives a ring's worth per iteration,
+      // once the buffers this iteration's completions carried are back.
+      starved_ = true;
+      loop_.WaitForReceiveBuffers(id_);
+      return;
+    }
   }
   if (finished_) return;
   if (event.result > 0) {
@@ -754,6 +776,19 @@ void Connection::OnPeerEof() {
   if (state_ == ConnectionState::kReading) FlushAndDeliver();
 }
 
+void Connection::OnHangup(int result) {
+  hangup_watch_ = false;
+  if (finished_ || result < 0) return;  // cancelled: a receive is armed again
+  const int err = PendingSocketError(fd_);
+  if (err != 0) {
+    Finish(ReasonForErrno(err));
+    return;
+  }
+  // The peer's FIN, behind bytes still in the socket: the receive reports it once reading
+  // resumes. Not watched again meanwhile (the poll would fire at once, over and over).
+  hangup_seen_ = true;
+}
+
 void Connection::SubmitSend() {
   if (send_in_flight_ || finished_) return;
   if (sending_.empty()) {
@@ -805,6 +840,13 @@ void Connection::OnSendCompleted(int result) {
     return;
   }
   FlushAndDeliver();
+}
+
+void Connection::RearmStarvedReceive() {
+  if (finished_ || !starved_) return;
+  starved_ = false;
+  UpdateReceive();
+  if (recv_ == ReceiveState::kArmed) loop_.stats().uring_multishot_rearms.Increment();
 }
 
 void Connection::ContinueFlush() {

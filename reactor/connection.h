@@ -117,9 +117,11 @@ class Connection final : private IoWatcher {
   void ServeArrived();
   // io_uring: the connection's operations still in flight. A closed connection is freed only
   // once there are none (the kernel may still write into it or read its output).
-  bool io_in_flight() const { return recv_ != ReceiveState::kIdle || send_in_flight_; }
+  bool io_in_flight() const { return recv_ != ReceiveState::kIdle || send_in_flight_ || hangup_watch_; }
   // io_uring: writes what waited for the next iteration's write budget.
   void ContinueFlush();
+  // io_uring: arms again the receive that ended because the loop's buffer ring was empty.
+  void RearmStarvedReceive();
 
  private:
   class Deadline : public TimerEntry {
@@ -147,6 +149,7 @@ class Connection final : private IoWatcher {
   void TakeStashed(size_t max_bytes);
   void OnPeerEof();
   void OnSendCompleted(int result);
+  void OnHangup(int result);
   void SubmitSend();
   void UpdateReceive();
   void CancelReceive();
@@ -208,7 +211,12 @@ class Connection final : private IoWatcher {
   ReceiveState recv_ = ReceiveState::kIdle;
   bool send_in_flight_ = false;
   bool send_progressed_ = false;  // a send completed with bytes since the last Flush
-  bool eof_unreported_ = false;   // FIN received while backed up; OnPeerClosed once reading again
+  bool eof_unreported_ = false;
+  // io_uring, while no receive is armed (a paused or backed-up connection whose stash is
+  // full): a poll that reports a reset, as the readiness back ends' hang-up does.
+  bool hangup_watch_ = false;
+  bool hangup_seen_ = false;
+  bool starved_ = false;  // its receive ended on an empty buffer ring; the loop re-arms it  // it fired without an error (a FIN): not re-armed until reading   // FIN received while backed up; OnPeerClosed once reading again
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t interest_ = 0;
   bool peer_eof_ = false;      // FIN seen

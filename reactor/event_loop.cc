@@ -209,7 +209,7 @@ int EventLoop::ComputeTimeoutMs() {
   // While draining, wake at least every 10 ms to check the drain deadline.
   const int cap = draining_ ? 10 : max_wait_ms_;
   if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
-  if (!flush_next_.empty()) timeout = 0;
+  if (!flush_next_.empty() || !starved_.empty()) timeout = 0;
   return timeout;
 }
 
@@ -249,10 +249,14 @@ int EventLoop::WaitAndDispatch(int timeout_ms) {
     std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ready.status().message()).c_str());
     return -1;
   }
+  return Dispatch(*ready);
+}
+
+int EventLoop::Dispatch(int ready) {
   // Unwatch() clears the context of an fd still waiting in this batch, so a watcher removed
   // (and perhaps destroyed) by an earlier callback is never called. Completions of connection
   // operations name their connection, which outlives them (zombies_).
-  dispatch_end_ = *ready;
+  dispatch_end_ = ready;
   for (dispatch_next_ = 0; dispatch_next_ < dispatch_end_;) {
     const PollEvent& event = events_[dispatch_next_++];
     if (event.events & kPollCompletion) {
@@ -263,19 +267,33 @@ int EventLoop::WaitAndDispatch(int timeout_ms) {
     }
   }
   dispatch_end_ = 0;
-  stats_.events.Add(static_cast<uint64_t>(*ready));
-  return *ready;
+  stats_.events.Add(static_cast<uint64_t>(ready));
+  return ready;
 }
 
 void EventLoop::CollectCompletions() {
-  // Bounded: a peer that keeps sending cannot hold the drain here.
-  for (int round = 0; round < 16; ++round) {
-    if (WaitAndDispatch(0) < static_cast<int>(events_.size())) break;
+  // What the kernel has already posted, without entering it again (which would let it take
+  // more from the sockets, and a peer that keeps sending could hold the drain here). After
+  // this, under DEFER_TASKRUN, what a connection has not been given is still in its socket.
+  while (Dispatch(uring_->Reap(std::span<PollEvent>(events_))) > 0) {
   }
   FlushDeferred();
 }
 
+void EventLoop::RearmStarved() {
+  // As many as the ring has buffers, oldest first: every buffer is back by now (returned as
+  // each completion was dispatched), and each receive needs at least one. Those left wait for
+  // the next iteration, so an empty ring costs bounded work per iteration, not a spin.
+  size_t budget = uring_->buffer_count();
+  while (!starved_.empty() && budget-- > 0) {
+    const uint64_t id = starved_.front();
+    starved_.pop_front();
+    if (Connection* conn = FindConnection(id)) conn->RearmStarvedReceive();
+  }
+}
+
 void EventLoop::FlushDeferred() {
+  if (!starved_.empty()) RearmStarved();
   if (flush_next_.empty()) return;
   flushing_.swap(flush_next_);
   for (uint64_t id : flushing_) {

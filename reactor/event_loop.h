@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -217,9 +218,13 @@ class EventLoop final : private IoWatcher {
   // io_uring: a connection whose write budget ran out continues next iteration (no POLLOUT
   // brings it back, as it does on the readiness back ends).
   void FlushNextIteration(uint64_t id) { flush_next_.push_back(id); }
+  // io_uring: connection `id`'s receive ended on an empty buffer ring (ENOBUFS).
+  void WaitForReceiveBuffers(uint64_t id) { starved_.push_back(id); }
+  void RearmStarved();
   void FlushDeferred();
   // Waits (at most `timeout_ms`) and dispatches one batch of events; returns how many.
   int WaitAndDispatch(int timeout_ms);
+  int Dispatch(int ready);  // events_[0, ready)
   // io_uring: dispatches the completions the kernel has ready now, so that what peers sent
   // before a drain reaches their handlers (what ServeArrived reads on the readiness back ends).
   void CollectCompletions();
@@ -234,6 +239,7 @@ class EventLoop final : private IoWatcher {
   UringCounters uring_seen_;      // its counters as of the last UpdateUringStats
   std::vector<uint64_t> flush_next_;
   std::vector<uint64_t> flushing_;
+  std::deque<uint64_t> starved_;  // oldest first
   // Closed connections whose io_uring operations have not completed yet: their memory (and
   // the output pinned for a send) must outlive the kernel's use of it.
   std::vector<std::unique_ptr<Connection>> zombies_;

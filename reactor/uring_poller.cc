@@ -341,6 +341,13 @@ void UringPoller::SendMsg(int fd, const msghdr* msg, IoWatcher* owner) {
   ++in_flight_;
 }
 
+void UringPoller::WatchHangup(int fd, IoWatcher* owner) {
+  io_uring_sqe* sqe = NextSqe();
+  io_uring_prep_poll_add(sqe, fd, POLLERR | POLLHUP);
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(owner) | kOpHangup);
+  ++in_flight_;
+}
+
 void UringPoller::Cancel(IoWatcher* owner, Op op) {
   io_uring_sqe* sqe = NextSqe();
   io_uring_prep_cancel64(sqe, reinterpret_cast<uint64_t>(owner) | op, 0);
@@ -436,7 +443,14 @@ absl::StatusOr<int> UringPoller::Wait(int timeout_ms, std::span<PollEvent> out) 
     }
   }
   if (io_uring_cq_has_overflow(&ring_)) ++counters_.cq_overflows;
+  return Reap(out);
+}
 
+bool UringPoller::completions_pending() const {
+  return io_uring_cq_ready(&ring_) > 0 || io_uring_cq_has_overflow(&ring_);
+}
+
+int UringPoller::Reap(std::span<PollEvent> out) {
   int n = 0;
   unsigned head;
   unsigned seen = 0;
@@ -450,8 +464,9 @@ absl::StatusOr<int> UringPoller::Wait(int timeout_ms, std::span<PollEvent> out) 
       case kOpNone:
         break;
       case kOpReceive:
-      case kOpSend: {
-        const bool final = op == kOpSend || (cqe->flags & IORING_CQE_F_MORE) == 0;
+      case kOpSend:
+      case kOpHangup: {
+        const bool final = op != kOpReceive || (cqe->flags & IORING_CQE_F_MORE) == 0;
         if (final) --in_flight_;
         if (op == kOpReceive && cqe->res == -ENOBUFS) ++counters_.buffer_exhaustions;
         out[n++] = PollEvent{.context = reinterpret_cast<void*>(data & ~kTagMask),

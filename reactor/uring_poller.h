@@ -68,7 +68,8 @@ struct UringCounters {
 class UringPoller final : public Poller {
  public:
   // Operation kinds, carried in the low bits of user_data and reported as PollEvent::op.
-  enum Op : uint8_t { kOpNone = 0, kOpReceive = 1, kOpSend = 2, kOpPoll = 3, kOpAccept = 4, kOpWake = 5 };
+  enum Op : uint8_t { kOpNone = 0, kOpReceive = 1, kOpSend = 2, kOpPoll = 3, kOpAccept = 4, kOpWake = 5,
+                  kOpHangup = 6 };
 
   static absl::StatusOr<std::unique_ptr<UringPoller>> Create(const UringOptions& options);
   ~UringPoller() override;
@@ -86,6 +87,11 @@ class UringPoller final : public Poller {
   int size() const override { return watched_; }
   PollerBackend backend() const override { return PollerBackend::kIoUring; }
   void BindToCurrentThread() override;
+  // Fills `out` with completions already in the completion queue, without entering the kernel
+  // (so without the kernel taking more bytes from any socket meanwhile, under DEFER_TASKRUN).
+  int Reap(std::span<PollEvent> out);
+  // Completions the kernel has posted that Reap has not taken yet (or holds back in overflow).
+  bool completions_pending() const;
   UringPoller* uring() override { return this; }
 
   // Completion operations; `owner` receives them as kPollCompletion events.
@@ -93,6 +99,9 @@ class UringPoller final : public Poller {
   void Send(int fd, const void* data, size_t size, IoWatcher* owner);
   // `msg` (and the iovecs it points to) must stay valid until the completion.
   void SendMsg(int fd, const msghdr* msg, IoWatcher* owner);
+  // A one-shot poll for an error or hang-up on `fd`, for a connection that is not receiving:
+  // its completion carries the poll mask (or -ECANCELED).
+  void WatchHangup(int fd, IoWatcher* owner);
   // Asks the kernel to end `owner`'s operation of kind `op`; its completion still arrives
   // (-ECANCELED, or its result if it finished first).
   void Cancel(IoWatcher* owner, Op op);

@@ -110,7 +110,7 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
                  [](const LoopStats& s) { return s.bytes_in.Get(); });
   PerLoopCounter(w, server, loops, "percore_loop_sent_bytes_total", "Bytes written to sockets.",
                  [](const LoopStats& s) { return s.bytes_out.Get(); });
-  PerLoopCounter(w, server, loops, "percore_loop_read_calls_total", "read/readv system calls.",
+  PerLoopCounter(w, server, loops, "percore_loop_read_calls_total", "Reads: read/readv system calls, or receive completions on io_uring.",
                  [](const LoopStats& s) { return s.read_calls.Get(); });
   PerLoopCounter(w, server, loops, "percore_loop_write_calls_total", "write/writev system calls.",
                  [](const LoopStats& s) { return s.write_calls.Get(); });
