@@ -7,29 +7,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/errno_status.h"
+#include "reactor/poll_mask.h"
 
 namespace percore {
-namespace {
-
-short ToPollEvents(uint32_t interest) {
-  short events = 0;
-  // POLLRDHUP only with read interest: it is level-triggered, so asking for it while reads are
-  // off (backpressure) would wake the loop on every iteration after a peer's half-close.
-  if (interest & kPollIn) events |= POLLIN | POLLRDHUP;
-  if (interest & kPollOut) events |= POLLOUT;
-  return events;
-}
-
-uint32_t FromPollEvents(short revents) {
-  uint32_t events = 0;
-  if (revents & POLLIN) events |= kPollIn;
-  if (revents & POLLOUT) events |= kPollOut;
-  if (revents & (POLLHUP | POLLRDHUP)) events |= kPollHangup;
-  if (revents & (POLLERR | POLLNVAL)) events |= kPollError;
-  return events;
-}
-
-}  // namespace
 
 int PollPoller::SlotOf(int fd) const {
   if (fd < 0 || static_cast<size_t>(fd) >= slot_of_fd_.size()) return kNoSlot;
@@ -43,7 +23,7 @@ absl::Status PollPoller::Add(int fd, uint32_t interest, void* context) {
   }
   if (static_cast<size_t>(fd) >= slot_of_fd_.size()) slot_of_fd_.resize(fd + 1, kNoSlot);
   slot_of_fd_[fd] = static_cast<int>(pollfds_.size());
-  pollfds_.push_back(pollfd{.fd = fd, .events = ToPollEvents(interest), .revents = 0});
+  pollfds_.push_back(pollfd{.fd = fd, .events = static_cast<short>(ToPollMask(interest)), .revents = 0});
   contexts_.push_back(context);
   return absl::OkStatus();
 }
@@ -51,7 +31,7 @@ absl::Status PollPoller::Add(int fd, uint32_t interest, void* context) {
 absl::Status PollPoller::Modify(int fd, uint32_t interest) {
   const int slot = SlotOf(fd);
   if (slot == kNoSlot) return absl::NotFoundError(absl::StrCat("poll: fd ", fd, " not added"));
-  pollfds_[slot].events = ToPollEvents(interest);
+  pollfds_[slot].events = static_cast<short>(ToPollMask(interest));
   return absl::OkStatus();
 }
 
@@ -87,7 +67,7 @@ absl::StatusOr<int> PollPoller::Wait(int timeout_ms, std::span<PollEvent> out) {
     if (revents == 0) continue;
     ++seen;
     out[filled++] = PollEvent{
-        .context = contexts_[slot], .fd = pollfds_[slot].fd, .events = FromPollEvents(revents)};
+        .context = contexts_[slot], .fd = pollfds_[slot].fd, .events = FromPollMask(static_cast<uint16_t>(revents))};
     if (static_cast<size_t>(filled) == out.size()) {
       next_report_slot_ = slot + 1;
       break;

@@ -15,28 +15,13 @@
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
 #include "core/errno_status.h"
+#include "reactor/poll_mask.h"
 
 namespace percore {
 namespace {
 
 constexpr uint16_t kBufferGroup = 0;
 constexpr uint64_t kTagMask = 7;
-
-uint32_t ToPollMask(uint32_t interest) {
-  uint32_t mask = 0;
-  if (interest & kPollIn) mask |= POLLIN | POLLRDHUP;
-  if (interest & kPollOut) mask |= POLLOUT;
-  return mask;
-}
-
-uint32_t FromPollMask(uint32_t revents) {
-  uint32_t events = 0;
-  if (revents & POLLIN) events |= kPollIn;
-  if (revents & POLLOUT) events |= kPollOut;
-  if (revents & (POLLHUP | POLLRDHUP)) events |= kPollHangup;
-  if (revents & (POLLERR | POLLNVAL)) events |= kPollError;
-  return events;
-}
 
 // The kernel's own word on io_uring, when it has one: kernel.io_uring_disabled (Linux 6.6+),
 // 0 allowed, 1 only for the io_uring_group, 2 for nobody.
@@ -231,6 +216,14 @@ bool UringPoller::IsAdded(int fd) const {
 // --- Readiness for fds other than connections ---
 
 absl::Status UringPoller::Add(int fd, uint32_t interest, void* context) {
+  return AddWatch(fd, interest, context, /*acceptor=*/false);
+}
+
+absl::Status UringPoller::AddAcceptor(int fd, void* context) {
+  return AddWatch(fd, kPollIn, context, /*acceptor=*/true);
+}
+
+absl::Status UringPoller::AddWatch(int fd, uint32_t interest, void* context, bool acceptor) {
   if (fd < 0 || fd >= (1 << 28)) return absl::InvalidArgumentError(absl::StrCat("io_uring: bad fd ", fd));
   if (IsAdded(fd)) return absl::AlreadyExistsError(absl::StrCat("io_uring: fd ", fd, " already added"));
   if (static_cast<size_t>(fd) >= watches_.size()) watches_.resize(fd + 1);
@@ -239,23 +232,7 @@ absl::Status UringPoller::Add(int fd, uint32_t interest, void* context) {
   w.interest = interest;
   w.added = true;
   w.armed = false;
-  w.acceptor = false;
-  ++w.generation;
-  ++watched_;
-  to_arm_.push_back(fd);  // armed by the next Wait, on the ring's own thread
-  return absl::OkStatus();
-}
-
-absl::Status UringPoller::AddAcceptor(int fd, void* context) {
-  if (fd < 0 || fd >= (1 << 28)) return absl::InvalidArgumentError(absl::StrCat("io_uring: bad fd ", fd));
-  if (IsAdded(fd)) return absl::AlreadyExistsError(absl::StrCat("io_uring: fd ", fd, " already added"));
-  if (static_cast<size_t>(fd) >= watches_.size()) watches_.resize(fd + 1);
-  Watch& w = watches_[fd];
-  w.context = context;
-  w.interest = kPollIn;
-  w.added = true;
-  w.armed = false;
-  w.acceptor = true;
+  w.acceptor = acceptor;
   ++w.generation;
   ++watched_;
   to_arm_.push_back(fd);  // armed by the next Wait, on the ring's own thread
@@ -493,7 +470,8 @@ int UringPoller::Reap(std::span<PollEvent> out) {
           // The kernel reports POLLRDHUP whether or not it was asked for (even with a mask of
           // 0); keep what epoll would report. A poll woken only by such bits is not re-armed
           // until the interest changes: level-triggered, it would fire again at once.
-          const uint32_t revents = static_cast<uint32_t>(cqe->res) & (ToPollMask(w.interest) | POLLERR | POLLHUP | POLLNVAL);
+          const uint32_t asked = ToPollMask(w.interest) | POLLERR | POLLHUP | POLLNVAL;
+          const uint32_t revents = static_cast<uint32_t>(cqe->res) & asked;
           const uint32_t events = cqe->res < 0 ? uint32_t{kPollError} : FromPollMask(revents);
           if (events == 0) break;
           to_arm_.push_back(fd);

@@ -155,6 +155,7 @@ class UringPoller final : public Poller {
 
   explicit UringPoller(const UringOptions& options) : options_(options) {}
   absl::Status Init();
+  absl::Status AddWatch(int fd, uint32_t interest, void* context, bool acceptor);
   io_uring_sqe* NextSqe();
   void ArmWatch(int fd);
   void DisarmWatch(int fd);
