@@ -720,7 +720,12 @@ TEST_P(BackendFaultsTest, CompletionQueueOverflowLosesNoBytes) {
   if (HasFatalFailure()) return;
   const auto overflows = [](const LoopStats& s) { return s.uring_cq_overflows.Get(); };
   if (uring()) {
+#ifndef PERCORE_TEST_SANITIZER
+    // Whether one wait finds more completions than the queue holds depends on how fast the
+    // clients' bytes arrive: under ThreadSanitizer they trickle in and the queue may never fill,
+    // so there the test checks only that nothing was lost.
     EXPECT_TRUE(WaitUntil([&] { return Sum(overflows) > 0; }, Soon())) << "no completion queue overflow";
+#endif
     std::printf("io_uring: %llu cq overflows, %llu buffer exhaustions, %llu multishot re-arms\n",
                 static_cast<unsigned long long>(Sum(overflows)),
                 static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_buffer_exhaustions.Get(); })),
