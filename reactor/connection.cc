@@ -66,6 +66,8 @@ absl::Status CheckConnectionOptions(const ConnectionOptions& options) {
   return absl::OkStatus();
 }
 
+int64_t Connection::loop_now_ns() const { return loop_.now_ns(); }
+
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
 
 void Connection::Start(std::unique_ptr<Handler> handler) {
@@ -81,6 +83,7 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
     interest_ = kPollIn;
   }
   Touch();
+  callback_start_ns_ = loop_.now_ns();
   Apply(Call([this] {
     handler_->OnOpen(*this);
     return Action::Continue();
@@ -108,7 +111,7 @@ void Connection::ServeArrived() {
 
 void Connection::ServeArrivedThenClose(CloseReason reason) {
   ServeArrived();
-  if (!finished_) Close(reason, /*flush_first=*/true);
+  if (!finished_) CloseGracefully(reason, /*after_in_flight=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,15 +130,16 @@ void Connection::Resume() {
   if (!finished_) FlushAndDeliver();
 }
 
-void Connection::SetDeadline(int64_t delay_ns) {
-  loop_.wheel().Schedule(&handler_deadline_, loop_.now_ns() + delay_ns);
+void Connection::SetDeadline(absl::Duration delay) {
+  loop_.wheel().Schedule(&handler_deadline_, loop_.now_ns() + DurationNanos(delay));
 }
 
 void Connection::ClearDeadline() { loop_.wheel().Cancel(&handler_deadline_); }
 
-void Connection::Close(CloseReason reason, bool flush_first) {
+void Connection::Close(CloseReason reason, CloseMode mode) {
   loop_.AssertInLoopThread();
   if (finished_) return;
+  const bool flush_first = mode == CloseMode::kFlush;
   if (in_callback_) {
     // Acted on once the callback returns, so a handler is never re-entered by its own close.
     if (!pending_close_ || !flush_first) {
@@ -149,6 +153,17 @@ void Connection::Close(CloseReason reason, bool flush_first) {
     Finish(reason);
     return;
   }
+  CloseGracefully(reason, /*after_in_flight=*/false);
+}
+
+void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
+  if (finished_) return;
+  if (state_ == ConnectionState::kPaused && !after_in_flight) {
+    // The handler gives up on what it waits for: the close does not wait for a Resume.
+    BeginClosing(reason);
+    Flush();
+    return;
+  }
   // A graceful close answers every request already read: input that waited behind backpressure
   // is offered to the handler now, whatever the high-water mark (it is bounded by the read
   // budget, and the output cap still applies).
@@ -156,6 +171,7 @@ void Connection::Close(CloseReason reason, bool flush_first) {
   TakeStashed(stash_.size());  // io_uring: bytes received behind backpressure were read too
   while (state_ == ConnectionState::kReading && !input_.empty()) {
     const size_t before = input_.size();
+    callback_start_ns_ = loop_.now_ns();
     Apply(Call([this] { return handler_->OnData(*this, input_); }));
     if (finished_) return;
     if (input_.size() == before) break;
@@ -170,11 +186,27 @@ void Connection::Close(CloseReason reason, bool flush_first) {
   Flush();
 }
 
-void Connection::RecordRequest(int64_t latency_ns, bool error) {
+void Connection::RecordRequest(bool error) { EndRequest(RequestStart(callback_start_ns_), error); }
+
+void Connection::EndRequest(RequestStart start, bool error) {
   ++requests_;
   service_stats_->requests.Increment();
   if (error) service_stats_->errors.Increment();
+  const int64_t latency_ns = MonotonicNanos() - start.ns_;
   service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0);
+}
+
+absl::Status Connection::SetNoDelay(bool on) { return percore::SetNoDelay(fd_, on); }
+
+ConnectionStats Connection::stats() const {
+  ConnectionStats s;
+  s.opened = MonoTime::FromNanos(opened_ns_);
+  s.last_activity = MonoTime::FromNanos(last_activity_ns_);
+  s.bytes_in = bytes_in_;
+  s.bytes_out = bytes_out_;
+  s.requests = requests_;
+  s.queued_output = Unsent();
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +282,7 @@ void Connection::HandleReadable() {
     if (n == 0) {
       peer_eof_ = true;
       if (state_ == ConnectionState::kReading) {
+        callback_start_ns_ = loop_.now_ns();
         Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
         if (finished_) return;
       }
@@ -277,6 +310,7 @@ void Connection::FlushAndDeliver() {
   while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading && stash_.empty() &&
          !writable_requested_ && !writable_due_) {
     eof_unreported_ = false;
+    callback_start_ns_ = loop_.now_ns();
     Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
     if (finished_) return;
     FlushAndDeliverInput();
@@ -291,6 +325,7 @@ void Connection::FlushAndDeliverInput() {
       writable_requested_ = writable_due_ = false;
       const size_t before = Queued();
       const bool was_paused = state_ == ConnectionState::kPaused;
+      callback_start_ns_ = loop_.now_ns();
       Apply(Call([this] {
         handler_->OnWritable(*this);
         return Action::Continue();
@@ -324,7 +359,10 @@ void Connection::Deliver() {
     if (input_.empty()) return;
     const size_t before = input_.size();
     const int64_t start = MonotonicNanos();
-    Action action = Call([this] { return handler_->OnData(*this, input_); });
+    Action action = Call([this, start] {
+      callback_start_ns_ = start;  // what this callback's RecordRequest measures from
+      return handler_->OnData(*this, input_);
+    });
     stats.handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
     Apply(action);
     if (finished_) return;
@@ -367,11 +405,7 @@ void Connection::AfterCallback() {
   }
   // The handler closed itself from inside a callback: it reads no further, so input it left is
   // not offered to it again (that would re-enter it, without end if it asks to close each time).
-  if (state_ == ConnectionState::kPaused) {
-    drain_after_resume_ = true;
-    drain_reason_ = pending_close_reason_;
-    return;
-  }
+  // A paused connection closes too: the handler gives up on what it waited for.
   BeginClosing(pending_close_reason_);
   Flush();
 }
@@ -384,6 +418,7 @@ void Connection::FinishPendingWork() {
     return;
   }
   if (peer_eof_ && uring_ == nullptr) {  // io_uring: FlushAndDeliver reports it (OnPeerEof)
+    callback_start_ns_ = loop_.now_ns();
     Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
   }
 }
@@ -468,8 +503,8 @@ void Connection::Flush() {
       return;
     }
     // The write deadline counts from the last progress.
-    if ((progressed || !io_timer_.armed()) && options_.write_timeout_ns > 0) {
-      loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.write_timeout_ns);
+    if ((progressed || !io_timer_.armed()) && loop_.timeouts_.write_ns > 0) {
+      loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.write_ns);
     }
   }
 
@@ -497,7 +532,7 @@ void Connection::Flush() {
         // destroys the reply in flight.
         ::shutdown(fd_, SHUT_WR);
         fin_sent_ = true;
-        loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.close_linger_ns);
+        loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.linger_ns);
       }
       break;
     default:
@@ -528,8 +563,8 @@ void Connection::BeginClosing(CloseReason reason) {
   stash_.Clear();
   loop_.buffer_pool().Release(input_);
   loop_.buffer_pool().Release(stash_);
-  if (Queued() != 0 && !io_timer_.armed() && options_.write_timeout_ns > 0) {
-    loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + options_.write_timeout_ns);
+  if (Queued() != 0 && !io_timer_.armed() && loop_.timeouts_.write_ns > 0) {
+    loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.write_ns);
   }
 }
 
@@ -613,8 +648,8 @@ void Connection::UpdateInterest() {
 
 void Connection::Touch() {
   last_activity_ns_ = loop_.now_ns();
-  if (options_.idle_timeout_ns > 0 && !idle_timer_.armed()) {
-    loop_.wheel().Schedule(&idle_timer_, last_activity_ns_ + options_.idle_timeout_ns);
+  if (loop_.timeouts_.idle_ns > 0 && !idle_timer_.armed()) {
+    loop_.wheel().Schedule(&idle_timer_, last_activity_ns_ + loop_.timeouts_.idle_ns);
   }
 }
 
@@ -622,7 +657,7 @@ void Connection::Touch() {
 // it fires, pushes itself to the real deadline. One wheel operation per idle period instead of
 // one per read.
 void Connection::OnIdleTimer() {
-  const int64_t deadline = last_activity_ns_ + options_.idle_timeout_ns;
+  const int64_t deadline = last_activity_ns_ + loop_.timeouts_.idle_ns;
   if (deadline > loop_.now_ns() || state_ == ConnectionState::kWriting ||
       state_ == ConnectionState::kClosing) {
     loop_.wheel().Schedule(&idle_timer_, std::max(deadline, loop_.now_ns() + 1));
@@ -633,6 +668,7 @@ void Connection::OnIdleTimer() {
 
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
+  callback_start_ns_ = loop_.now_ns();
   Apply(Call([this] { return handler_->OnDeadline(*this); }));
   if (finished_) return;
   Flush();

@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
 #include "core/buffer.h"
 #include "core/output_queue.h"
 #include "core/socket.h"
@@ -20,7 +22,31 @@
 namespace percore {
 
 class EventLoop;
+class ShardedBase;
 struct ServiceLoopStats;
+template <typename T>
+class Sharded;
+
+// When a request began, as Connection::BeginRequest took it: what EndRequest measures from.
+class RequestStart {
+ public:
+  RequestStart() = default;
+
+ private:
+  friend class Connection;
+  explicit RequestStart(int64_t ns) : ns_(ns) {}
+  int64_t ns_ = 0;
+};
+
+// A connection's own figures since it opened.
+struct ConnectionStats {
+  MonoTime opened;
+  MonoTime last_activity;  // the last byte read or written
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t requests = 0;
+  size_t queued_output = 0;  // see Connection::queued_output
+};
 
 // Tunables every connection of a server shares.
 struct ConnectionOptions {
@@ -33,9 +59,9 @@ struct ConnectionOptions {
   size_t output_cap = 64 << 20;
   size_t read_budget = 256 << 10;     // bytes read per wake-up before yielding to other fds
   size_t write_budget = 1 << 20;      // bytes written per loop iteration before yielding
-  int64_t idle_timeout_ns = 300'000'000'000;   // no traffic at all; 0 = never
-  int64_t write_timeout_ns = 60'000'000'000;   // queued output makes no progress; 0 = never
-  int64_t close_linger_ns = 2'000'000'000;     // after our FIN, how long we drain the peer
+  absl::Duration idle_timeout = absl::Minutes(5);   // no traffic at all; zero = never
+  absl::Duration write_timeout = absl::Minutes(1);  // queued output makes no progress; zero = never
+  absl::Duration close_linger = absl::Seconds(2);   // after our FIN, how long we drain the peer; zero = not at all
 };
 
 // Whether `options` can work together: the water marks in order, budgets that let a
@@ -64,10 +90,13 @@ class Connection final : private IoWatcher {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // --- For handlers ---
+  // --- For handlers: everything a handler may touch ---
   // Queues bytes for the peer. Written after the current callback returns.
   void Send(std::string_view bytes);
   OutputQueue& output() { return output_; }
+  // Whether output is backed up: more than ConnectionOptions::high_water bytes not yet handed
+  // to the kernel. The one backpressure rule (handler.h says how a handler uses it).
+  bool above_high_water() const { return Unsent() > options_.high_water; }
   // Asks for one OnWritable call once the queued output is at or below the low-water mark: how
   // a handler that produces a large reply in pieces learns that the socket took the last ones.
   // Called from a callback of this connection (one run by PostToConnection included); the call
@@ -75,30 +104,45 @@ class Connection final : private IoWatcher {
   void RequestWritable() { writable_requested_ = true; }
   // Leaves Paused: reading resumes and unconsumed input is offered to OnData again.
   void Resume();
-  // Arms the handler's deadline (OnDeadline fires after `delay_ns`); re-arming moves it.
-  void SetDeadline(int64_t delay_ns);
+  // Arms the handler's deadline (OnDeadline fires after `delay`); re-arming moves it.
+  void SetDeadline(absl::Duration delay);
   void ClearDeadline();
-  // Starts closing from outside a callback (admin, drain, a timer of the handler's).
-  void Close(CloseReason reason, bool flush_first);
-  // Counts one request of this connection's service, with its latency.
-  void RecordRequest(int64_t latency_ns, bool error = false);
+  // Starts closing, counted under `reason`, from a callback or outside one (a timer of the
+  // handler's, an answer from another loop). kFlush: reads nothing more, writes what is
+  // queued, then closes; kNow: discards the output and closes at once. Takes effect at once
+  // on a paused connection too (an answer still away is dropped when it arrives); from inside
+  // a callback it is acted on when the callback returns.
+  void Close(CloseReason reason, CloseMode mode);
+  // Counts one request of this connection's service as answered, timed from the start of the
+  // current callback (when the bytes it read were handed to OnData); in the continuation of a
+  // Sharded call, from the start of the callback that made the call.
+  void RecordRequest(bool error = false);
+  // For a reply that comes later (after a cross-loop call or a timer): take the start when the
+  // request is read, and end it when its reply is queued.
+  RequestStart BeginRequest() const { return RequestStart(callback_start_ns_); }
+  void EndRequest(RequestStart start, bool error = false);
+  // TCP_NODELAY on this connection's socket.
+  absl::Status SetNoDelay(bool on);
 
   EventLoop& loop() const { return loop_; }
   uint64_t id() const { return id_; }
   ConnectionHandle handle() const;
-  int fd() const { return fd_; }
   const SocketAddress& peer() const { return peer_; }
   ConnectionState state() const { return state_; }
   int service_index() const { return service_index_; }
-  Handler* handler() const { return handler_.get(); }
-  int64_t opened_ns() const { return opened_ns_; }
-  int64_t last_activity_ns() const { return last_activity_ns_; }
+  ConnectionStats stats() const;
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t requests() const { return requests_; }
   // The output not yet handed to the kernel: what the water marks and the output cap measure.
   // On io_uring a send in flight counts as written, as bytes in the socket buffer do on epoll.
   size_t queued_output() const { return Unsent(); }
+
+ private:
+  friend class EventLoop;
+  friend class ConnectionTestPeer;  // tests: the socket, to shrink its buffers
+  template <typename T>
+  friend class Sharded;  // BeginAwait / EndAwait
 
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
@@ -111,10 +155,13 @@ class Connection final : private IoWatcher {
   // How a drain closes a connection: the requests the peer has sent so far (what is already
   // in the socket, up to one read budget) are read and answered, then the connection closes
   // gracefully under `reason`. A connection that is not reading (paused on other work, or
-  // backed up behind its output) closes as Close(reason, true) would.
+  // backed up behind its output) answers what it is waiting for first, then closes.
   void ServeArrivedThenClose(CloseReason reason);
   // Its first half: reads (one read budget) and answers what the peer has sent so far.
   void ServeArrived();
+  // A graceful close; with `after_in_flight`, a paused connection closes only once it resumes
+  // (the drain: the request it waits for is answered first).
+  void CloseGracefully(CloseReason reason, bool after_in_flight);
   // io_uring: the connection's operations still in flight. A closed connection is freed only
   // once there are none (the kernel may still write into it or read its output).
   bool io_in_flight() const { return recv_ != ReceiveState::kIdle || send_in_flight_ || hangup_watch_; }
@@ -122,8 +169,19 @@ class Connection final : private IoWatcher {
   void ContinueFlush();
   // io_uring: arms again the receive that ended because the loop's buffer ring was empty.
   void RearmStarvedReceive();
+  int fd() const { return fd_; }
+  Handler* handler() const { return handler_.get(); }
+  int64_t opened_ns() const { return opened_ns_; }
+  int64_t last_activity_ns() const { return last_activity_ns_; }
+  int64_t loop_now_ns() const;  // the loop's iteration time (connection.h cannot see EventLoop)
+  // Sharded<T>::Await: a call is away; the last answer back resumes the connection.
+  void BeginAwait() { ++awaiting_; }
+  void EndAwait() {
+    if (--awaiting_ == 0) Resume();
+  }
+  // A Sharded continuation: RecordRequest measures from the callback that made the call.
+  void ContinueRequest(RequestStart start) { callback_start_ns_ = start.ns_; }
 
- private:
   class Deadline : public TimerEntry {
    public:
     Deadline(Connection& conn, void (Connection::*fire)()) : conn_(conn), fire_(fire) {}
@@ -162,7 +220,7 @@ class Connection final : private IoWatcher {
   // Offers buffered input to the handler until it stops consuming or pauses.
   void Deliver();
   // Runs a handler callback with the re-entrancy guard set; an exception it throws becomes
-  // CloseNow(kHandlerError).
+  // CloseNow(kHandlerError). The caller sets callback_start_ns_ first (RecordRequest).
   template <typename Fn>
   Action Call(Fn&& fn);
   void Apply(Action action);
@@ -239,6 +297,8 @@ class Connection final : private IoWatcher {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint64_t requests_ = 0;
+  int64_t callback_start_ns_ = 0;  // when the current callback began (RecordRequest)
+  uint32_t awaiting_ = 0;          // Sharded<T>::Await calls not answered yet
   Deadline idle_timer_;
   Deadline handler_deadline_;
   Deadline io_timer_;  // write progress while Writing, linger bound while Closing
@@ -263,6 +323,7 @@ template <typename Fn>
 void Connection::RunTask(Fn&& fn) {
   if (finished_) return;
   const bool was_paused = state_ == ConnectionState::kPaused;
+  callback_start_ns_ = loop_now_ns();
   Apply(Call([&] {
     std::forward<Fn>(fn)(*this);
     return Action::Continue();

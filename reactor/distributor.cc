@@ -66,7 +66,7 @@ void Distributor::Run() {
     // While backing off after descriptor exhaustion, listeners are left out of the poll set, so
     // the thread sleeps instead of spinning on a backlog it cannot accept.
     const nfds_t count = backing_off ? 1 : fds.size();
-    const int ready = ::poll(fds.data(), count, backing_off ? options_.backoff_ms : -1);
+    const int ready = ::poll(fds.data(), count, backing_off ? static_cast<int>(absl::ToInt64Milliseconds(options_.backoff)) : -1);
     stats_.counters.wakeups.Increment();
     if (ready < 0 && errno != EINTR) return;
     if (fds[0].revents & POLLIN) return;

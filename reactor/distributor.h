@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "core/counter.h"
 #include "core/socket.h"
 #include "reactor/balance_policy.h"
@@ -49,7 +50,7 @@ struct DistributorOptions {
   int max_connections = 0;           // over all loops; 0 = unlimited
   int max_connections_per_loop = 0;  // 0 = unlimited
   int accepts_per_wakeup = 64;       // bounded so the shutdown eventfd is never starved
-  int backoff_ms = 100;              // pause after descriptor exhaustion
+  absl::Duration backoff = absl::Milliseconds(100);  // pause after descriptor exhaustion
 };
 
 // The accept-distributor thread: blocks in poll() on the listening sockets and

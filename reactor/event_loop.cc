@@ -13,6 +13,7 @@
 #include "core/cpu.h"
 #include "core/errno_status.h"
 #include "reactor/handler.h"
+#include "reactor/sharded.h"
 
 namespace percore {
 
@@ -57,7 +58,14 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
 }
 
 EventLoop::EventLoop(EventLoopOptions options)
-    : options_(std::move(options)), now_ns_(MonotonicNanos()), wheel_(options_.timer_tick_ns, now_ns_) {
+    : options_(std::move(options)), now_ns_(MonotonicNanos()), wheel_(DurationNanos(options_.timer_tick), now_ns_) {
+  // Zero, negative and infinite timeouts all mean "never".
+  auto never_or_ns = [](absl::Duration d) {
+    return d <= absl::ZeroDuration() || d == absl::InfiniteDuration() ? int64_t{0} : DurationNanos(d);
+  };
+  timeouts_.idle_ns = never_or_ns(options_.connection.idle_timeout);
+  timeouts_.write_ns = never_or_ns(options_.connection.write_timeout);
+  timeouts_.linger_ns = never_or_ns(options_.connection.close_linger);
   for (size_t i = 0; i < options_.services.size(); ++i) {
     stats_.services.push_back(std::make_unique<ServiceLoopStats>());
   }
@@ -102,8 +110,21 @@ void EventLoop::AssertInLoopThread() const {
   }
 }
 
+namespace {
+thread_local EventLoop* current_loop = nullptr;
+}  // namespace
+
+EventLoop* EventLoop::Current() { return current_loop; }
+
+void EventLoop::BuildShardedState() {
+  for (Service* service : options_.services) {
+    for (ShardedBase* state : service->sharded_state()) state->BuildOn(*this);
+  }
+}
+
 void EventLoop::Run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  current_loop = this;
   NameCurrentThread(absl::StrCat("percore-loop", index()).c_str());
   if (options_.cpu >= 0) {
     if (absl::Status s = PinCurrentThread(options_.cpu); !s.ok()) {
@@ -112,12 +133,13 @@ void EventLoop::Run() {
   }
   poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
+  BuildShardedState();
   for (Service* service : options_.services) service->OnLoopStart(*this);
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
   // periods pass without their being needed.
-  const TimerId trim = RunEvery(kBufferTrimPeriodNs, [this] { buffer_pool_.Trim(); });
+  const TimerId trim = RunEvery(kBufferTrimPeriod, [this] { buffer_pool_.Trim(); });
   const TimerId memory_check =
-      options_.return_free_memory ? RunEvery(kMemoryCheckPeriodNs, [this] { ReturnFreeMemory(); }) : 0;
+      options_.return_free_memory ? RunEvery(kMemoryCheckPeriod, [this] { ReturnFreeMemory(); }) : 0;
   running_.store(true, std::memory_order_release);
   for (;;) {
     if (quit_.load(std::memory_order_acquire)) {
@@ -140,7 +162,7 @@ void EventLoop::Run() {
         if (drain_group_ == nullptr || drain_group_->done()) break;
       }
       if (now_ns_ >= drain_deadline_ns_.load(std::memory_order_relaxed)) {
-        CloseAllConnections(CloseReason::kServerDrain, /*flush_first=*/false);
+        CloseAllConnections(CloseReason::kServerDrain, CloseMode::kNow);
         FreeRetired();
         ArriveDrained();
         break;
@@ -158,6 +180,7 @@ void EventLoop::Run() {
   FreeRetired();
   ReapInFlight();
   running_.store(false, std::memory_order_release);
+  current_loop = nullptr;
 }
 
 void EventLoop::ArriveDrained() {
@@ -177,8 +200,10 @@ void DrainGroup::Arrive() {
 
 void EventLoop::BindToCurrentThread() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  current_loop = this;
   poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
+  BuildShardedState();
 }
 
 void EventLoop::Step(int max_wait_ms) {
@@ -188,12 +213,12 @@ void EventLoop::Step(int max_wait_ms) {
   max_wait_ms_ = -1;
 }
 
-void EventLoop::Quit(int64_t drain_deadline_ns, std::shared_ptr<DrainGroup> group) {
+void EventLoop::Quit(MonoTime drain_deadline, std::shared_ptr<DrainGroup> group) {
   {
     MutexLock lock(quit_mu_);
     quit_group_ = std::move(group);
   }
-  drain_deadline_ns_.store(drain_deadline_ns, std::memory_order_relaxed);
+  drain_deadline_ns_.store(drain_deadline.nanos(), std::memory_order_relaxed);
   quit_.store(true, std::memory_order_release);
   Wake();
 }
@@ -374,7 +399,7 @@ void EventLoop::ReturnFreeMemory() {
   const uint64_t busy = stats_.busy_ns.Get();
   const uint64_t busy_in_period = busy - busy_at_memory_check_;
   busy_at_memory_check_ = busy;
-  if (busy_in_period > static_cast<uint64_t>(kMemoryCheckPeriodNs / 100)) {
+  if (busy_in_period > static_cast<uint64_t>(DurationNanos(kMemoryCheckPeriod) / 100)) {
     worked_since_trim_ = true;
     return;
   }
@@ -439,11 +464,11 @@ Connection* EventLoop::FindConnection(uint64_t id) {
 
 void EventLoop::ServeArrivedThenCloseAll(CloseReason reason) {
   ForEachConnectionThatMayClose([](Connection& conn) { conn.ServeArrived(); });
-  ForEachConnectionThatMayClose([reason](Connection& conn) { conn.Close(reason, /*flush_first=*/true); });
+  ForEachConnectionThatMayClose([reason](Connection& conn) { conn.CloseGracefully(reason, /*after_in_flight=*/true); });
 }
 
-void EventLoop::CloseAllConnections(CloseReason reason, bool flush_first) {
-  ForEachConnectionThatMayClose([reason, flush_first](Connection& conn) { conn.Close(reason, flush_first); });
+void EventLoop::CloseAllConnections(CloseReason reason, CloseMode mode) {
+  ForEachConnectionThatMayClose([reason, mode](Connection& conn) { conn.Close(reason, mode); });
 }
 
 void EventLoop::RetireConnection(Connection* conn, CloseReason reason) {
@@ -468,8 +493,9 @@ void EventLoop::FreeRetired() {
   dead_timers_.clear();
 }
 
-EventLoop::TimerId EventLoop::RunAfter(int64_t delay_ns, absl::AnyInvocable<void()> fn) {
+EventLoop::TimerId EventLoop::RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn) {
   AssertInLoopThread();
+  const int64_t delay_ns = std::max<int64_t>(DurationNanos(delay), 0);
   const TimerId id = next_timer_id_++;
   auto timer = std::make_unique<CallbackTimer>(*this, id, 0, std::move(fn));
   wheel_.Schedule(timer.get(), now_ns_ + delay_ns);
@@ -477,8 +503,9 @@ EventLoop::TimerId EventLoop::RunAfter(int64_t delay_ns, absl::AnyInvocable<void
   return id;
 }
 
-EventLoop::TimerId EventLoop::RunEvery(int64_t period_ns, absl::AnyInvocable<void()> fn) {
+EventLoop::TimerId EventLoop::RunEvery(absl::Duration period, absl::AnyInvocable<void()> fn) {
   AssertInLoopThread();
+  const int64_t period_ns = std::max<int64_t>(DurationNanos(period), 1);
   const TimerId id = next_timer_id_++;
   auto timer = std::make_unique<CallbackTimer>(*this, id, period_ns > 0 ? period_ns : 1, std::move(fn));
   wheel_.Schedule(timer.get(), now_ns_ + period_ns);

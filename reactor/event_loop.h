@@ -34,7 +34,7 @@ struct EventLoopOptions {
   PollerBackend backend = PollerBackend::kEpoll;  // resolved: not kAuto (see ResolveBackend)
   UringOptions uring = {};                         // for PollerBackend::kIoUring
   int cpu = -1;                    // pin the loop thread to this CPU when >= 0
-  int64_t timer_tick_ns = 1'000'000;
+  absl::Duration timer_tick = absl::Milliseconds(1);  // the timer wheel's resolution
   int max_events = 256;            // ready fds taken per Wait
   // After a burst, give the allocator's free memory back to the system (see ReturnFreeMemory).
   bool return_free_memory = true;
@@ -66,8 +66,8 @@ class DrainGroup {
 // entry points are Post, Adopt, Quit and the stats.
 class EventLoop final : private IoWatcher {
  public:
-  static constexpr int64_t kBufferTrimPeriodNs = 10'000'000'000;  // see BufferPool::Trim
-  static constexpr int64_t kMemoryCheckPeriodNs = 1'000'000'000;  // see ReturnFreeMemory
+  static constexpr absl::Duration kBufferTrimPeriod = absl::Seconds(10);  // see BufferPool::Trim
+  static constexpr absl::Duration kMemoryCheckPeriod = absl::Seconds(1);  // see ReturnFreeMemory
 
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
   ~EventLoop();
@@ -77,10 +77,14 @@ class EventLoop final : private IoWatcher {
   // Runs iterations on the calling thread until Quit(). Returns once every connection is closed.
   void Run();
   // Thread-safe. Asks Run() to return. Open connections are closed gracefully (kServerDrain):
-  // what they have read is answered and flushed; whatever is left at `drain_deadline_ns`
-  // (CLOCK_MONOTONIC; 0 = now) is closed at once. Run() returns when no connection is left
-  // and, with a `group`, once every loop of the group has drained (or at the deadline).
-  void Quit(int64_t drain_deadline_ns = 0, std::shared_ptr<DrainGroup> group = nullptr);
+  // what they have read is answered and flushed; whatever is left at `drain_deadline` (an
+  // instant; the default, one long past, means now) is closed at once. Run() returns when no
+  // connection is left and, with a `group`, once every loop of the group has drained (or at
+  // the deadline).
+  void Quit(MonoTime drain_deadline = MonoTime(), std::shared_ptr<DrainGroup> group = nullptr);
+
+  // The loop whose thread is calling (inside Run, or bound by BindToCurrentThread), else null.
+  static EventLoop* Current();
 
   // For tests and fuzzers that drive a loop step by step on their own thread: binds the loop to
   // the calling thread (as Run does) and runs one iteration, waiting at most `max_wait_ms`.
@@ -122,8 +126,8 @@ class EventLoop final : private IoWatcher {
   // Loop thread only. Timers with callbacks; ids are never reused. Cancel returns whether the
   // timer was still pending.
   using TimerId = uint64_t;
-  TimerId RunAfter(int64_t delay_ns, absl::AnyInvocable<void()> fn);
-  TimerId RunEvery(int64_t period_ns, absl::AnyInvocable<void()> fn);
+  TimerId RunAfter(absl::Duration delay, absl::AnyInvocable<void()> fn);
+  TimerId RunEvery(absl::Duration period, absl::AnyInvocable<void()> fn);
   bool Cancel(TimerId id);
 
   // Loop thread only. Registers fds with the poller for watchers other than connections
@@ -151,8 +155,8 @@ class EventLoop final : private IoWatcher {
       if (Connection* conn = FindConnection(id)) fn(*conn);
     }
   }
-  // Loop thread only. Starts closing every connection (flushing first when asked).
-  void CloseAllConnections(CloseReason reason, bool flush_first);
+  // Loop thread only. Starts closing every connection (Connection::Close).
+  void CloseAllConnections(CloseReason reason, CloseMode mode);
   // Loop thread only. Every connection answers what its peer has sent so far, then every one
   // closes gracefully (Connection::ServeArrivedThenClose, in two passes): how a drain begins.
   // No connection's close is sent before the loop has read from all of them, so once any
@@ -167,14 +171,14 @@ class EventLoop final : private IoWatcher {
   PollerBackend backend() const { return poller_->backend(); }
   // The completion back end when the loop runs on io_uring, else nullptr.
   UringPoller* uring() const { return uring_; }
-  // The time the current iteration started (CLOCK_MONOTONIC ns); cheap, loop thread only.
+  // The time the current iteration started; cheap, loop thread only.
+  MonoTime now() const { return MonoTime::FromNanos(now_ns_); }
+  // The same in CLOCK_MONOTONIC nanoseconds, for the framework's own hot paths.
   int64_t now_ns() const { return now_ns_; }
   int64_t RefreshNow();
   // Counts the loop's iterations; per-iteration budgets (Connection's write budget) key on it.
   uint64_t iteration() const { return iteration_; }
   const ConnectionOptions& connection_options() const { return options_.connection; }
-  TimerWheel& wheel() { return wheel_; }
-  BufferPool& buffer_pool() { return buffer_pool_; }
   LoopStats& stats() { return stats_; }
   const LoopStats& stats() const { return stats_; }
   Service* service(int index) const { return options_.services[index]; }
@@ -188,6 +192,16 @@ class EventLoop final : private IoWatcher {
  private:
   friend class Connection;
   friend class DrainGroup;  // wakes the loops
+  // ConnectionOptions' timeouts in nanoseconds, converted once (zero: never).
+  struct TimeoutsNs {
+    int64_t idle_ns = 0;
+    int64_t write_ns = 0;
+    int64_t linger_ns = 0;
+  };
+  TimerWheel& wheel() { return wheel_; }
+  BufferPool& buffer_pool() { return buffer_pool_; }
+  // Builds every service's sharded state for this loop (before OnLoopStart).
+  void BuildShardedState();
   struct Adoption {
     int fd;
     int service_index;
@@ -234,6 +248,7 @@ class EventLoop final : private IoWatcher {
   void UpdateUringStats();
 
   EventLoopOptions options_;
+  TimeoutsNs timeouts_;
   std::unique_ptr<Poller> poller_;
   UringPoller* uring_ = nullptr;  // poller_, when it is the completion back end
   UringCounters uring_seen_;      // its counters as of the last UpdateUringStats

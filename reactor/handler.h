@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/buffer.h"
@@ -11,7 +12,12 @@ namespace percore {
 
 class Connection;
 class EventLoop;
+class ShardedBase;
 struct ConnectionOptions;
+
+// How a connection closes: kFlush writes what is queued first (then a lingering close, so the
+// peer reads it all), kNow discards queued output and closes at once (resets, hostile peers).
+enum class CloseMode : uint8_t { kFlush, kNow };
 
 // What the framework does after a handler callback returns.
 class Action {
@@ -29,6 +35,10 @@ class Action {
   }
   // Close at once, discarding queued output (for resets and hostile peers).
   static Action CloseNow(CloseReason reason) { return Action(Kind::kCloseNow, reason); }
+  // Either of the two, by `mode`.
+  static Action Close(CloseMode mode, CloseReason reason) {
+    return mode == CloseMode::kFlush ? CloseAfterWrite(reason) : CloseNow(reason);
+  }
 
   Kind kind() const { return kind_; }
   CloseReason reason() const { return reason_; }
@@ -43,6 +53,22 @@ class Action {
 // Every method runs on that loop's thread, one at a time; a handler never needs a lock for its
 // own state. Replies go to the connection's output (Connection::Send / output()); the framework
 // writes them after the callback returns, coalescing everything queued in one write.
+//
+// Backpressure, the one rule: output is backed up when Connection::above_high_water() is true,
+// that is when the bytes not yet handed to the kernel exceed ConnectionOptions::high_water.
+// Between callbacks the framework keeps the rule itself: it stops reading and stops calling
+// OnData while output is backed up, and resumes (OnWritable, then OnData with what is left of
+// the input) once it drains to low_water. Inside one OnData, a handler that can produce much
+// more output than it consumed input (pipelined reads of large values) checks
+// above_high_water() between requests and returns Continue() with the rest left in `input`;
+// the framework offers it again once the output has drained. A handler that streams one large
+// reply in pieces stops adding pieces when above_high_water() and continues in OnWritable
+// (Connection::RequestWritable). Nothing else is needed: small replies need no check at all.
+//
+// Requests are counted by the framework: a handler calls Connection::RecordRequest when it has
+// queued a reply to a request it read in this callback, or takes Connection::BeginRequest()
+// when the request starts and passes it to EndRequest when a deferred reply is queued. The
+// framework reads the clock; a service never does.
 class Handler {
  public:
   virtual ~Handler() = default;
@@ -76,7 +102,10 @@ class Handler {
 // belongs in OnLoopStart.
 class Service {
  public:
+  Service() = default;
   virtual ~Service() = default;
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
 
   // Short, stable name: "echo", "http", ... Used in --listen, stats and logs.
   virtual std::string_view name() const = 0;
@@ -97,6 +126,14 @@ class Service {
   // Bytes sent (best effort, never blocking) to a connection refused because the server is at
   // its connection limit, just before it is closed. Empty: close silently. HTTP answers 503.
   virtual std::string_view OverloadResponse() const { return {}; }
+
+  // The per-loop state (Sharded<T>) declared by this service; the framework builds each on every
+  // loop's thread before OnLoopStart.
+  const std::vector<ShardedBase*>& sharded_state() const { return sharded_; }
+
+ private:
+  friend class ShardedBase;  // registers itself on construction
+  std::vector<ShardedBase*> sharded_;
 };
 
 }  // namespace percore

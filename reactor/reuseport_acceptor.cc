@@ -77,7 +77,7 @@ bool ReusePortAcceptor::AcceptFailed(int err) {
     // Stop watching for a while instead of spinning on a backlog we cannot accept.
     counters_.backoffs.Increment();
     Stop();
-    backoff_timer_ = loop_.RunAfter(int64_t{limits_.backoff_ms} * 1'000'000, [this] {
+    backoff_timer_ = loop_.RunAfter(limits_.backoff, [this] {
       backoff_timer_ = 0;
       Start();
     });

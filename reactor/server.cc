@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "core/errno_status.h"
+#include "reactor/sharded.h"
 
 namespace percore {
 
@@ -16,7 +17,7 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
 }
 
 Server::~Server() {
-  Stop(0);
+  Stop(absl::ZeroDuration());
   for (int fd : listen_fds_) CloseFd(fd);
 }
 
@@ -90,10 +91,17 @@ absl::Status Server::Start() {
   DistributorOptions limits;
   limits.max_connections = options_.max_connections;
   limits.max_connections_per_loop = options_.max_connections_per_loop;
-  limits.backoff_ms = options_.accept_backoff_ms;
+  limits.backoff = options_.accept_backoff;
   std::vector<Listener> listeners;
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     listeners.push_back({listen_fds_[i], listen_service_[i], services_[listen_service_[i]].get()});
+  }
+
+  // Sharded state gets one shard per loop; each loop builds its own on its thread.
+  std::vector<EventLoop*> loop_list;
+  for (auto& loop : loops_) loop_list.push_back(loop.get());
+  for (const auto& service : services_) {
+    for (ShardedBase* state : service->sharded_state()) state->Prepare(loop_list);
   }
 
   started_ = true;
@@ -154,7 +162,7 @@ absl::Status Server::StartReusePort(const std::vector<Listener>& listeners, cons
   return absl::OkStatus();
 }
 
-void Server::Stop(int64_t deadline_ns) {
+void Server::Stop(absl::Duration drain_timeout) {
   if (!started_ || stopped_) return;
   stopped_ = true;
   // Connections the kernel has already completed wait in the listen backlog: they are accepted
@@ -179,7 +187,7 @@ void Server::Stop(int64_t deadline_ns) {
   for (auto& f : stopped) f.wait();
   for (int fd : listen_fds_) CloseFd(fd);
   listen_fds_.clear();
-  const int64_t deadline = MonotonicNanos() + (deadline_ns > 0 ? deadline_ns : 0);
+  const MonoTime deadline = MonoTime::Now() + std::max(drain_timeout, absl::ZeroDuration());
   // The loops drain as one group: a loop with nothing left of its own still answers the
   // cross-loop work of connections elsewhere until they have drained too.
   std::vector<EventLoop*> loops;
@@ -206,6 +214,12 @@ std::vector<const AcceptCounters*> Server::accept_counters() const {
   if (distributor_) out.push_back(&distributor_->stats().counters);
   for (const auto& a : acceptors_) out.push_back(&a->counters());
   return out;
+}
+
+ServerTotals Server::Totals() const {
+  std::vector<const LoopStats*> stats;
+  for (const auto& loop : loops_) stats.push_back(&loop->stats());
+  return SumLoopStats(stats);
 }
 
 BalancePolicyKind Server::balance_policy() const {
@@ -235,7 +249,7 @@ absl::Status Server::DrainLoop(int i, bool close_idle) {
       loop->ForEachConnection([&](Connection& c) {
         if (c.state() == ConnectionState::kReading && c.queued_output() == 0) idle.push_back(&c);
       });
-      for (Connection* c : idle) c->Close(CloseReason::kServerDrain, true);
+      for (Connection* c : idle) c->Close(CloseReason::kServerDrain, CloseMode::kFlush);
     });
   }
   return absl::OkStatus();

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/socket.h"
 #include "reactor/balance_policy.h"
 #include "reactor/connection.h"
@@ -16,6 +17,7 @@
 #include "reactor/handler.h"
 #include "reactor/poller.h"
 #include "reactor/reuseport_acceptor.h"
+#include "reactor/server_totals.h"
 
 namespace percore {
 
@@ -28,7 +30,7 @@ struct ServerOptions {
   bool pin = false;  // pin loop i to the i-th allowed CPU
   int max_connections = 100'000;        // over all loops (reuseport: an equal share each); 0 = none
   int max_connections_per_loop = 0;     // 0 = unlimited
-  int accept_backoff_ms = 100;          // accepting pauses this long after EMFILE and the like
+  absl::Duration accept_backoff = absl::Milliseconds(100);  // accepting pauses this long after EMFILE and the like
   bool return_free_memory = true;       // quiet loops return a burst's freed memory (malloc_trim)
   ConnectionOptions connection = {};
 };
@@ -60,9 +62,9 @@ class Server {
   // Stops accepting, lets handlers finish what they have read and flushes output, closes every
   // connection (kServerDrain) and joins all threads. The loops drain as a group (DrainGroup):
   // cross-loop work of a connection still draining is answered by a loop that has no
-  // connections left. Connections still flushing at `deadline_ns` (a duration from now) are
-  // closed anyway. Idempotent.
-  void Stop(int64_t deadline_ns = 5'000'000'000);
+  // connections left. Connections still flushing `drain_timeout` from now are closed anyway.
+  // Idempotent.
+  void Stop(absl::Duration drain_timeout = absl::Seconds(5));
 
   // --- Introspection (thread-safe after Start) ---
   const ServerOptions& options() const { return options_; }
@@ -81,6 +83,8 @@ class Server {
   const DistributorStats* distributor_stats() const;
   // Every accepting thread's counters: the distributor's, or one per loop and endpoint.
   std::vector<const AcceptCounters*> accept_counters() const;
+  // Every loop's statistics summed (SumLoopStats), read lock-free; zero before Start.
+  ServerTotals Totals() const;
   bool running() const { return started_ && !stopped_; }
 
   // --- Control (thread-safe) ---

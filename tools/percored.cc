@@ -98,8 +98,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.return_free_memory = absl::GetFlag(FLAGS_return_free_memory);
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
   options.max_connections_per_loop = absl::GetFlag(FLAGS_max_connections_per_loop);
-  options.connection.idle_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_idle_timeout));
-  options.connection.write_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_write_timeout));
+  options.connection.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  options.connection.write_timeout = absl::GetFlag(FLAGS_write_timeout);
   return options;
 }
 
@@ -168,7 +168,7 @@ int Main() {
     absl::StatusOr<std::string> bound = admin.Start(admin_listen);
     if (!bound.ok()) {
       std::fprintf(stderr, "percored: admin: %s\n", std::string(bound.status().message()).c_str());
-      server.Stop(0);
+      server.Stop(absl::ZeroDuration());
       return 1;
     }
     std::printf("percored: admin listening on %s\n", bound->c_str());
@@ -184,7 +184,7 @@ int Main() {
   std::printf("percored: %s received, draining (up to %s)\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
   std::fflush(stdout);
-  server.Stop(absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_drain_timeout)));
+  server.Stop(absl::GetFlag(FLAGS_drain_timeout));
   admin.Shutdown();
   std::printf("percored: stopped\n");
   return 0;

@@ -41,7 +41,7 @@ const std::vector<CatalogEntry>& Catalog() {
        [](Server& server) {
          HttpOptions options;
          options.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_http_max_body_bytes));
-         options.header_timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_http_header_timeout));
+         options.header_timeout = absl::GetFlag(FLAGS_http_header_timeout);
          // The server outlives its services, so the reference stays valid for their lifetime.
          options.metrics = [&server] { return PrometheusText(server); };
          return NewHttpService(std::move(options));

@@ -186,9 +186,9 @@ grpc::Status AdminService::GetConfig(grpc::ServerContext* context, const v1::Get
   c->set_low_water(o.connection.low_water);
   c->set_output_cap(o.connection.output_cap);
   c->set_read_budget(o.connection.read_budget);
-  c->set_idle_timeout_ns(o.connection.idle_timeout_ns);
-  c->set_write_timeout_ns(o.connection.write_timeout_ns);
-  c->set_close_linger_ns(o.connection.close_linger_ns);
+  c->set_idle_timeout_ns(absl::ToInt64Nanoseconds(o.connection.idle_timeout));
+  c->set_write_timeout_ns(absl::ToInt64Nanoseconds(o.connection.write_timeout));
+  c->set_close_linger_ns(absl::ToInt64Nanoseconds(o.connection.close_linger));
   for (const auto& s : server_.services()) response->add_services(std::string(s->name()));
   for (const ListenerInfo& l : server_.listeners()) {
     v1::Endpoint* e = response->add_endpoints();

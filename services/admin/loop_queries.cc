@@ -54,8 +54,9 @@ ConnectionRecord Describe(Connection& c, int64_t now) {
   r.service = std::string(c.loop().service(c.service_index())->name());
   r.peer = c.peer().ToString();
   r.state = std::string(ConnectionStateName(c.state()));
-  r.age_ns = now - c.opened_ns();
-  r.idle_ns = now - c.last_activity_ns();
+  const ConnectionStats stats = c.stats();
+  r.age_ns = now - stats.opened.nanos();
+  r.idle_ns = now - stats.last_activity.nanos();
   r.bytes_in = c.bytes_in();
   r.bytes_out = c.bytes_out();
   r.requests = c.requests();
@@ -109,7 +110,7 @@ absl::Status CloseConnection(Server& server, uint64_t id, int64_t timeout_ns) {
   auto close = [id](EventLoop& l) {
     Connection* c = l.FindConnection(id);
     if (c == nullptr) return false;
-    c->Close(CloseReason::kAdminClose, /*flush_first=*/false);
+    c->Close(CloseReason::kAdminClose, CloseMode::kNow);
     return true;
   };
   std::vector<std::optional<bool>> replies =

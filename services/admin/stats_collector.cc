@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "reactor/close_reason.h"
 #include "reactor/loop_stats.h"
+#include "reactor/server_totals.h"
 #include "services/admin/accept_totals.h"
 #include "services/admin/process_figures.h"
 
@@ -165,22 +166,23 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
   for (size_t si = 0; si < services.size(); ++si) {
     v1::ServiceStats* svc = out->add_services();
     svc->set_name(std::string(services[si]->name()));
-    HistogramSnapshot merged;
+    // The totals merge the very figures listed per loop, so that they add up exactly even
+    // while requests arrive (Server::Totals would read the counters a second time).
+    ServiceTotals total;
     for (int i = 0; i < server_.loop_count(); ++i) {
       const auto& per_loop = server_.loop(i).stats().services;
       if (si >= per_loop.size()) continue;
-      const ServiceLoopStats& st = *per_loop[si];
-      const HistogramSnapshot latency = st.latency_ns.Snapshot();
-      merged.Merge(latency);
+      const ServiceTotals one = ServiceTotals::Read(*per_loop[si]);
+      total.Merge(one);
       v1::ServiceLoopStats* pl = svc->add_per_loop();
       pl->set_loop(i);
-      pl->set_requests(st.requests.Get());
-      pl->set_errors(st.errors.Get());
-      FillHistogram(latency, pl->mutable_latency_ns());
-      svc->set_requests(svc->requests() + pl->requests());
-      svc->set_errors(svc->errors() + pl->errors());
+      pl->set_requests(one.requests);
+      pl->set_errors(one.errors);
+      FillHistogram(one.latency_ns, pl->mutable_latency_ns());
     }
-    FillHistogram(merged, svc->mutable_latency_ns());
+    svc->set_requests(total.requests);
+    svc->set_errors(total.errors);
+    FillHistogram(total.latency_ns, svc->mutable_latency_ns());
   }
 }
 

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "core/clock.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 
@@ -19,8 +18,8 @@ class EchoHandler final : public Handler {
       conn.output().Append(input.view());
       input.Consume(input.size());
     }
-    // A "request" is one read's worth of bytes; its latency is the time since the loop woke.
-    conn.RecordRequest(MonotonicNanos() - conn.loop().now_ns());
+    // A "request" is one read's worth of bytes.
+    conn.RecordRequest();
     return Action::Continue();
   }
 };

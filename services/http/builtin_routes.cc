@@ -30,7 +30,7 @@ std::string IndexPage(const Router& router) {
       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>percore</title></head>\n"
       "<body><h1>percore</h1>\n<p>HTTP/1.1 service of the percore server framework.</p>\n<ul>\n";
   for (const std::string& path : router.Paths()) {
-    if (path == "/" || router.Find("GET", path).handler == nullptr) continue;
+    if (path == "/" || !router.Find("GET", path).found()) continue;
     const std::string escaped = EscapeHtml(path);
     page += "<li><a href=\"" + escaped + "\">" + escaped + "</a></li>\n";
   }

@@ -1,8 +1,9 @@
 #include "services/http/http_connection_handler.h"
 
+#include <optional>
 #include <string_view>
+#include <utility>
 
-#include "core/clock.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "services/http/http_date.h"
@@ -20,13 +21,110 @@ HttpParserLimits ParserLimits(const HttpOptions& options) {
   return limits;
 }
 
+bool HasHeaderTimeout(const HttpOptions& options) {
+  return options.header_timeout > absl::ZeroDuration() && options.header_timeout != absl::InfiniteDuration();
+}
+
+// What framing a response needs from the request it answers, kept beyond the request's views.
+struct RequestFraming {
+  bool head = false;        // HEAD: the fields of GET, no body
+  bool http10 = false;      // persistence must be stated
+  bool keep_alive = true;   // the request lets the connection persist
+};
+
+RequestFraming FramingOf(const HttpRequest& request) {
+  return RequestFraming{request.method == "HEAD", request.version_minor == 0, request.keep_alive};
+}
+
+// Appends `response` to the connection's output, framed for its request, and counts the request
+// as answered (timed from `start`). Returns whether the connection stays open after it.
+bool QueueResponse(Connection& conn, RequestStart start, const RequestFraming& request,
+                   const HttpResponse& response) {
+  const bool keep_alive = request.keep_alive && !response.close_connection();
+  ResponseFraming framing;
+  framing.head = request.head;
+  framing.date = CachedHttpDate(conn.loop().now());
+  if (!keep_alive) {
+    framing.connection = ConnectionField::kClose;
+  } else if (request.http10) {
+    framing.connection = ConnectionField::kKeepAlive;
+  }
+  AppendHttpResponse(response, framing, conn.output().bytes());
+  conn.EndRequest(start, response.status() >= 400);
+  return keep_alive;
+}
+
+// The asynchronous route whose call is running on this thread (routes do not nest: one runs
+// inside its connection's OnData), and its answer if the route gave it before returning. Such
+// an answer is queued at once, like a synchronous route's, without pausing the connection.
+struct RouteInProgress {
+  const HttpResponder::Exchange* exchange = nullptr;
+  Connection* conn = nullptr;
+  std::optional<HttpResponse> answer;
+};
+
+thread_local RouteInProgress route_in_progress;
+
+// Marks a route call as in progress for its duration, an exception from the route included.
+class RouteScope {
+ public:
+  RouteScope(const HttpResponder::Exchange* exchange, Connection& conn) {
+    route_in_progress.exchange = exchange;
+    route_in_progress.conn = &conn;
+    route_in_progress.answer.reset();
+  }
+  ~RouteScope() { route_in_progress = RouteInProgress(); }
+  RouteScope(const RouteScope&) = delete;
+  RouteScope& operator=(const RouteScope&) = delete;
+};
+
+// One deferred answer. It names its connection by a weak token rather than a pointer: from any
+// thread, an answer that comes after the connection closed finds the token expired and is
+// dropped; otherwise it is posted to the connection's loop, which looks the connection up by id
+// (PostToConnection) and drops it too if the connection closed in between.
+class PendingExchange final : public HttpResponder::Exchange {
+ public:
+  PendingExchange(EventLoop& loop, std::weak_ptr<const ConnectionHandle> conn, RequestStart start,
+                  RequestFraming request)
+      : loop_(loop), conn_(std::move(conn)), start_(start), request_(request) {}
+
+  EventLoop& loop() const override { return loop_; }
+  Connection* connection() const override {
+    return route_in_progress.exchange == this ? route_in_progress.conn : nullptr;
+  }
+
+  void Answer(HttpResponse response) override {
+    if (route_in_progress.exchange == this) {
+      route_in_progress.answer.emplace(std::move(response));
+      return;
+    }
+    const std::shared_ptr<const ConnectionHandle> conn = conn_.lock();
+    if (conn == nullptr) return;
+    conn->loop->PostToConnection(
+        conn->id, [start = start_, request = request_, response = std::move(response)](Connection& c) {
+          // The connection is paused on this request, unless it began closing meanwhile (a
+          // drain's deadline, an admin close): then nobody reads the answer.
+          if (c.state() != ConnectionState::kPaused) return;
+          if (!QueueResponse(c, start, request, response)) {
+            c.Close(CloseReason::kServiceClose, CloseMode::kFlush);
+          }
+          c.Resume();  // reads the next request, or carries out the close
+        });
+  }
+
+ private:
+  EventLoop& loop_;
+  const std::weak_ptr<const ConnectionHandle> conn_;
+  const RequestStart start_;
+  const RequestFraming request_;
+};
+
 }  // namespace
 
 HttpConnectionHandler::HttpConnectionHandler(const HttpOptions& options)
     : options_(options), parser_(ParserLimits(options)) {}
 
 Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
-  const size_t high_water = conn.loop().connection_options().high_water;
   for (;;) {
     if (input.empty()) {
       ClearHeaderDeadline(conn);
@@ -34,7 +132,7 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
     }
     if (!in_request_) {
       in_request_ = true;
-      request_start_ns_ = conn.loop().now_ns();
+      request_start_ = conn.BeginRequest();
     }
     switch (parser_.Parse(input.view())) {
       case HttpParser::Result::kNeedMore:
@@ -60,56 +158,66 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
       case HttpParser::Result::kComplete:
         break;
     }
-    const bool keep_alive = Respond(conn, parser_.request());
+    // The next request's header section gets a deadline of its own.
+    ClearHeaderDeadline(conn);
+    const Outcome outcome = Respond(conn, parser_.request());
     input.Consume(parser_.consumed());
     parser_.Reset();
     in_request_ = false;
     continue_sent_ = false;
-    if (!keep_alive) {
-      ClearHeaderDeadline(conn);
-      return Action::CloseAfterWrite(CloseReason::kServiceClose);
+    switch (outcome) {
+      case Outcome::kKeepOpen:
+        break;
+      case Outcome::kClose:
+        return Action::CloseAfterWrite(CloseReason::kServiceClose);
+      case Outcome::kDeferred:
+        // The rest of the input waits until the answer resumes the connection, so responses
+        // leave in request order.
+        return Action::Pause();
     }
     // A client pipelining faster than it reads: leave the rest of its requests in the input
     // until the output drains (the framework calls again when reading resumes).
-    if (conn.queued_output() >= high_water) {
-      ClearHeaderDeadline(conn);
-      return Action::Continue();
-    }
+    if (conn.above_high_water()) return Action::Continue();
   }
 }
 
-bool HttpConnectionHandler::Respond(Connection& conn, const HttpRequest& request) {
-  response_.Reset();
+HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, const HttpRequest& request) {
   const Router::Match match = options_.routes.Find(request.method, request.path);
+  if (match.async_handler != nullptr) return RespondLater(conn, request, *match.async_handler);
+  response_.Reset();
   if (match.handler != nullptr) {
     (*match.handler)(request, response_);
   } else {
     SetErrorResponse(match.status, response_);
     if (match.status == 405) response_.AddHeader("Allow", match.allow);
   }
-  const bool keep_alive = request.keep_alive && !response_.close_connection();
-  ResponseFraming framing;
-  framing.head = request.method == "HEAD";
-  framing.date = CachedHttpDate(conn.loop().now_ns());
-  if (!keep_alive) {
-    framing.connection = ConnectionField::kClose;
-  } else if (request.version_minor == 0) {
-    framing.connection = ConnectionField::kKeepAlive;  // HTTP/1.0 persistence must be stated
+  return QueueResponse(conn, request_start_, FramingOf(request), response_) ? Outcome::kKeepOpen
+                                                                            : Outcome::kClose;
+}
+
+HttpConnectionHandler::Outcome HttpConnectionHandler::RespondLater(Connection& conn,
+                                                                  const HttpRequest& request,
+                                                                  const HttpAsyncHandlerFn& route) {
+  if (self_ == nullptr) self_ = std::make_shared<const ConnectionHandle>(conn.handle());
+  const RequestFraming framing = FramingOf(request);
+  auto exchange = std::make_unique<PendingExchange>(conn.loop(), self_, request_start_, framing);
+  std::optional<HttpResponse> answer;
+  {
+    RouteScope scope(exchange.get(), conn);
+    route(request, HttpResponder(std::move(exchange)));
+    answer = std::move(route_in_progress.answer);
   }
-  AppendHttpResponse(response_, framing, conn.output().bytes());
-  Record(conn, response_.status());
-  return keep_alive;
+  if (!answer.has_value()) return Outcome::kDeferred;
+  return QueueResponse(conn, request_start_, framing, *answer) ? Outcome::kKeepOpen : Outcome::kClose;
 }
 
 Action HttpConnectionHandler::Reject(Connection& conn, int status, bool head, CloseReason reason) {
   ClearHeaderDeadline(conn);
   SetErrorResponse(status, response_);
-  ResponseFraming framing;
-  framing.head = head;
-  framing.connection = ConnectionField::kClose;
-  framing.date = CachedHttpDate(conn.loop().now_ns());
-  AppendHttpResponse(response_, framing, conn.output().bytes());
-  Record(conn, status);
+  RequestFraming request;
+  request.head = head;
+  request.keep_alive = false;
+  QueueResponse(conn, request_start_, request, response_);
   in_request_ = false;
   return Action::CloseAfterWrite(reason);
 }
@@ -121,16 +229,12 @@ Action HttpConnectionHandler::OnDeadline(Connection& conn) {
   return Reject(conn, 408, /*head=*/false, CloseReason::kReadTimeout);
 }
 
-void HttpConnectionHandler::Record(Connection& conn, int status) {
-  conn.RecordRequest(MonotonicNanos() - request_start_ns_, status >= 400);
-}
-
 void HttpConnectionHandler::SetHeaderDeadline(Connection& conn) {
-  // Armed once per request at its first partial read, never pushed back by later bytes: a
-  // client trickling its header section cannot hold the connection past the timeout.
-  if (deadline_armed_ || options_.header_timeout_ns <= 0) return;
-  const int64_t elapsed = conn.loop().now_ns() - request_start_ns_;
-  conn.SetDeadline(elapsed < options_.header_timeout_ns ? options_.header_timeout_ns - elapsed : 1);
+  // Armed once per request, at its first partial read (this callback: no time has passed since
+  // the request began), and never pushed back by later bytes: a client trickling its header
+  // section cannot hold the connection past the timeout.
+  if (deadline_armed_ || !HasHeaderTimeout(options_)) return;
+  conn.SetDeadline(options_.header_timeout);
   deadline_armed_ = true;
 }
 

@@ -1,10 +1,10 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <string>
 
+#include "absl/time/time.h"
 #include "services/http/router.h"
 
 namespace percore {
@@ -15,8 +15,9 @@ struct HttpOptions {
   size_t max_body_bytes = 1 << 20;   // request body (Content-Length or decoded chunked); 413
   size_t max_headers = 100;          // header field lines; 431
   // A request whose header section is not complete this long after its first byte gets 408 and
-  // the connection closes. 0: no limit (the connection's idle timeout still applies).
-  int64_t header_timeout_ns = 30'000'000'000;
+  // the connection closes. Zero or infinite: no limit (the connection's idle timeout still
+  // applies).
+  absl::Duration header_timeout = absl::Seconds(30);
   // Body of GET /metrics (served as Prometheus text). Unset: there is no /metrics route. Called
   // on any loop thread, concurrently: it must be thread-safe.
   std::function<std::string()> metrics;

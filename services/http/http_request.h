@@ -4,6 +4,9 @@
 #include <span>
 #include <string_view>
 
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+
 namespace percore {
 
 // One header field line as received: the name keeps its case, the value has its surrounding
@@ -36,7 +39,10 @@ struct HttpRequest {
   bool has_header(std::string_view name) const;
 };
 
-// ASCII case-insensitive equality, the comparison HTTP uses for field names and tokens.
-bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality, the comparison HTTP uses for field names and tokens: a
+// std::string_view front for absl::EqualsIgnoreCase (this Abseil's string_view is its own type).
+inline bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
+  return absl::EqualsIgnoreCase(absl::string_view(a.data(), a.size()), absl::string_view(b.data(), b.size()));
+}
 
 }  // namespace percore

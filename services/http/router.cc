@@ -12,17 +12,26 @@ absl::string_view ToAbsl(std::string_view s) { return absl::string_view(s.data()
 }  // namespace
 
 void Router::Handle(std::string_view method, std::string_view path, HttpHandlerFn handler) {
+  Route& route = Slot(method, path);
+  route.handler = std::move(handler);
+  route.async_handler = nullptr;
+}
+
+void Router::HandleAsync(std::string_view method, std::string_view path, HttpAsyncHandlerFn handler) {
+  Route& route = Slot(method, path);
+  route.async_handler = std::move(handler);
+  route.handler = nullptr;
+}
+
+Router::Route& Router::Slot(std::string_view method, std::string_view path) {
   PathRoutes& routes = routes_[ToAbsl(path)];
   auto it = std::find_if(routes.methods.begin(), routes.methods.end(),
-                         [&](const auto& entry) { return entry.first == method; });
-  if (it != routes.methods.end()) {
-    it->second = std::move(handler);
-  } else {
-    routes.methods.emplace_back(std::string(method), std::move(handler));
-  }
+                         [&](const Route& route) { return route.method == method; });
+  if (it != routes.methods.end()) return *it;
 
+  routes.methods.push_back(Route{std::string(method), nullptr, nullptr});
   std::vector<std::string> names;
-  for (const auto& entry : routes.methods) names.push_back(entry.first);
+  for (const Route& route : routes.methods) names.push_back(route.method);
   if (FindMethod(routes, "GET") != nullptr && FindMethod(routes, "HEAD") == nullptr) {
     names.push_back("HEAD");
   }
@@ -32,6 +41,7 @@ void Router::Handle(std::string_view method, std::string_view path, HttpHandlerF
     if (!routes.allow.empty()) routes.allow += ", ";
     routes.allow += name;
   }
+  return routes.methods.back();
 }
 
 bool Router::HasPath(std::string_view path) const { return routes_.contains(ToAbsl(path)); }
@@ -44,9 +54,9 @@ std::vector<std::string> Router::Paths() const {
   return paths;
 }
 
-const HttpHandlerFn* Router::FindMethod(const PathRoutes& routes, std::string_view method) {
-  for (const auto& [name, handler] : routes.methods) {
-    if (name == method) return &handler;
+const Router::Route* Router::FindMethod(const PathRoutes& routes, std::string_view method) {
+  for (const Route& route : routes.methods) {
+    if (route.method == method) return &route;
   }
   return nullptr;
 }
@@ -58,11 +68,17 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     match.status = 404;
     return match;
   }
-  match.handler = FindMethod(it->second, method);
-  if (match.handler == nullptr && method == "HEAD") match.handler = FindMethod(it->second, "GET");
-  if (match.handler == nullptr) {
+  const Route* route = FindMethod(it->second, method);
+  if (route == nullptr && method == "HEAD") route = FindMethod(it->second, "GET");
+  if (route == nullptr) {
     match.status = 405;
     match.allow = it->second.allow;
+    return match;
+  }
+  if (route->async_handler) {
+    match.async_handler = &route->async_handler;
+  } else {
+    match.handler = &route->handler;
   }
   return match;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "services/http/http_request.h"
+#include "services/http/http_responder.h"
 #include "services/http/http_response.h"
 
 namespace percore {
@@ -16,34 +17,56 @@ namespace percore {
 // on every loop at once, so whatever it shares must be thread-safe. It must not block.
 using HttpHandlerFn = std::function<void(const HttpRequest& request, HttpResponse& response)>;
 
+// Starts answering `request` and hands the answer over through `responder`, now or later
+// (HttpResponder says how). Runs like an HttpHandlerFn: on the connection's loop thread, on
+// every loop at once, never blocking. The request's views are valid during the call only: copy
+// what the answer needs.
+using HttpAsyncHandlerFn = std::function<void(const HttpRequest& request, HttpResponder responder)>;
+
 // Exact-match routing from (method, path) to a handler. Methods are case-sensitive tokens
 // ("GET"), paths are compared byte for byte without the query and without percent-decoding.
 // A GET route also answers HEAD (the server drops the body) unless HEAD has its own route.
 // Configure before the server starts; lookups are then read-only and safe from every loop.
 class Router {
  public:
-  // Registers (or replaces) the handler for `method` on `path`.
+  // Registers (or replaces, whichever kind it was) the handler for `method` on `path`.
   void Handle(std::string_view method, std::string_view path, HttpHandlerFn handler);
+  void HandleAsync(std::string_view method, std::string_view path, HttpAsyncHandlerFn handler);
   void Get(std::string_view path, HttpHandlerFn handler) { Handle("GET", path, std::move(handler)); }
   void Post(std::string_view path, HttpHandlerFn handler) { Handle("POST", path, std::move(handler)); }
+  void GetAsync(std::string_view path, HttpAsyncHandlerFn handler) {
+    HandleAsync("GET", path, std::move(handler));
+  }
+  void PostAsync(std::string_view path, HttpAsyncHandlerFn handler) {
+    HandleAsync("POST", path, std::move(handler));
+  }
 
   bool HasPath(std::string_view path) const;
   // Every registered path, sorted.
   std::vector<std::string> Paths() const;
 
   struct Match {
-    const HttpHandlerFn* handler = nullptr;  // set when found
-    int status = 0;                          // 404 or 405 when not found
-    std::string_view allow;                  // for 405: the Allow field value
+    const HttpHandlerFn* handler = nullptr;             // a synchronous route, when found
+    const HttpAsyncHandlerFn* async_handler = nullptr;  // an asynchronous route, when found
+    int status = 0;                                     // 404 or 405 when not found
+    std::string_view allow;                             // for 405: the Allow field value
+    bool found() const { return handler != nullptr || async_handler != nullptr; }
   };
   Match Find(std::string_view method, std::string_view path) const;
 
  private:
+  struct Route {
+    std::string method;
+    HttpHandlerFn handler;              // exactly one of the two is set
+    HttpAsyncHandlerFn async_handler;
+  };
   struct PathRoutes {
-    std::vector<std::pair<std::string, HttpHandlerFn>> methods;
+    std::vector<Route> methods;
     std::string allow;  // "GET, HEAD, POST": methods this path answers, for 405
   };
-  static const HttpHandlerFn* FindMethod(const PathRoutes& routes, std::string_view method);
+  // The route for `method`, created empty if there is none yet.
+  Route& Slot(std::string_view method, std::string_view path);
+  static const Route* FindMethod(const PathRoutes& routes, std::string_view method);
 
   absl::flat_hash_map<std::string, PathRoutes> routes_;
 };

@@ -9,10 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "reactor/connection.h"
-#include "reactor/event_loop.h"
 #include "services/memcache/memcache_handler.h"
-#include "services/memcache/memcache_shards.h"
 #include "services/memcache/memcache_stats.h"
 
 namespace percore {
@@ -37,13 +34,13 @@ std::string Seconds(const timeval& tv) {
 
 MemcacheService::MemcacheService(MemcacheOptions options)
     : options_(std::move(options)),
-      directory_(std::make_unique<memcache::ShardDirectory>(StoreOptionsOf(options_))),
       baseline_(std::make_unique<memcache::StatsBaseline>()),
-      started_s_(options_.clock ? options_.clock() : time(nullptr)) {}
+      started_s_(options_.clock ? options_.clock() : time(nullptr)),
+      shards_(*this, [whole = StoreOptionsOf(options_)](const ShardInfo& info) {
+        return std::make_unique<memcache::Shard>(whole, info);
+      }) {}
 
 MemcacheService::~MemcacheService() = default;
-
-void MemcacheService::OnLoopStart(EventLoop& loop) { directory_->RegisterLoop(loop); }
 
 absl::Status MemcacheService::CheckLimits(const ConnectionOptions& connection, int loops) const {
   const size_t shard_memory = options_.memory_limit / static_cast<size_t>(std::max(loops, 1));
@@ -57,16 +54,11 @@ absl::Status MemcacheService::CheckLimits(const ConnectionOptions& connection, i
 }
 
 std::unique_ptr<Handler> MemcacheService::NewHandler(Connection& conn) {
-  directory_->Seal();
-  memcache::LoopCounters* counters = directory_->CountersOf(conn.loop());
-  if (counters == nullptr) counters = &directory_->RegisterLoop(conn.loop());
-  counters->total_connections.Increment();
-  counters->curr_connections.Add(1);
-  return std::make_unique<memcache::MemcacheHandler>(
-      *this, *counters, directory_->OwnedBy(conn.loop()), conn.loop().connection_options().high_water);
+  memcache::LoopCounters& counters = shards_.local().counters;
+  counters.total_connections.Increment();
+  counters.curr_connections.Add(1);
+  return std::make_unique<memcache::MemcacheHandler>(*this);
 }
-
-size_t MemcacheService::shard_count() const { return directory_->sealed_shard_count(); }
 
 bool MemcacheService::AppendStats(std::string_view args, std::string* out) {
   using memcache::AppendStat;
@@ -81,23 +73,23 @@ bool MemcacheService::AppendStats(std::string_view args, std::string* out) {
     AppendStat("pointer_size", sizeof(void*) * 8, out);
     AppendStat("rusage_user", Seconds(usage.ru_utime), out);
     AppendStat("rusage_system", Seconds(usage.ru_stime), out);
-    for (const memcache::StatFigure& figure : memcache::CollectStats(*directory_)) {
+    for (const memcache::StatFigure& figure : memcache::CollectStats(shards_)) {
       AppendStat(figure.name, baseline_->Since(figure), out);
     }
     AppendStat("limit_maxbytes", options_.memory_limit, out);
-    AppendStat("threads", static_cast<uint64_t>(directory_->registered_loops()), out);
-    AppendStat("shards", directory_->sealed_shard_count(), out);
+    AppendStat("threads", shard_count(), out);
+    AppendStat("shards", shard_count(), out);
   } else if (args == "settings") {
     AppendStat("maxbytes", options_.memory_limit, out);
     AppendStat("item_size_max", options_.max_item_size, out);
     AppendStat("evictions", "on", out);
     AppendStat("cas_enabled", "yes", out);
-    AppendStat("num_threads", static_cast<uint64_t>(directory_->registered_loops()), out);
-    AppendStat("shards", directory_->sealed_shard_count(), out);
+    AppendStat("num_threads", shard_count(), out);
+    AppendStat("shards", shard_count(), out);
     AppendStat("max_line", options_.max_line, out);
     AppendStat("max_retrieval_line", options_.max_retrieval_line, out);
   } else if (args == "reset") {
-    baseline_->Reset(memcache::CollectStats(*directory_));
+    baseline_->Reset(memcache::CollectStats(shards_));
     out->append("RESET\r\n");
     return true;
   } else if (args == "items" || args == "slabs") {

@@ -8,11 +8,12 @@
 #include <string_view>
 
 #include "reactor/handler.h"
+#include "reactor/sharded.h"
+#include "services/memcache/memcache_shard.h"
 
 namespace percore {
 
 namespace memcache {
-class ShardDirectory;
 class StatsBaseline;
 }  // namespace memcache
 
@@ -30,10 +31,10 @@ struct MemcacheOptions {
   std::function<int64_t()> clock;
 };
 
-// The memcached text protocol (services/memcache/README.md). The cache is split into shards,
-// one per loop, each touched only by the loop that owns it: a key owned by the connection's
-// own loop is served inline; any other is posted to its owner and the reply posted back, in
-// request order. Created before Server::Start and shared by all loops.
+// The memcached text protocol (services/memcache/README.md). The cache is a Sharded<Shard>, one
+// shard per loop, each touched only by the loop that owns it: a key owned by the connection's
+// own loop is served inline; any other is sent to its owner with Sharded::Call and the reply
+// comes back in request order. Created before Server::Start and shared by all loops.
 class MemcacheService final : public Service {
  public:
   explicit MemcacheService(MemcacheOptions options);
@@ -43,25 +44,24 @@ class MemcacheService final : public Service {
   // The largest item must fit one shard (memory_limit is split evenly over the loops), or
   // items the parser accepts could never be stored, nor read back.
   absl::Status CheckLimits(const ConnectionOptions& connection, int loops) const override;
-  // Registers the loop with the shard directory.
-  void OnLoopStart(EventLoop& loop) override;
-  // Seals the shard directory on first use, then makes the connection's handler.
+  // Counts the connection on its loop's shard and makes its handler.
   std::unique_ptr<Handler> NewHandler(Connection& conn) override;
 
   const MemcacheOptions& options() const { return options_; }
-  // Thread-safe. Shards in use (0 before the first connection).
-  size_t shard_count() const;
+  // Thread-safe once the server started: one shard per loop.
+  size_t shard_count() const { return static_cast<size_t>(shards_.count()); }
 
-  // For handlers (any loop thread).
-  memcache::ShardDirectory& directory() { return *directory_; }
-  // Appends the reply to `stats [args]`; false if `args` names no known group (ERROR).
+  // The cache: handlers reach their own loop's shard with local() and the others with Call;
+  // OwnerOf(key) places a key (tests use it to pick keys per owner).
+  Sharded<memcache::Shard>& shards() { return shards_; }
+  // Any thread. Appends the reply to `stats [args]`; false if `args` names no known group (ERROR).
   bool AppendStats(std::string_view args, std::string* out);
 
  private:
   MemcacheOptions options_;
-  std::unique_ptr<memcache::ShardDirectory> directory_;
   std::unique_ptr<memcache::StatsBaseline> baseline_;
   int64_t started_s_;
+  Sharded<memcache::Shard> shards_;  // after options_: its factory reads them
 };
 
 std::shared_ptr<Service> NewMemcacheService(MemcacheOptions options = {});

@@ -4,9 +4,10 @@
 
 namespace percore::memcache {
 
-std::vector<StatFigure> CollectStats(ShardDirectory& directory) {
+std::vector<StatFigure> CollectStats(const Sharded<Shard>& shards) {
   uint64_t curr_connections = 0, total_connections = 0, cmd_flush = 0, too_large = 0;
-  directory.ForEachLoop([&](const LoopCounters& c) {
+  shards.ForEachShard([&](ShardId, const Shard& shard) {
+    const LoopCounters& c = shard.counters;
     const int64_t current = c.curr_connections.Get();
     curr_connections += current > 0 ? static_cast<uint64_t>(current) : 0;
     total_connections += c.total_connections.Get();
@@ -18,15 +19,14 @@ std::vector<StatFigure> CollectStats(ShardDirectory& directory) {
       {"curr_connections", curr_connections, false},
       {"total_connections", total_connections, true},
   };
-  const size_t shards = directory.sealed_shard_count();
   auto sum = [&](Counter ItemStoreStats::*field) {
     uint64_t total = 0;
-    for (size_t i = 0; i < shards; ++i) total += (directory.shard(i).store.stats().*field).Get();
+    shards.ForEachShard([&](ShardId, const Shard& shard) { total += (shard.store.stats().*field).Get(); });
     return total;
   };
   auto level = [&](Gauge ItemStoreStats::*field) {
     int64_t total = 0;
-    for (size_t i = 0; i < shards; ++i) total += (directory.shard(i).store.stats().*field).Get();
+    shards.ForEachShard([&](ShardId, const Shard& shard) { total += (shard.store.stats().*field).Get(); });
     return total > 0 ? static_cast<uint64_t>(total) : 0;
   };
   const std::pair<std::string_view, Counter ItemStoreStats::*> kCommands[] = {

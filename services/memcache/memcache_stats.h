@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "services/memcache/memcache_shards.h"
+#include "reactor/sharded.h"
+#include "services/memcache/memcache_shard.h"
 
 namespace percore::memcache {
 
@@ -21,9 +22,10 @@ struct StatFigure {
   bool counter;
 };
 
-// Sums every shard's store figures and every loop's counters, in memcached's order. Reads
-// single-writer counters from any thread: each figure is exact, the set is not a snapshot.
-std::vector<StatFigure> CollectStats(ShardDirectory& directory);
+// Sums every shard's store figures and loop counters, in memcached's order. Reads
+// single-writer counters from any thread (Sharded::ForEachShard): each figure is exact, the
+// set is not a snapshot.
+std::vector<StatFigure> CollectStats(const Sharded<Shard>& shards);
 
 // `stats reset` without touching counters owned by other threads: remembers their values
 // and reports what was counted since. Thread-safe.

@@ -72,6 +72,9 @@ struct CommandSpec {
   std::string_view complexity = {};
   std::span<const ArgDoc> args = {};
   std::span<const CommandSpec> subcommands = {};
+  // kSession: reads figures of every shard (DBSIZE, INFO), so in a pipeline it runs only once
+  // the keyed commands before it have run on their shards.
+  bool reads_keyspace = false;
 };
 
 // Every top-level command served, in a stable order.

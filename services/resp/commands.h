@@ -2,11 +2,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "core/buffer.h"
+#include "core/clock.h"
 #include "services/resp/command_table.h"
 #include "services/resp/reply_sink.h"
 #include "services/resp/resp_options.h"
@@ -14,13 +16,21 @@
 
 namespace percore {
 
-// What server-level commands (INFO, DBSIZE, CONFIG GET) may read about the service. The
-// stores' counts are read from whichever thread runs the command (they are thread-safe); the
-// rest is immutable or atomic.
+// The keyspace over every shard, as DBSIZE and INFO report it.
+struct KeyspaceFigures {
+  size_t shards = 0;
+  uint64_t keys = 0;
+  uint64_t expiring = 0;  // keys that carry a TTL
+};
+
+// What server-level commands (INFO, DBSIZE, CONFIG GET) may read about the service, from
+// whichever loop runs the command: immutable, atomic, or (keyspace) summed from figures every
+// shard publishes for other threads. Such a sum includes every write whose reply the asking
+// client has already read.
 struct ServerView {
   const RespOptions* options = nullptr;
-  std::span<StringStore* const> shards;
-  int64_t start_ns = 0;  // CLOCK_MONOTONIC when the service was made
+  std::function<KeyspaceFigures()> keyspace;
+  MonoTime started;  // when the service was made
   const std::atomic<int64_t>* connected_clients = nullptr;
   const std::atomic<uint64_t>* total_connections = nullptr;
 };

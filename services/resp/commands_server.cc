@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "absl/time/time.h"
 #include "core/clock.h"
 #include "services/resp/ascii.h"
 #include "services/resp/command_functions.h"
@@ -86,14 +87,6 @@ void AppendHelp(Buffer& out, std::initializer_list<std::string_view> lines) {
   for (std::string_view line : lines) AppendStatus(out, line);
 }
 
-uint64_t TotalKeys(const ServerView& server, bool expiring) {
-  uint64_t total = 0;
-  for (const StringStore* shard : server.shards) {
-    total += expiring ? shard->expiring_count() : shard->key_count();
-  }
-  return total;
-}
-
 void AppendInfoLine(std::string& text, std::string_view key, std::string_view value) {
   text.append(key);
   text.push_back(':');
@@ -137,7 +130,7 @@ void QuitCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
 
 void DbSizeCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
   Buffer& out = reply.bytes();
-  AppendInteger(out, static_cast<int64_t>(TotalKeys(*session.server, false)));
+  AppendInteger(out, static_cast<int64_t>(session.server->keyspace().keys));
 }
 
 void InfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
@@ -160,8 +153,9 @@ void InfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
     text.append(title);
     text.append("\r\n");
   };
+  const KeyspaceFigures keyspace = server.keyspace();
   if (wanted("server")) {
-    const int64_t uptime_s = (MonotonicNanos() - server.start_ns) / 1'000'000'000;
+    const int64_t uptime_s = absl::ToInt64Seconds(MonoTime::Now() - server.started);
     begin_section("Server");
     AppendInfoLine(text, "redis_version", "7.0.0");
     AppendInfoLine(text, "redis_mode", "standalone");
@@ -172,7 +166,7 @@ void InfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
     AppendInfoLine(text, "process_id", Decimal(static_cast<uint64_t>(getpid())));
     AppendInfoLine(text, "uptime_in_seconds", Decimal(static_cast<uint64_t>(uptime_s)));
     AppendInfoLine(text, "uptime_in_days", Decimal(static_cast<uint64_t>(uptime_s / 86400)));
-    AppendInfoLine(text, "shards", Decimal(server.shards.size()));
+    AppendInfoLine(text, "shards", Decimal(keyspace.shards));
   }
   if (wanted("clients")) {
     begin_section("Clients");
@@ -188,10 +182,9 @@ void InfoCommand(CommandArgs args, SessionContext& session, ReplySink& reply) {
   }
   if (wanted("keyspace")) {
     begin_section("Keyspace");
-    const uint64_t keys = TotalKeys(server, false);
-    if (keys > 0) {
+    if (keyspace.keys > 0) {
       AppendInfoLine(text, "db0",
-                     "keys=" + Decimal(keys) + ",expires=" + Decimal(TotalKeys(server, true)) +
+                     "keys=" + Decimal(keyspace.keys) + ",expires=" + Decimal(keyspace.expiring) +
                          ",avg_ttl=0");
     }
   }

@@ -59,8 +59,8 @@ void ReplyQueue::MoveReplyTo(size_t i, ReplySink& out) {
   copy_until(ends_[i].bytes);
 }
 
-bool ReplyQueue::EmitTo(OutputQueue& out, size_t limit) {
-  while (out.size() <= limit) {
+bool ReplyQueue::EmitTo(OutputQueue& out, OutputBackedUp backed_up) {
+  while (!backed_up()) {
     const uint64_t next = pieces_.empty() ? bytes_end() : pieces_.front().at;
     if (emitted_ < next) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(next - emitted_, kEmitChunk));

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "core/buffer.h"
 #include "core/output_queue.h"
 #include "services/resp/resp_reply.h"
@@ -16,6 +17,11 @@
 namespace percore {
 
 class ReplySink;
+
+// Whether a connection's output is backed up (Connection::above_high_water, the one
+// backpressure rule): where a streamed reply stops adding to the output. The callable must
+// outlive the ReplySink or EmitTo call it is given to.
+using OutputBackedUp = absl::FunctionRef<bool()>;
 
 // RESP replies held in memory before they reach a connection's output: their formatted bytes
 // copied in, and the stored values they send held by reference (a piece of bytes kept alive by
@@ -77,10 +83,10 @@ class ReplyQueue {
   void MoveReplyTo(size_t i, ReplySink& out);
 
   // --- As a stream ---
-  // Moves what is held to `out`, oldest first, while `out` holds at most `limit` bytes; copied
-  // bytes go in chunks of at most kEmitChunk, so `out` passes `limit` by at most one chunk or
+  // Moves what is held to `out`, oldest first, until `backed_up()`; copied bytes go in chunks
+  // of at most kEmitChunk, so `out` passes the high-water mark by at most one chunk or
   // one value. Returns true once nothing is left (the queue is then cleared).
-  bool EmitTo(OutputQueue& out, size_t limit);
+  bool EmitTo(OutputQueue& out, OutputBackedUp backed_up);
 
   // Drops everything, releasing the references and memory beyond a small reserve.
   void Clear();
@@ -114,8 +120,8 @@ class ReplyQueue {
 // from the store goes through AppendValue, which sends it by reference when the target can hold
 // one, so a large value is never copied into a reply.
 //
-// With a connection's output, the reply is written there while the output holds at most
-// `high_water` bytes; from the first append that finds it above, everything goes to the
+// With a connection's output, the reply is written there while the output is not backed up;
+// from the first append that finds it backed up, everything goes to the
 // overflow queue instead (which the connection's handler emits as the output drains). A reply
 // that finds the overflow queue non-empty starts there, so replies never overtake each other.
 // The switch happens only inside these calls: a command must call bytes() again after
@@ -127,12 +133,12 @@ class ReplySink {
   // Into `queue`, values by reference as its copy budget decides.
   explicit ReplySink(ReplyQueue& queue)
       : bytes_(&queue.bytes()), queue_(&queue), start_(bytes_), start_size_(bytes_->size()) {}
-  // Into `output` up to `high_water`, then into `overflow`.
-  ReplySink(OutputQueue& output, size_t high_water, ReplyQueue& overflow)
+  // Into `output` until `backed_up()`, then into `overflow`.
+  ReplySink(OutputQueue& output, OutputBackedUp backed_up, ReplyQueue& overflow)
       : bytes_(&output.bytes()),
         output_(&output),
         overflow_(&overflow),
-        high_water_(high_water),
+        backed_up_(backed_up),
         start_(bytes_),
         start_size_(bytes_->size()) {
     if (!overflow.empty()) SwitchToOverflow();
@@ -190,15 +196,16 @@ class ReplySink {
   bool AppendToQueueIfShort(std::string_view value);
   bool OverflowStartsWithError() const;
   void MaybeOverflow() {
-    if (output_ != nullptr && output_->size() > high_water_) SwitchToOverflow();
+    if (output_ != nullptr && backed_up_()) SwitchToOverflow();
   }
   void SwitchToOverflow();
+  static bool NeverBackedUp() { return false; }
 
   Buffer* bytes_;
   OutputQueue* output_ = nullptr;
   ReplyQueue* queue_ = nullptr;
   ReplyQueue* overflow_ = nullptr;
-  size_t high_water_ = 0;
+  OutputBackedUp backed_up_ = NeverBackedUp;
   // Where the reply began, and where the overflow queue's bytes ended when it moved there.
   const Buffer* start_;
   size_t start_size_;

@@ -10,30 +10,28 @@
 #include "reactor/handler.h"
 #include "services/resp/commands.h"
 #include "services/resp/resp_parser.h"
+#include "services/resp/resp_service.h"
 #include "services/resp/shard_call.h"
-#include "services/resp/shard_map.h"
 
 namespace percore {
-
-class RespService;
 
 // One RESP connection. Requests are parsed in place from the input; a command whose keys live
 // on this loop's shard runs at once and replies straight into the output. When a command needs
 // a shard another loop owns, the handler opens a batch: from then on, each command (up to the
 // batch limits) gets a reply slot; parts for this loop's shard run at once into a local reply
-// list, parts for other shards are queued in one ShardCall per shard. The calls are posted to
-// their owners and the connection pauses; when the last call is back, the slots are merged
-// into the output in request order and the connection resumes. Per key, commands therefore run
-// in the order the client sent them.
+// list, parts for other shards are queued in one ShardCall per shard. Each call goes to its
+// owner with RespShards::Call and the connection pauses; when the last call is back, the slots
+// are merged into the output in request order and the connection resumes. Per key, commands
+// therefore run in the order the client sent them.
 //
-// Large replies are streamed. A reply is written into the output while it holds at most
-// high_water bytes; the rest of it (and of the batch it belongs to) waits in `pending_` as
-// copied headers and references to the stored values, and is emitted as the output drains
-// (OnWritable). While anything is pending the connection is paused: no further request is read
-// or parsed, so no reply can overtake it, a connection holds at most one command's (or one
-// batch's) references, and a drain or close waits for the reply like for a cross-loop answer.
-// What a connection holds is thus about high_water plus one value, plus the headers and
-// references of the reply it is streaming, whatever the reply's size.
+// Large replies are streamed. A reply is written into the output until the output is backed
+// up (Connection::above_high_water); the rest of it (and of the batch it belongs to) waits in
+// `pending_` as copied headers and references to the stored values, and is emitted as the
+// output drains (OnWritable). While anything is pending the connection is paused: no further
+// request is read or parsed, so no reply can overtake it, a connection holds at most one
+// command's (or one batch's) references, and a drain or close waits for the reply like for a
+// cross-loop answer. What a connection holds is thus about high_water plus one value, plus the
+// headers and references of the reply it is streaming, whatever the reply's size.
 class RespHandler final : public Handler {
  public:
   RespHandler(RespService& service, Connection& conn);
@@ -43,19 +41,16 @@ class RespHandler final : public Handler {
   // Emits more of the pending reply; once it is all in the output, resumes reading.
   void OnWritable(Connection& conn) override;
 
-  // Runs on this connection's loop when a posted call has come back.
-  void OnShardCallDone(Connection& conn, ShardCall& call);
-
  private:
   // A reply in the batch: parts (from the local list or from calls) merged one way.
   struct Slot {
     MergeKind merge;
     uint32_t first_part;
     uint32_t part_count;
-    int64_t start_ns;
+    RequestStart start;
   };
   struct Part {
-    int32_t shard;  // -1: the local reply list
+    ShardId shard;  // -1: the local reply list
     uint32_t index;
   };
 
@@ -65,47 +60,47 @@ class RespHandler final : public Handler {
   // pipeline of many-key commands cannot make one batch hold an unbounded number of replies.
   static constexpr size_t kMaxBatchParts = size_t{1} << 16;
 
-  void EnsureTable(Connection& conn);
-  // Moves what is pending into the output while it is at most high_water; true once nothing is
-  // left pending.
+  // Moves what is pending into the output until it is backed up; true once nothing is left
+  // pending.
   bool EmitPending(Connection& conn);
   // Pauses until OnWritable has emitted what is pending.
   Action WaitForPending(Connection& conn);
   // Runs or queues one resolved request; a direct reply goes to `out`. kStopBatch: not
   // consumed, the batch must go first.
-  Step Dispatch(const CommandSpec& spec, CommandArgs args, int64_t start_ns, ReplySink& out);
+  Step Dispatch(const CommandSpec& spec, CommandArgs args, RequestStart start, ReplySink& out);
   bool AllLocal(const CommandSpec& spec, CommandArgs args) const;
-  void StartSlot(MergeKind merge, int64_t start_ns);
+  void StartSlot(MergeKind merge, RequestStart start);
   // Adds one part to the open slot: run now when `shard` is ours, else queue it.
-  void AddPart(int shard, const CommandSpec& spec, CommandArgs args);
+  void AddPart(ShardId shard, const CommandSpec& spec, CommandArgs args);
   // Closes the reply just written into local_ as the open slot's part.
   void SealLiteral();
   bool BatchFull() const;
-  // Posts the queued calls; returns Pause.
+  // Sends the queued calls to their owners; returns Pause.
   Action SendBatch(Connection& conn);
+  // `owner` has run its call (on this connection's loop, as a callback of `conn`).
+  void OnCallDone(Connection& conn, ShardId owner, std::unique_ptr<ShardCall> call);
   void FinishBatch(Connection& conn);
 
   RespService& service_;
+  RespShards& shards_;
   const RespOptions& options_;
-  const size_t high_water_;
+  const ShardId here_;
+  StringStore& local_store_;
   RespParser parser_;
   SessionContext session_;
-  const ShardTable* table_ = nullptr;
-  int self_shard_ = -1;
-  StringStore* local_store_ = nullptr;
 
   // The rest of a reply the output had no room for (see the class comment).
   ReplyQueue pending_;
 
   // The open batch.
   bool batching_ = false;
-  uint64_t batch_seq_ = 0;
-  int outstanding_ = 0;
+  int outstanding_ = 0;  // calls away
   size_t batch_bytes_ = 0;
   std::vector<Slot> slots_;
   std::vector<Part> parts_;
   ReplyQueue local_;
-  std::vector<std::shared_ptr<ShardCall>> calls_;  // by shard; kept for reuse
+  // By shard, kept for reuse; null while the call is with its owner (or never needed).
+  std::vector<std::unique_ptr<ShardCall>> calls_;
   size_t copy_budget_ = ReplyQueue::kDefaultCopyBudget;  // per reply list of a batch
   std::vector<ReplyPart> merge_scratch_;
 };

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace percore {
 namespace {
@@ -54,11 +55,13 @@ absl::Status ValidateRespLimits(const RespOptions& options, const ConnectionOpti
         "resp max_batch_commands (", options.max_batch_commands, ") and max_batch_bytes (",
         options.max_batch_bytes, ") must be positive"));
   }
-  if (options.expire_period_ns <= 0 || options.expire_sample <= 0) {
+  if (options.expire_period <= absl::ZeroDuration() ||
+      options.expire_period == absl::InfiniteDuration() || options.expire_sample <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "resp expire_period_ns (", options.expire_period_ns, ") and expire_sample (",
-        options.expire_sample, ") must be positive, or keys with a TTL that nobody reads again "
-        "would never be removed"));
+        "resp expire_period (", absl::FormatDuration(options.expire_period),
+        ") and expire_sample (", options.expire_sample,
+        ") must be positive and finite, or keys with a TTL that nobody reads again would never "
+        "be removed"));
   }
   if (connection.output_cap <= connection.high_water ||
       connection.output_cap - connection.high_water <= kRespLargestCopiedPiece) {

@@ -31,7 +31,7 @@ inline constexpr size_t kRespSmallestBulkLimit = 16;
 //   - max_request_bytes >= max_bulk_bytes + kRespRequestFraming (a SET of the largest value
 //     must fit the query buffer limit);
 //   - max_batch_commands >= 1 and max_batch_bytes >= 1;
-//   - expire_period_ns > 0 and expire_sample > 0 (otherwise active expiry never runs);
+//   - expire_period finite and > 0, expire_sample > 0 (otherwise active expiry never runs);
 //   - connection.output_cap > connection.high_water + kRespLargestCopiedPiece (a streamed
 //     reply fills the output up to high_water; a cap below that closes the connection as
 //     output_overflow before backpressure can act).

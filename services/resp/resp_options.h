@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "absl/time/time.h"
+
 namespace percore {
 
 // Tunables of the RESP service. Defaults follow Redis where Redis has the same knob.
@@ -17,7 +19,7 @@ struct RespOptions {
   // Most bytes one request may occupy in total (Redis's client-query-buffer-limit).
   size_t max_request_bytes = size_t{1} << 30;
   // Active expiry: each loop samples keys that carry a TTL this often.
-  int64_t expire_period_ns = 100'000'000;
+  absl::Duration expire_period = absl::Milliseconds(100);
   // Keys examined per sampling round; a tick repeats rounds while many of them had expired.
   int expire_sample = 20;
   // A connection whose commands wait on other loops' shards sends at most this many commands

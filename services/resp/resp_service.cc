@@ -1,7 +1,6 @@
 #include "services/resp/resp_service.h"
 
 #include "core/clock.h"
-#include "core/socket.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "services/resp/resp_handler.h"
@@ -13,40 +12,45 @@ namespace {
 // Rounds of sampling one expiry tick may run (each of options.expire_sample keys).
 constexpr int kExpireRoundsPerTick = 16;
 
-ServerView MakeView(const RespOptions* options, const std::atomic<int64_t>* clients,
-                    const std::atomic<uint64_t>* total) {
-  ServerView view;
-  view.options = options;
-  view.start_ns = MonotonicNanos();
-  view.connected_clients = clients;
-  view.total_connections = total;
-  return view;
-}
-
 }  // namespace
+
+RespService::RespService(RespOptions options) : options_(options) {
+  view_.options = &options_;
+  view_.keyspace = [this] { return Keyspace(); };
+  view_.started = MonoTime::Now();
+  view_.connected_clients = &connected_clients_;
+  view_.total_connections = &total_connections_;
+}
 
 absl::Status RespService::CheckLimits(const ConnectionOptions& connection, int loops) const {
   return ValidateRespLimits(options_, connection);
 }
 
-RespService::RespService(RespOptions options)
-    : options_(options),
-      shards_(MakeView(&options_, &connected_clients_, &total_connections_)) {}
-
 void RespService::OnLoopStart(EventLoop& loop) {
-  StringStore* store = shards_.AddLoop(loop);
-  if (store == nullptr) return;  // started after the shard table froze: owns no keys
+  StringStore& store = shards_.local();
   const int sample = options_.expire_sample;
-  loop.RunEvery(options_.expire_period_ns,
-                [store, sample] { store->ExpireSome(sample, kExpireRoundsPerTick); });
+  loop.RunEvery(options_.expire_period,
+                [&store, sample] { store.ExpireSome(sample, kExpireRoundsPerTick); });
 }
 
 std::unique_ptr<Handler> RespService::NewHandler(Connection& conn) {
   // Replies often leave in two writes (those ready at once, then those that waited on another
   // loop's shard); without TCP_NODELAY the second would wait for the peer's delayed ACK. A
   // failure only costs latency, so it is not fatal.
-  (void)SetNoDelay(conn.fd(), true);
+  (void)conn.SetNoDelay(true);
   return std::make_unique<RespHandler>(*this, conn);
+}
+
+KeyspaceFigures RespService::Keyspace() const {
+  // The stores' counts are published for other threads; each owner updates its own before it
+  // answers a write, so a client sees its acknowledged writes counted.
+  KeyspaceFigures figures;
+  figures.shards = static_cast<size_t>(shards_.count());
+  shards_.ForEachShard([&figures](ShardId, const StringStore& store) {
+    figures.keys += store.key_count();
+    figures.expiring += store.expiring_count();
+  });
+  return figures;
 }
 
 void RespService::ClientOpened() {

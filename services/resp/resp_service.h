@@ -6,14 +6,19 @@
 #include <string_view>
 
 #include "reactor/handler.h"
+#include "reactor/sharded.h"
+#include "services/resp/commands.h"
 #include "services/resp/resp_options.h"
-#include "services/resp/shard_map.h"
+#include "services/resp/string_store.h"
 
 namespace percore {
 
+// The keyspace, one StringStore per loop.
+using RespShards = Sharded<StringStore>;
+
 // The Redis protocol service ("resp"): RESP2 strings and keys (see services/resp/README.md).
-// Each loop owns one shard of the keyspace, created in OnLoopStart; a connection's commands
-// run on the loops that own their keys. One RespService serves one Server.
+// Each loop owns the shard of the keyspace its keys hash to (RespShards::OwnerOf); a
+// connection's commands run on the loops that own their keys. One RespService serves one Server.
 class RespService final : public Service {
  public:
   explicit RespService(RespOptions options);
@@ -21,21 +26,28 @@ class RespService final : public Service {
   std::string_view name() const override { return "resp"; }
   // ValidateRespLimits (resp_limits.h).
   absl::Status CheckLimits(const ConnectionOptions& connection, int loops) const override;
+  // Starts the loop's active expiry.
   void OnLoopStart(EventLoop& loop) override;
   std::unique_ptr<Handler> NewHandler(Connection& conn) override;
 
   const RespOptions& options() const { return options_; }
-  ShardMap& shard_map() { return shards_; }
+  const ServerView& server_view() const { return view_; }
+  RespShards& shards() { return shards_; }
+  // Thread-safe once the server started: the loop index that owns `key`.
+  ShardId OwnerOf(std::string_view key) const { return shards_.OwnerOf(key); }
 
   // Thread-safe connection counts, for INFO.
   void ClientOpened();
   void ClientClosed();
 
  private:
+  KeyspaceFigures Keyspace() const;
+
   const RespOptions options_;
   std::atomic<int64_t> connected_clients_{0};
   std::atomic<uint64_t> total_connections_{0};
-  ShardMap shards_;
+  RespShards shards_{*this};
+  ServerView view_;
 };
 
 std::shared_ptr<Service> NewRespService(RespOptions options = {});

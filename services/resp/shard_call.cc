@@ -11,7 +11,7 @@ size_t ShardCall::Add(const CommandSpec& spec, CommandArgs args) {
   return commands_.size() - 1;
 }
 
-void ShardCall::Run() {
+void ShardCall::Run(StringStore& store, const RespOptions& options) {
   for (const Queued& command : commands_) {
     argv_.clear();
     argv_.push_back(command.spec->name);
@@ -20,7 +20,7 @@ void ShardCall::Run() {
       argv_.emplace_back(arena_.data() + offset, length);
     }
     ReplySink out(replies_);
-    command.spec->store_fn(argv_, *store, *options, out);
+    command.spec->store_fn(argv_, store, options, out);
     replies_.Seal();
   }
 }

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "reactor/connection.h"
 #include "services/resp/command_table.h"
 #include "services/resp/reply_sink.h"
 #include "services/resp/resp_options.h"
@@ -21,17 +20,11 @@ namespace percore {
 // references to the owner's strings (never copies of large ones), which the origin passes on to
 // its connection's output as it drains; the owner never writes bytes it handed out.
 //
-// Threading: the origin loop fills it and posts it; the owner loop runs it and posts it back;
-// the origin reads the replies. Each hand-over goes through EventLoop::Post, which orders the
-// writes before the reads. Never touched by two threads at once.
+// Threading: the origin loop fills it, the owner loop runs it, the origin reads the replies;
+// it travels whole both ways inside Sharded::Call, whose hand-overs order the writes before
+// the reads. Never touched by two threads at once.
 class ShardCall {
  public:
-  // Set by the origin before posting.
-  ConnectionHandle origin;
-  uint64_t batch = 0;  // which of the origin's batches it belongs to
-  StringStore* store = nullptr;
-  const RespOptions* options = nullptr;
-
   // Origin: queues `spec` with `args` (args[0] is replaced by spec.name when run). Returns the
   // index its reply will have.
   size_t Add(const CommandSpec& spec, CommandArgs args);
@@ -44,8 +37,8 @@ class ShardCall {
   // references instead (ReplyQueue::set_copy_budget).
   void set_copy_budget(size_t bytes) { replies_.set_copy_budget(bytes); }
 
-  // Owner: runs every queued command in order against `store`.
-  void Run();
+  // Owner: runs every queued command in order against its shard's `store`.
+  void Run(StringStore& store, const RespOptions& options);
 
   // Origin, after Run: reply i is replies().head(i) / MoveReplyTo(i, ...).
   ReplyQueue& replies() { return replies_; }

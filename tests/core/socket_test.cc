@@ -19,7 +19,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore {
 namespace {
@@ -240,21 +243,19 @@ TEST(ListenTcpTest, PortZeroGetsARealPortAndAcceptsConnections) {
   EXPECT_TRUE(::fcntl(lfd.get(), F_GETFD) & FD_CLOEXEC);
 
   // It really listens: a client connects, the listener accepts, addresses agree both ways.
-  Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_GE(client.get(), 0);
-  ASSERT_EQ(::connect(client.get(), reinterpret_cast<const sockaddr*>(&local->storage), local->length), 0)
-      << std::strerror(errno);
+  absl::StatusOr<test::ScopedFd> client = test::ConnectTo(*local, test::Deadline::In(absl::Seconds(5)));
+  ASSERT_TRUE(client.ok()) << client.status();
   pollfd p{lfd.get(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, kWaitMs), 1);
   Fd accepted(::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_GE(accepted.get(), 0) << std::strerror(errno);
 
   absl::StatusOr<SocketAddress> peer = PeerAddress(accepted.get());
-  absl::StatusOr<SocketAddress> client_local = LocalAddress(client.get());
+  absl::StatusOr<SocketAddress> client_local = LocalAddress(client->get());
   ASSERT_TRUE(peer.ok()) << peer.status();
   ASSERT_TRUE(client_local.ok()) << client_local.status();
   EXPECT_EQ(peer->ToString(), client_local->ToString());
-  absl::StatusOr<SocketAddress> client_peer = PeerAddress(client.get());
+  absl::StatusOr<SocketAddress> client_peer = PeerAddress(client->get());
   ASSERT_TRUE(client_peer.ok());
   EXPECT_EQ(client_peer->ToString(), local->ToString());
 }

@@ -10,9 +10,6 @@
 // no leak), every connection handed in was closed under exactly one counted reason, and
 // ASan/UBSan (in --config=fuzz) saw nothing.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,15 +23,20 @@
 #include <stdexcept>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/socket.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "reactor/handler.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace {
 
 using percore::Action;
 using percore::Buffer;
+using percore::CloseMode;
 using percore::CloseReason;
 using percore::Connection;
 
@@ -76,7 +78,7 @@ class ScriptHandler final : public percore::Handler {
           return Action::CloseNow(CloseReason::kProtocolError);
         case 'k':  // close from inside the callback through the public API
           input.Consume(1);
-          conn.Close(CloseReason::kAdminClose, bytes.size() > 1 && bytes[1] == 'f');
+          conn.Close(CloseReason::kAdminClose, bytes.size() > 1 && bytes[1] == 'f' ? CloseMode::kFlush : CloseMode::kNow);
           return Action::Continue();
         case 'x':
           input.Consume(1);
@@ -113,9 +115,10 @@ struct World {
     options.connection.high_water = 64 * 1024;
     options.connection.low_water = 16 * 1024;
     options.connection.output_cap = 1024 * 1024;
-    options.connection.idle_timeout_ns = 0;   // time-based closes would make runs irreproducible
-    options.connection.write_timeout_ns = 0;
-    options.connection.close_linger_ns = 1'000'000'000;
+    // Time-based closes would make runs irreproducible.
+    options.connection.idle_timeout = absl::ZeroDuration();
+    options.connection.write_timeout = absl::ZeroDuration();
+    options.connection.close_linger = absl::Seconds(1);
     absl::StatusOr<std::unique_ptr<percore::EventLoop>> loop = percore::EventLoop::Create(options);
     if (!loop.ok()) {
       std::fprintf(stderr, "connection_fuzz: no %s loop: %s\n", std::string(percore::PollerBackendName(backend)).c_str(),
@@ -171,42 +174,26 @@ void WaitFor(int fd, short events, const char* what) {
   }
 }
 
-// A blocking connect that a signal interrupts goes on in the background: then wait for it to
-// finish and read its outcome.
-void ConnectToHarness(int fd, const sockaddr_in& addr) {
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) return;
-  if (errno != EINTR) Fail("connect to the harness listener", errno);
-  WaitFor(fd, POLLOUT, "the interrupted connect to finish");
-  int error = 0;
-  socklen_t length = sizeof(error);
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
-  if (error != 0) Fail("connect to the harness listener", error);
-}
-
 void ResetClose(int fd) {
-  linger l{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  (void)percore::test::ResetOnClose(fd);
   close(fd);
 }
 
 void RunOne(World& w, percore::EventLoop& loop, const uint8_t* data, size_t size) {
-  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (client < 0) Fail("socket", errno);
   const int small = 8 * 1024;  // small buffers make partial writes and backpressure common
-  setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(w.port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ConnectToHarness(client, addr);
+  absl::StatusOr<percore::test::ScopedFd> connected = percore::test::ConnectToLoopback(
+      w.port, percore::test::Deadline::In(absl::Seconds(10)), {.receive_buffer = small});
+  if (!connected.ok()) {
+    std::fprintf(stderr, "connection_fuzz: harness connect failed: %s\n", connected.status().ToString().c_str());
+    std::abort();
+  }
+  const int client = connected->release();
   // On a loaded machine the handshake's last ACK can reach the listener after connect()
   // returns; wait for it rather than mistaking it for a failure.
   WaitFor(w.listen_fd, POLLIN, "the listener to become readable");
   const int server_side = accept4(w.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (server_side < 0) Fail("accept", errno);
   setsockopt(server_side, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-  const int flags = 1;
-  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &flags, sizeof(flags));
   percore::SocketAddress peer;
   loop.Adopt(server_side, 0, peer);
   loop.Step(0);

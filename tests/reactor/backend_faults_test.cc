@@ -15,7 +15,6 @@
 // with a deadline; the deadlines only bound a failure. Under ASan/TSan (PERCORE_TEST_SANITIZER)
 // the workloads are smaller.
 
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,7 +25,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,6 +53,7 @@
 #include "reactor/uring_poller.h"
 #include "services/echo/echo_service.h"
 #include "tests/testing/client_socket.h"
+#include "tests/testing/connection_test_peer.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/multi_client.h"
 #include "tests/testing/random_bytes.h"
@@ -76,7 +75,6 @@ using test::WaitUntil;
 
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
-constexpr int64_t kMs = 1'000'000;
 
 #ifdef PERCORE_TEST_SANITIZER
 constexpr bool kSanitizer = true;
@@ -132,55 +130,6 @@ Deadline Soon() { return Deadline::In(absl::Seconds(20)); }
   return SameBytes(bytes, *back);
 }
 
-// The socket ends: EOF or a reset, possibly after some bytes (returned). Anything else (the
-// deadline, another error) is a failure.
-absl::StatusOr<std::string> ReadUntilEofOrReset(int fd, Deadline deadline) {
-  std::string got;
-  char chunk[64 * 1024];
-  for (;;) {
-    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-    if (n > 0) {
-      got.append(chunk, static_cast<size_t>(n));
-      continue;
-    }
-    if (n == 0) return got;
-    if (errno == EINTR) continue;
-    if (errno == ECONNRESET || errno == EPIPE) return got;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return absl::InternalError(absl::StrCat("recv after ", got.size(), " bytes: ", std::strerror(errno)));
-    }
-    if (!test::WaitReadable(fd, deadline).ok()) {
-      return absl::DeadlineExceededError(absl::StrCat("no EOF or reset after ", got.size(), " bytes"));
-    }
-  }
-}
-
-// Connects to 127.0.0.1:`port` with a receive buffer of `rcvbuf` bytes, set before the connect
-// so that the TCP window stays small: the server can run ahead of a slow reader by little more.
-absl::StatusOr<ScopedFd> ConnectWithReceiveBuffer(uint16_t port, int rcvbuf, Deadline deadline) {
-  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return absl::InternalError(absl::StrCat("socket: errno ", errno));
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) {
-    return absl::InternalError(absl::StrCat("SO_RCVBUF: errno ", errno));
-  }
-  const SocketAddress server = test::LoopbackAddress(port);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&server.storage), server.length) != 0 &&
-      errno != EINPROGRESS) {
-    return absl::InternalError(absl::StrCat("connect: errno ", errno));
-  }
-  for (;;) {
-    pollfd p{fd.get(), POLLOUT, 0};
-    const int ready = ::poll(&p, 1, deadline.PollTimeoutMs());
-    if (ready > 0) break;
-    if (ready < 0 && errno != EINTR) return absl::InternalError(absl::StrCat("poll: errno ", errno));
-    if (ready == 0 && deadline.expired()) return absl::DeadlineExceededError("connect");
-  }
-  if (const int err = PendingSocketError(fd.get()); err != 0) {
-    return absl::InternalError(absl::StrCat("connect: errno ", err));
-  }
-  return fd;
-}
-
 // Bytes waiting in a socket's receive queue.
 size_t Readable(int fd) {
   int n = 0;
@@ -222,7 +171,7 @@ absl::StatusOr<std::string> ReadSlowly(int fd, size_t n, Deadline deadline, int*
     if (r == 0) return absl::OutOfRangeError(absl::StrCat("EOF after ", got, " of ", n, " bytes"));
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return absl::InternalError(absl::StrCat("recv after ", got, " of ", n, " bytes: ", std::strerror(errno)));
+      return absl::ErrnoToStatus(errno, absl::StrCat("recv after ", got, " of ", n, " bytes"));
     }
     if (!test::WaitReadable(fd, deadline).ok()) {
       return absl::DeadlineExceededError(absl::StrCat(got, " of ", n, " bytes read"));
@@ -299,7 +248,7 @@ class BigReplyService final : public Service {
     explicit BigHandler(BigReplyService& service) : service_(service) {}
     void OnOpen(Connection& conn) override {
       const int size = 64 * 1024;
-      ::setsockopt(conn.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+      ::setsockopt(ConnectionTestPeer::fd(conn), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
     Action OnData(Connection& conn, Buffer& input) override {
       for (;;) {
@@ -420,19 +369,11 @@ class BackendFaultsTest : public ::testing::TestWithParam<PollerBackend> {
 
   std::string Random(size_t n) { return test::RandomBytes(rng_, n); }
 
-  uint64_t Sum(uint64_t (*field)(const LoopStats&)) { return test::SumOverLoops(*server_, field); }
-  uint64_t Closed(CloseReason reason) { return test::ClosedOverLoops(*server_, reason); }
-  uint64_t ClosedTotal() {
-    return Sum([](const LoopStats& s) { return s.closed_total(); });
-  }
-  uint64_t HandedIn() {
-    return Sum([](const LoopStats& s) { return s.conns_handed_in.Get(); });
-  }
-  int64_t Active() {
-    int64_t total = 0;
-    for (int i = 0; i < server_->loop_count(); ++i) total += server_->loop(i).stats().conns_active.Get();
-    return total;
-  }
+  ServerTotals Totals() const { return server_->Totals(); }
+  uint64_t Closed(CloseReason reason) { return Totals().closed_by(reason); }
+  uint64_t ClosedTotal() { return Totals().closed_total(); }
+  uint64_t HandedIn() { return Totals().conns_handed_in; }
+  int64_t Active() { return Totals().conns_active; }
   std::string CloseCounts() {
     std::string out;
     for (int r = 0; r < kCloseReasonCount; ++r) {
@@ -571,8 +512,6 @@ class BackendFaultsTest : public ::testing::TestWithParam<PollerBackend> {
     return s;
   }
 
-  uint64_t UringSum(uint64_t (*field)(const LoopStats&)) { return Sum(field); }
-
   // The recorded closes, by the client's local port.
   std::map<uint16_t, ClosedConnection> ClosesByPort() {
     std::map<uint16_t, ClosedConnection> out;
@@ -612,9 +551,8 @@ class BackendFaultsTest : public ::testing::TestWithParam<PollerBackend> {
       client.Close(id);
     }
     absl::Status run = client.Run(Deadline::In(absl::Seconds(90)));
-    ASSERT_TRUE(run.ok()) << run << "; the server read " << Sum([](const LoopStats& s) { return s.bytes_in.Get(); })
-                          << " and wrote " << Sum([](const LoopStats& s) { return s.bytes_out.Get(); }) << " of "
-                          << total << " bytes";
+    ASSERT_TRUE(run.ok()) << run << "; the server read " << Totals().bytes_in << " and wrote " << Totals().bytes_out
+                          << " of " << total << " bytes";
     size_t wrong = 0;
     for (MultiClient::Id id = 0; id < client.size(); ++id) {
       const std::string expected = ExhaustionPayload(id);
@@ -640,8 +578,8 @@ class BackendFaultsTest : public ::testing::TestWithParam<PollerBackend> {
       }
     }
     EXPECT_EQ(miscounted, 0u);
-    EXPECT_EQ(Sum([](const LoopStats& s) { return s.bytes_in.Get(); }), total);
-    EXPECT_EQ(Sum([](const LoopStats& s) { return s.bytes_out.Get(); }), total);
+    EXPECT_EQ(Totals().bytes_in, total);
+    EXPECT_EQ(Totals().bytes_out, total);
     EXPECT_EQ(Active(), 0);
   }
 
@@ -676,23 +614,23 @@ TEST_P(BackendFaultsTest, BufferRingExhaustionLosesNoBytes) {
   if (HasFatalFailure()) return;
 
   // The counters are folded into the stats at the end of each iteration.
-  const auto exhaustions = [](const LoopStats& s) { return s.uring_buffer_exhaustions.Get(); };
-  const auto rearms = [](const LoopStats& s) { return s.uring_multishot_rearms.Get(); };
+  const auto exhaustions = [&] { return Totals().uring_buffer_exhaustions; };
+  const auto rearms = [&] { return Totals().uring_multishot_rearms; };
   if (uring()) {
-    EXPECT_TRUE(WaitUntil([&] { return Sum(exhaustions) > 0 && Sum(rearms) > 0; }, Soon()))
-        << "uring_buffer_exhaustions " << Sum(exhaustions) << ", uring_multishot_rearms " << Sum(rearms);
+    EXPECT_TRUE(WaitUntil([&] { return exhaustions() > 0 && rearms() > 0; }, Soon()))
+        << "uring_buffer_exhaustions " << exhaustions() << ", uring_multishot_rearms " << rearms();
     // A receive that ends on an empty ring is re-armed by the loop once buffers are back, not
     // at once into the same empty ring (which spun, up to a thousand empty re-arms per read).
-    const uint64_t reads = Sum([](const LoopStats& s) { return s.read_calls.Get(); });
-    EXPECT_LE(Sum(exhaustions), 4 * reads) << "receive completions " << reads;
+    const uint64_t reads = Totals().read_calls;
+    EXPECT_LE(exhaustions(), 4 * reads) << "receive completions " << reads;
     std::printf("io_uring: %llu buffer exhaustions, %llu multishot re-arms, %llu cq overflows, %zu connections\n",
-                static_cast<unsigned long long>(Sum(exhaustions)), static_cast<unsigned long long>(Sum(rearms)),
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_cq_overflows.Get(); })),
+                static_cast<unsigned long long>(exhaustions()), static_cast<unsigned long long>(rearms()),
+                static_cast<unsigned long long>(Totals().uring_cq_overflows),
                 connections);
     EXPECT_TRUE(InFlightSettlesAt(0));
   } else {
-    EXPECT_EQ(Sum(exhaustions), 0u);
-    EXPECT_EQ(Sum(rearms), 0u);
+    EXPECT_EQ(exhaustions(), 0u);
+    EXPECT_EQ(rearms(), 0u);
   }
 
   // Still serving.
@@ -718,21 +656,21 @@ TEST_P(BackendFaultsTest, CompletionQueueOverflowLosesNoBytes) {
   StartEcho(options);
   EchoManyAtOnce(connections);
   if (HasFatalFailure()) return;
-  const auto overflows = [](const LoopStats& s) { return s.uring_cq_overflows.Get(); };
+  const auto overflows = [&] { return Totals().uring_cq_overflows; };
   if (uring()) {
 #ifndef PERCORE_TEST_SANITIZER
     // Whether one wait finds more completions than the queue holds depends on how fast the
     // clients' bytes arrive: under ThreadSanitizer they trickle in and the queue may never fill,
     // so there the test checks only that nothing was lost.
-    EXPECT_TRUE(WaitUntil([&] { return Sum(overflows) > 0; }, Soon())) << "no completion queue overflow";
+    EXPECT_TRUE(WaitUntil([&] { return overflows() > 0; }, Soon())) << "no completion queue overflow";
 #endif
     std::printf("io_uring: %llu cq overflows, %llu buffer exhaustions, %llu multishot re-arms\n",
-                static_cast<unsigned long long>(Sum(overflows)),
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_buffer_exhaustions.Get(); })),
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_multishot_rearms.Get(); })));
+                static_cast<unsigned long long>(overflows()),
+                static_cast<unsigned long long>(Totals().uring_buffer_exhaustions),
+                static_cast<unsigned long long>(Totals().uring_multishot_rearms));
     EXPECT_TRUE(InFlightSettlesAt(0));
   } else {
-    EXPECT_EQ(Sum(overflows), 0u);
+    EXPECT_EQ(overflows(), 0u);
   }
   ScopedFd fresh = Connect();
   EXPECT_TRUE(EchoesBack(fresh.get(), Random(20000)));
@@ -821,14 +759,14 @@ TEST_P(BackendFaultsTest, ServerClosesAnIdleConnectionWithItsReceiveArmed) {
       [&loop, closed, port = *victim_port] {
         loop.ForEachConnectionThatMayClose([&](Connection& c) {
           if (c.peer().port() != port) return;
-          c.Close(CloseReason::kAdminClose, /*flush_first=*/false);
+          c.Close(CloseReason::kAdminClose, CloseMode::kNow);
           closed->fetch_add(1);
         });
       },
       Soon()));
   ASSERT_EQ(closed->load(), 1);
 
-  absl::StatusOr<std::string> rest = ReadUntilEofOrReset(victim.get(), Soon());
+  absl::StatusOr<std::string> rest = test::ReadUntilEofOrReset(victim.get(), Soon());
   ASSERT_TRUE(rest.ok()) << rest.status();
   EXPECT_EQ(rest->size(), 0u);
   EXPECT_TRUE(ClosedExactly(1, CloseReason::kAdminClose));
@@ -840,10 +778,10 @@ TEST_P(BackendFaultsTest, ServerClosesAnIdleConnectionWithItsReceiveArmed) {
   ASSERT_TRUE(test::RunOnLoop(
       loop,
       [&loop] {
-        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, false); });
+        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, CloseMode::kNow); });
       },
       Soon()));
-  absl::StatusOr<std::string> other_rest = ReadUntilEofOrReset(other.get(), Soon());
+  absl::StatusOr<std::string> other_rest = test::ReadUntilEofOrReset(other.get(), Soon());
   ASSERT_TRUE(other_rest.ok()) << other_rest.status();
   EXPECT_TRUE(ClosedExactly(2, CloseReason::kAdminClose));
   EXPECT_EQ(Active(), 0);
@@ -880,7 +818,7 @@ TEST_P(BackendFaultsTest, ServerClosesAConnectionWithASendInFlight) {
   ASSERT_TRUE(test::RunOnLoop(
       loop,
       [&loop] {
-        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, false); });
+        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, CloseMode::kNow); });
       },
       Soon()));
   EXPECT_TRUE(ClosedExactly(1, CloseReason::kAdminClose));
@@ -923,7 +861,7 @@ TEST_P(BackendFaultsTest, GracefulCloseOfABackedUpConnectionAnswersEverythingRea
   ASSERT_TRUE(test::RunOnLoop(
       loop,
       [&loop] {
-        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, /*flush_first=*/true); });
+        loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, CloseMode::kFlush); });
       },
       Soon()));
   client.set_reading(true);
@@ -953,8 +891,8 @@ TEST_P(BackendFaultsTest, ServerClosesAPausedConnection) {
   options.connection.read_budget = 64 * kKiB;
   StartServer(options, std::make_shared<PauseForeverService>());
   uint64_t closed = 0;
-  for (const bool flush_first : {false, true}) {
-    SCOPED_TRACE(flush_first ? "graceful close" : "immediate close");
+  for (const CloseMode mode : {CloseMode::kNow, CloseMode::kFlush}) {
+    SCOPED_TRACE(mode == CloseMode::kFlush ? "graceful close" : "immediate close");
     ScopedFd fd = Connect();
     ASSERT_TRUE(test::WriteAll(fd.get(), Random(1 * kMiB), Soon()).ok());
     ASSERT_TRUE(WaitUntil(
@@ -970,22 +908,13 @@ TEST_P(BackendFaultsTest, ServerClosesAPausedConnection) {
     EventLoop& loop = server_->loop(0);
     ASSERT_TRUE(test::RunOnLoop(
         loop,
-        [&loop, flush_first] {
-          loop.ForEachConnectionThatMayClose(
-              [flush_first](Connection& c) { c.Close(CloseReason::kAdminClose, flush_first); });
+        [&loop, mode] {
+          // Neither close waits for the paused request (the handler never resumes): a graceful
+          // one flushes what is queued, nothing here, and sends its FIN at once.
+          loop.ForEachConnectionThatMayClose([mode](Connection& c) { c.Close(CloseReason::kAdminClose, mode); });
         },
         Soon()));
-    if (flush_first) {
-      // A graceful close waits for the paused request to be answered (Resume); the handler
-      // never resumes, so it is closed at once as well.
-      ASSERT_TRUE(test::RunOnLoop(
-          loop,
-          [&loop] {
-            loop.ForEachConnectionThatMayClose([](Connection& c) { c.Close(CloseReason::kAdminClose, false); });
-          },
-          Soon()));
-    }
-    absl::StatusOr<std::string> rest = ReadUntilEofOrReset(fd.get(), Soon());
+    absl::StatusOr<std::string> rest = test::ReadUntilEofOrReset(fd.get(), Soon());
     ASSERT_TRUE(rest.ok()) << rest.status();
     EXPECT_EQ(rest->size(), 0u);
     ++closed;
@@ -1031,7 +960,7 @@ TEST_P(BackendFaultsTest, StopWithOperationsInFlightReturnsPromptly) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  server_->Stop(200 * kMs);
+  server_->Stop(absl::Milliseconds(200));
   const auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, std::chrono::seconds(5))
       << "Stop took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
@@ -1085,13 +1014,12 @@ TEST_P(BackendFaultsTest, GracefulStopWhileClientsStreamAnswersEverythingReadInO
     client.ExpectEof(id);
     client.Close(id);
   }
-  const auto bytes_in = [](const LoopStats& s) { return s.bytes_in.Get(); };
-  absl::Status streaming = client.RunUntil([&] { return Sum(bytes_in) >= total / 4; }, Soon());
-  ASSERT_TRUE(streaming.ok()) << streaming << ": the server read " << Sum(bytes_in) << " of " << total;
+  absl::Status streaming = client.RunUntil([&] { return Totals().bytes_in >= total / 4; }, Soon());
+  ASSERT_TRUE(streaming.ok()) << streaming << ": the server read " << Totals().bytes_in << " of " << total;
 
   std::atomic<bool> stopped{false};
   std::thread stopper([&] {
-    server_->Stop(20'000'000'000);
+    server_->Stop(absl::Seconds(20));
     stopped = true;
   });
   absl::Status run = client.Run(Deadline::In(absl::Seconds(30)));
@@ -1119,9 +1047,9 @@ TEST_P(BackendFaultsTest, GracefulStopWhileClientsStreamAnswersEverythingReadInO
   EXPECT_EQ(Closed(CloseReason::kServerDrain), kStreamers) << CloseCounts();
   if (uring()) {
     std::printf("io_uring: %llu cq overflows, %llu buffer exhaustions, %llu completions\n",
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_cq_overflows.Get(); })),
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_buffer_exhaustions.Get(); })),
-                static_cast<unsigned long long>(Sum([](const LoopStats& s) { return s.uring_completions.Get(); })));
+                static_cast<unsigned long long>(Totals().uring_cq_overflows),
+                static_cast<unsigned long long>(Totals().uring_buffer_exhaustions),
+                static_cast<unsigned long long>(Totals().uring_completions));
   }
 }
 
@@ -1139,7 +1067,7 @@ TEST_P(BackendFaultsTest, TenMiBReplyReachesASlowReaderWhole) {
   options.connection.low_water = 64 * kKiB;
   auto service = std::make_shared<BigReplyService>();
   StartServer(options, service);
-  absl::StatusOr<ScopedFd> fd = ConnectWithReceiveBuffer(port_, 32 * 1024, Soon());
+  absl::StatusOr<ScopedFd> fd = test::ConnectToLoopback(port_, Soon(), {.receive_buffer = 32 * 1024});
   ASSERT_TRUE(fd.ok()) << fd.status();
   // Another connection on the same loop is served while the big reply is stuck on the reader.
   ScopedFd other = Connect();
@@ -1158,7 +1086,7 @@ TEST_P(BackendFaultsTest, TenMiBReplyReachesASlowReaderWhole) {
     EXPECT_GE(stops, static_cast<int>(expected.size() / (64 * kKiB)) - 1);
   }
   EXPECT_TRUE(EchoesBack(fd->get(), "after\n"));
-  EXPECT_GT(Sum([](const LoopStats& s) { return s.partial_writes.Get() + s.write_eagain.Get(); }), 0u);
+  EXPECT_GT(Totals().partial_writes + Totals().write_eagain, 0u);
   EXPECT_EQ(ClosedTotal(), 0u);
   EXPECT_EQ(Active(), 2);
 }
@@ -1350,7 +1278,7 @@ TEST_P(BackendFaultsTest, PausedConnectionNoticesAPeerReset) {
     if (Active() != 0) break;
   }
   // A paused connection left open waits for a Resume that never comes: stop without waiting.
-  server_->Stop(100 * kMs);
+  server_->Stop(absl::Milliseconds(100));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendFaultsTest,

@@ -16,7 +16,6 @@
 #include "reactor/server.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
-#include "tests/testing/server_probe.h"
 
 namespace percore {
 namespace {
@@ -53,7 +52,7 @@ class CloseInCallbackService final : public Service {
         conn.Send(reply);
         input.Consume(newline + 1);
       }
-      conn.Close(CloseReason::kProtocolError, /*flush_first=*/true);
+      conn.Close(CloseReason::kProtocolError, CloseMode::kFlush);
       return Action::Continue();
     }
 
@@ -99,8 +98,7 @@ TEST_F(CloseFromHandlerTest, NoMoreInputIsOfferedAfterTheHandlerAsksToClose) {
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "A\n");
   fd->reset();  // the server lingers after its FIN until ours arrives
-  EXPECT_TRUE(test::WaitUntil(
-      [&] { return test::ClosedOverLoops(*server_, CloseReason::kProtocolError) == 1; }, Soon()));
+  EXPECT_TRUE(test::WaitUntil([&] { return server_->Totals().closed_by(CloseReason::kProtocolError) == 1; }, Soon()));
   EXPECT_EQ(service_->on_data_calls(), 1);
 }
 
@@ -115,8 +113,7 @@ TEST_F(CloseFromHandlerTest, AHandlerThatConsumesNothingIsCalledOnce) {
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "bye\n");
   fd->reset();
-  EXPECT_TRUE(test::WaitUntil(
-      [&] { return test::ClosedOverLoops(*server_, CloseReason::kProtocolError) == 1; }, Soon()));
+  EXPECT_TRUE(test::WaitUntil([&] { return server_->Totals().closed_by(CloseReason::kProtocolError) == 1; }, Soon()));
   EXPECT_EQ(service_->on_data_calls(), 1);
 }
 

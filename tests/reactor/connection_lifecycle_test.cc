@@ -51,7 +51,6 @@ using test::MultiClient;
 using test::ScopedFd;
 using test::WaitUntil;
 
-constexpr int64_t kMs = 1'000'000;
 
 Deadline Soon() { return Deadline::In(absl::Seconds(10)); }
 
@@ -107,20 +106,12 @@ class ConnectionLifecycleTest : public ::testing::TestWithParam<PollerBackend> {
 
   std::string Random(size_t n) { return test::RandomBytes(rng_, n); }
 
-  uint64_t Closed(CloseReason reason) { return test::ClosedOverLoops(*server_, reason); }
-  uint64_t ClosedTotal() {
-    return Sum([](const LoopStats& s) { return s.closed_total(); });
-  }
-  uint64_t HandedIn() {
-    return Sum([](const LoopStats& s) { return s.conns_handed_in.Get(); });
-  }
-  uint64_t Active() {
-    return Sum([](const LoopStats& s) { return static_cast<uint64_t>(s.conns_active.Get()); });
-  }
-  uint64_t BackpressurePauses() {
-    return Sum([](const LoopStats& s) { return s.backpressure_pauses.Get(); });
-  }
-  uint64_t Sum(uint64_t (*field)(const LoopStats&)) { return test::SumOverLoops(*server_, field); }
+  ServerTotals Totals() const { return server_->Totals(); }
+  uint64_t Closed(CloseReason reason) { return Totals().closed_by(reason); }
+  uint64_t ClosedTotal() { return Totals().closed_total(); }
+  uint64_t HandedIn() { return Totals().conns_handed_in; }
+  uint64_t Active() { return static_cast<uint64_t>(Totals().conns_active); }
+  uint64_t BackpressurePauses() { return Totals().backpressure_pauses; }
 
   // Waits until exactly `n` connections closed, all under `reason`.
   ::testing::AssertionResult ClosedExactly(uint64_t n, CloseReason reason) {
@@ -234,7 +225,7 @@ TEST_P(ConnectionLifecycleTest, PeerResetWhileServerWritesIsCountedAsPeerReset) 
 // that keeps talking stays open.
 TEST_P(ConnectionLifecycleTest, IdleTimeoutClosesOnlyTheSilentConnection) {
   ServerOptions options = WithLoops(1);
-  options.connection.idle_timeout_ns = 200 * kMs;
+  options.connection.idle_timeout = absl::Milliseconds(200);
   StartServer(options);
   ScopedFd silent = Connect();
   ScopedFd talker = Connect();
@@ -261,7 +252,7 @@ TEST_P(ConnectionLifecycleTest, WriteTimeoutClosesAPeerThatNeverReads) {
   ServerOptions options = WithLoops(1);
   options.connection.high_water = 64 * 1024;
   options.connection.low_water = 16 * 1024;
-  options.connection.write_timeout_ns = 200 * kMs;
+  options.connection.write_timeout = absl::Milliseconds(200);
   StartServer(options);
   MultiClient client(test::LoopbackAddress(port_));
   const MultiClient::Id id = client.Connect().value();
@@ -295,7 +286,7 @@ TEST_P(ConnectionLifecycleTest, BackpressureBoundsQueuedOutputBelowTheCap) {
   ASSERT_TRUE(test::RunOnLoop(
       loop,
       [&loop, &sampler, max = &max_queued_output_] {
-        sampler = loop.RunEvery(kMs, [&loop, max] {
+        sampler = loop.RunEvery(absl::Milliseconds(1), [&loop, max] {
           loop.ForEachConnection([max](Connection& c) {
             if (c.queued_output() > max->load()) max->store(c.queued_output());
           });
@@ -366,8 +357,7 @@ TEST_P(ConnectionLifecycleTest, InputReadPastTheHighWaterMarkIsStillEchoed) {
   }
   absl::Status run = client.Run(Soon());
   ASSERT_TRUE(run.ok()) << run << "; the server read "
-                        << Sum([](const LoopStats& s) { return s.bytes_in.Get(); }) << " bytes and wrote "
-                        << Sum([](const LoopStats& s) { return s.bytes_out.Get(); });
+                        << Totals().bytes_in << " bytes and wrote " << Totals().bytes_out;
   EXPECT_TRUE(SameBytes(all, client.received(id)));
 }
 
@@ -411,12 +401,10 @@ TEST_P(ConnectionLifecycleTest, GracefulStopEchoesEverythingItRead) {
   // Not reading yet: the server's output backs up, so Stop finds connections with replies
   // still queued (and possibly input not yet echoed).
   client.set_reading(false);
-  const auto bytes_read = [](const LoopStats& s) { return s.bytes_in.Get(); };
   ASSERT_TRUE(
-      client.RunUntil([&] { return BackpressurePauses() > 0 && Sum(bytes_read) >= to_send / 4; }, Soon())
-          .ok());
+      client.RunUntil([&] { return BackpressurePauses() > 0 && Totals().bytes_in >= to_send / 4; }, Soon()).ok());
 
-  std::thread stopper([this] { server_->Stop(5'000'000'000); });
+  std::thread stopper([this] { server_->Stop(absl::Seconds(5)); });
   client.set_reading(true);
   absl::Status run = client.Run(Deadline::In(absl::Seconds(30)));
   stopper.join();
@@ -436,8 +424,8 @@ TEST_P(ConnectionLifecycleTest, GracefulStopEchoesEverythingItRead) {
     EXPECT_EQ(c->bytes_in, got.size()) << "read from the client but not echoed: " << client.Describe(id);
     EXPECT_EQ(c->bytes_out, got.size()) << client.Describe(id);
   }
-  EXPECT_EQ(Sum(bytes_read), received);
-  EXPECT_EQ(Sum([](const LoopStats& s) { return s.bytes_out.Get(); }), received);
+  EXPECT_EQ(Totals().bytes_in, received);
+  EXPECT_EQ(Totals().bytes_out, received);
   EXPECT_EQ(Closed(CloseReason::kServerDrain), static_cast<uint64_t>(kClients));
   EXPECT_EQ(ClosedTotal(), static_cast<uint64_t>(kClients));
 }
@@ -563,7 +551,7 @@ TEST_P(ConnectionLifecycleTest, ConnectionHandedInWhileDrainingIsAnsweredThenClo
   ASSERT_TRUE(test::WriteAll(talker.get(), request, Soon()).ok());
   ASSERT_TRUE(test::WaitReadable(talker_server.get(), Soon()).ok());
 
-  loop.Quit(MonotonicNanos() + 30'000'000'000);
+  loop.Quit(MonoTime::Now() + absl::Seconds(30));
   loop.Adopt(talker_server.release(), 0, SocketAddress{});
   loop.Adopt(silent_server.release(), 0, SocketAddress{});
   loop.Step(0);
@@ -626,7 +614,7 @@ TEST_P(ConnectionLifecycleTest, DrainAnswersWhatArrivedBeforeItBegan) {
   ASSERT_EQ(busy_f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
   const std::string request = Random(5000);
   ASSERT_TRUE(test::WriteAll(client.get(), request, Soon()).ok());
-  loop.Quit(MonotonicNanos() + 30'000'000'000);
+  loop.Quit(MonoTime::Now() + absl::Seconds(30));
   release.set_value();
 
   absl::StatusOr<std::string> answer = test::ReadExactly(client.get(), request.size(), Soon());

@@ -139,7 +139,7 @@ class EchoIntegrationTest : public ::testing::TestWithParam<EchoCase> {
     if (server_) server_->Stop();
   }
 
-  uint64_t Sum(uint64_t (*field)(const LoopStats&)) { return test::SumOverLoops(*server_, field); }
+  ServerTotals Totals() const { return server_->Totals(); }
 
   // Opens `count` connections on `client`; each sends random messages (pipelined, or on odd
   // connections one at a time unless shape.all_pipelined) and expects them back. Returns what
@@ -234,17 +234,15 @@ TEST_P(EchoIntegrationTest, EveryByteEchoedAndCounted) {
     // Send without reading until some connection's queued output passes the high-water mark.
     // Should the server read everything without backing up (kernel buffers large enough to
     // hold it all), the assertion below says so instead of the run timing out.
-    const auto pauses = [](const LoopStats& s) { return s.backpressure_pauses.Get(); };
-    const auto bytes_read = [](const LoopStats& s) { return s.bytes_in.Get(); };
     uint64_t to_send = 0;
     for (const std::string& bytes : sent) to_send += bytes.size();
     client.set_reading(false);
-    absl::Status backed_up = client.RunUntil([&] { return Sum(pauses) > 0 || Sum(bytes_read) == to_send; },
-                                             Deadline::In(absl::Seconds(30)));
+    absl::Status backed_up = client.RunUntil(
+        [&] { return Totals().backpressure_pauses > 0 || Totals().bytes_in == to_send; }, Deadline::In(absl::Seconds(30)));
     ASSERT_TRUE(backed_up.ok()) << backed_up << "; sent " << client.total_sent() << " of " << to_send;
     // The loop counts a pause just after counting the bytes read: let it finish that step.
-    WaitUntil([&] { return Sum(pauses) > 0; }, Deadline::In(absl::Seconds(2)));
-    ASSERT_GT(Sum(pauses), 0u) << "the server read all " << to_send
+    WaitUntil([&] { return Totals().backpressure_pauses > 0; }, Deadline::In(absl::Seconds(2)));
+    ASSERT_GT(Totals().backpressure_pauses, 0u) << "the server read all " << to_send
                                << " bytes while the client read nothing, and never backed up";
     client.set_reading(true);
   }
@@ -260,22 +258,20 @@ TEST_P(EchoIntegrationTest, EveryByteEchoedAndCounted) {
 
   // The loops count bytes after each syscall; the client may have read the last echo before
   // the loop recorded writing it.
-  const auto bytes_in = [](const LoopStats& s) { return s.bytes_in.Get(); };
-  const auto bytes_out = [](const LoopStats& s) { return s.bytes_out.Get(); };
-  EXPECT_TRUE(WaitUntil([&] { return Sum(bytes_in) == total && Sum(bytes_out) == total; },
+  EXPECT_TRUE(WaitUntil([&] { return Totals().bytes_in == total && Totals().bytes_out == total; },
                         Deadline::In(absl::Seconds(10))));
-  EXPECT_EQ(Sum(bytes_in), total);
-  EXPECT_EQ(Sum(bytes_out), total);
+  EXPECT_EQ(Totals().bytes_in, total);
+  EXPECT_EQ(Totals().bytes_out, total);
 
   const uint64_t n = static_cast<uint64_t>(shape.connections);
-  EXPECT_EQ(Sum([](const LoopStats& s) { return s.conns_handed_in.Get(); }), n);
-  EXPECT_EQ(Sum([](const LoopStats& s) { return static_cast<uint64_t>(s.conns_active.Get()); }), n);
+  EXPECT_EQ(Totals().conns_handed_in, n);
+  EXPECT_EQ(Totals().conns_active, static_cast<int64_t>(n));
   uint64_t accepted = 0;
   for (const AcceptCounters* counters : server_->accept_counters()) accepted += counters->accepted.Get();
   EXPECT_EQ(accepted, n);
 
   if (c.workload == Workload::kLargeMessages) {
-    EXPECT_GT(Sum([](const LoopStats& s) { return s.backpressure_pauses.Get(); }), 0u);
+    EXPECT_GT(Totals().backpressure_pauses, 0u);
   }
 
   const DistributorStats* distributor = server_->distributor_stats();
@@ -318,11 +314,11 @@ TEST_P(EchoIntegrationTest, EveryByteEchoedAndCounted) {
   const uint64_t opened = client.size();
   for (MultiClient::Id id = 0; id < client.size(); ++id) client.Close(id);
   ASSERT_TRUE(client.Run(Deadline::In(absl::Seconds(10))).ok());
-  EXPECT_TRUE(WaitUntil([&] { return test::ClosedOverLoops(*server_, CloseReason::kPeerClosed) == opened; },
+  EXPECT_TRUE(WaitUntil([&] { return Totals().closed_by(CloseReason::kPeerClosed) == opened; },
                         Deadline::In(absl::Seconds(10))));
-  EXPECT_EQ(test::ClosedOverLoops(*server_, CloseReason::kPeerClosed), opened);
-  EXPECT_EQ(Sum([](const LoopStats& s) { return s.closed_total(); }), opened);
-  EXPECT_EQ(Sum([](const LoopStats& s) { return static_cast<uint64_t>(s.conns_active.Get()); }), 0u);
+  EXPECT_EQ(Totals().closed_by(CloseReason::kPeerClosed), opened);
+  EXPECT_EQ(Totals().closed_total(), opened);
+  EXPECT_EQ(Totals().conns_active, 0);
 }
 
 std::vector<EchoCase> AllCases() {

@@ -2,7 +2,7 @@
 // Cancel, including from inside callbacks), Quit, the idle loop sleeping in the kernel, wake-up
 // accounting and the loop-thread assertion. Every test runs on the poll and the epoll back end.
 //
-// Timing is read from the loop's own clock (now_ns()); the tests wait on promises with generous
+// Timing is read from the loop's own clock (now()); the tests wait on promises with generous
 // deadlines, never on sleeps. The one exception is the idle test, whose assertion is that nothing
 // happens during a bounded real interval.
 
@@ -28,6 +28,8 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/clock.h"
 #include "gtest/gtest.h"
 #include "reactor/poller.h"
 
@@ -41,7 +43,6 @@ namespace {
 using std::chrono::seconds;
 
 constexpr auto kDeadline = seconds(60);  // for things that are due now; only reached on a bug
-constexpr int64_t kMs = 1'000'000;
 
 // Waits for `f` up to the deadline; false if it did not become ready.
 template <typename T>
@@ -353,14 +354,14 @@ TEST_P(EventLoopTest, IdleLoopDoesNotSpin) {
 }
 
 TEST_P(EventLoopTest, IdleLoopWithAFarTimerDoesNotSpin) {
-  ASSERT_TRUE(lt_->RunSync([&] { loop().RunAfter(3600'000 * kMs, [] {}); }));
+  ASSERT_TRUE(lt_->RunSync([&] { loop().RunAfter(absl::Hours(1), [] {}); }));
   EXPECT_LE(IterationsWhileIdle(*lt_), 2u);
 }
 
 TEST_P(EventLoopTest, IdleLoopAfterCancelledTimersDoesNotSpin) {
   ASSERT_TRUE(lt_->RunSync([&] {
-    const EventLoop::TimerId a = loop().RunAfter(50 * kMs, [] {});
-    const EventLoop::TimerId b = loop().RunEvery(1 * kMs, [] {});
+    const EventLoop::TimerId a = loop().RunAfter(absl::Milliseconds(50), [] {});
+    const EventLoop::TimerId b = loop().RunEvery(absl::Milliseconds(1), [] {});
     EXPECT_TRUE(loop().Cancel(a));
     EXPECT_TRUE(loop().Cancel(b));
   }));
@@ -370,25 +371,25 @@ TEST_P(EventLoopTest, IdleLoopAfterCancelledTimersDoesNotSpin) {
 // --- Timers ---
 
 TEST_P(EventLoopTest, RunAfterFiresOnceAfterItsDelay) {
-  constexpr int64_t kDelay = 20 * kMs;
-  int64_t armed_at = 0;
+  constexpr absl::Duration kDelay = absl::Milliseconds(20);
+  MonoTime armed_at;
   int fires = 0;
-  int64_t fired_at = 0;
+  MonoTime fired_at;
   bool fired_in_loop = false;
-  int64_t witness_at = 0;
+  MonoTime witness_at;
   std::promise<void> done;
   std::future<void> f = done.get_future();
   const uint64_t timers_before = loop().stats().timers_fired.Get();
   ASSERT_TRUE(lt_->RunSync([&] {
-    armed_at = loop().now_ns();
+    armed_at = loop().now();
     loop().RunAfter(kDelay, [&] {
       ++fires;
-      fired_at = loop().now_ns();
+      fired_at = loop().now();
       fired_in_loop = loop().IsInLoopThread();
     });
     // A later timer: once it has fired, the first had every chance to fire twice.
     loop().RunAfter(3 * kDelay, [&] {
-      witness_at = loop().now_ns();
+      witness_at = loop().now();
       done.set_value();
     });
   }));
@@ -405,12 +406,12 @@ TEST_P(EventLoopTest, RunAfterFiresOnceAfterItsDelay) {
 }
 
 TEST_P(EventLoopTest, RunAfterZeroFiresOnTheNextIteration) {
-  std::promise<int64_t> fired;
-  std::future<int64_t> f = fired.get_future();
-  int64_t armed_at = 0;
+  std::promise<MonoTime> fired;
+  std::future<MonoTime> f = fired.get_future();
+  MonoTime armed_at;
   ASSERT_TRUE(lt_->RunSync([&] {
-    armed_at = loop().now_ns();
-    loop().RunAfter(0, [&] { fired.set_value(loop().now_ns()); });
+    armed_at = loop().now();
+    loop().RunAfter(absl::ZeroDuration(), [&] { fired.set_value(loop().now()); });
   }));
   ASSERT_TRUE(Ready(f));
   EXPECT_GE(f.get(), armed_at);
@@ -422,7 +423,7 @@ TEST_P(EventLoopTest, TimersFireInDeadlineOrder) {
   std::future<void> f = done.get_future();
   ASSERT_TRUE(lt_->RunSync([&] {
     for (int i : {5, 1, 4, 2, 3}) {
-      loop().RunAfter(i * 4 * kMs, [&order, &done, i] {
+      loop().RunAfter(absl::Milliseconds(4 * i), [&order, &done, i] {
         order.push_back(i);
         if (order.size() == 5) done.set_value();
       });
@@ -433,16 +434,16 @@ TEST_P(EventLoopTest, TimersFireInDeadlineOrder) {
 }
 
 TEST_P(EventLoopTest, RunEveryFiresRepeatedlyUntilCancelled) {
-  constexpr int64_t kPeriod = 2 * kMs;
-  std::vector<int64_t> fire_times;  // loop thread only until the witness fires
+  constexpr absl::Duration kPeriod = absl::Milliseconds(2);
+  std::vector<MonoTime> fire_times;  // loop thread only until the witness fires
   std::promise<void> five;
   std::future<void> five_f = five.get_future();
-  int64_t armed_at = 0;
+  MonoTime armed_at;
   EventLoop::TimerId id = 0;
   ASSERT_TRUE(lt_->RunSync([&] {
-    armed_at = loop().now_ns();
+    armed_at = loop().now();
     id = loop().RunEvery(kPeriod, [&] {
-      fire_times.push_back(loop().now_ns());
+      fire_times.push_back(loop().now());
       if (fire_times.size() == 5) five.set_value();
     });
   }));
@@ -468,15 +469,15 @@ TEST_P(EventLoopTest, RunEveryFiresRepeatedlyUntilCancelled) {
   EXPECT_GE(fires_at_cancel, 5u);
   EXPECT_EQ(fires_after, fires_at_cancel);
   // Each firing is at least one period after the previous one (and the first after arming).
-  int64_t previous = armed_at;
-  for (int64_t t : fire_times) {
+  MonoTime previous = armed_at;
+  for (MonoTime t : fire_times) {
     EXPECT_GE(t - previous, kPeriod);
     previous = t;
   }
 }
 
 TEST_P(EventLoopTest, CancelOfAPendingRunAfterPreventsIt) {
-  constexpr int64_t kDelay = 5 * kMs;
+  constexpr absl::Duration kDelay = absl::Milliseconds(5);
   bool ran = false;
   bool first = false;
   bool second = true;
@@ -500,7 +501,7 @@ TEST_P(EventLoopTest, CancelOfAPendingRunAfterPreventsIt) {
 TEST_P(EventLoopTest, CancelFromALaterTaskPreventsIt) {
   bool ran = false;
   EventLoop::TimerId id = 0;
-  ASSERT_TRUE(lt_->RunSync([&] { id = loop().RunAfter(3600'000 * kMs, [&] { ran = true; }); }));
+  ASSERT_TRUE(lt_->RunSync([&] { id = loop().RunAfter(absl::Hours(1), [&] { ran = true; }); }));
   bool cancelled = false;
   ASSERT_TRUE(lt_->RunSync([&] { cancelled = loop().Cancel(id); }));
   EXPECT_TRUE(cancelled);
@@ -512,7 +513,7 @@ TEST_P(EventLoopTest, CancelOfAFiredRunAfterReturnsFalse) {
   std::promise<void> fired;
   std::future<void> f = fired.get_future();
   EventLoop::TimerId id = 0;
-  ASSERT_TRUE(lt_->RunSync([&] { id = loop().RunAfter(1 * kMs, [&] { fired.set_value(); }); }));
+  ASSERT_TRUE(lt_->RunSync([&] { id = loop().RunAfter(absl::Milliseconds(1), [&] { fired.set_value(); }); }));
   ASSERT_TRUE(Ready(f));
   bool cancelled = true;
   ASSERT_TRUE(lt_->RunSync([&] { cancelled = loop().Cancel(id); }));
@@ -520,7 +521,7 @@ TEST_P(EventLoopTest, CancelOfAFiredRunAfterReturnsFalse) {
 }
 
 TEST_P(EventLoopTest, RunEveryCancelledFromItsOwnCallbackStops) {
-  constexpr int64_t kPeriod = 2 * kMs;
+  constexpr absl::Duration kPeriod = absl::Milliseconds(2);
   int fires = 0;
   bool cancel_result = false;
   EventLoop::TimerId id = 0;
@@ -553,10 +554,10 @@ TEST_P(EventLoopTest, RunAfterCancelledFromItsOwnCallbackIsHarmless) {
   std::promise<void> witness;
   std::future<void> f = witness.get_future();
   ASSERT_TRUE(lt_->RunSync([&] {
-    id = loop().RunAfter(1 * kMs, [&] {
+    id = loop().RunAfter(absl::Milliseconds(1), [&] {
       ++fires;
       cancel_result = loop().Cancel(id);  // no longer pending: it is firing
-      loop().RunAfter(10 * kMs, [&] { witness.set_value(); });
+      loop().RunAfter(absl::Milliseconds(10), [&] { witness.set_value(); });
     });
   }));
   ASSERT_TRUE(Ready(f));
@@ -574,12 +575,12 @@ TEST_P(EventLoopTest, CallbackCancelsATimerDueInTheSameBatch) {
   std::future<void> f = witness.get_future();
   ASSERT_TRUE(lt_->RunSync([&] {
     for (int i = 0; i < 2; ++i) {
-      ids[i] = loop().RunAfter(3 * kMs, [&, i] {
+      ids[i] = loop().RunAfter(absl::Milliseconds(3), [&, i] {
         ++fires;
         cancelled = loop().Cancel(ids[1 - i]);
       });
     }
-    loop().RunAfter(20 * kMs, [&] { witness.set_value(); });
+    loop().RunAfter(absl::Milliseconds(20), [&] { witness.set_value(); });
   }));
   ASSERT_TRUE(Ready(f));
   EXPECT_EQ(fires, 1);
@@ -590,8 +591,8 @@ TEST_P(EventLoopTest, TimerIdsAreNeverReused) {
   std::vector<EventLoop::TimerId> ids;
   ASSERT_TRUE(lt_->RunSync([&] {
     for (int i = 0; i < 100; ++i) {
-      ids.push_back(loop().RunAfter(1 * kMs, [] {}));
-      ids.push_back(loop().RunEvery(1 * kMs, [] {}));
+      ids.push_back(loop().RunAfter(absl::Milliseconds(1), [] {}));
+      ids.push_back(loop().RunEvery(absl::Milliseconds(1), [] {}));
       loop().Cancel(ids.back());
     }
   }));
@@ -617,7 +618,7 @@ TEST_P(EventLoopTest, QuitFromATaskMakesRunReturn) {
 }
 
 TEST_P(EventLoopTest, QuitFromATimerMakesRunReturn) {
-  ASSERT_TRUE(lt_->RunSync([this] { loop().RunAfter(2 * kMs, [this] { loop().Quit(); }); }));
+  ASSERT_TRUE(lt_->RunSync([this] { loop().RunAfter(absl::Milliseconds(2), [this] { loop().Quit(); }); }));
   EXPECT_TRUE(lt_->WaitRunReturned());
   lt_->Join();
 }
@@ -782,8 +783,8 @@ TEST_P(EventLoopDeathTest, AssertInLoopThreadAbortsOffThread) {
 TEST_P(EventLoopDeathTest, LoopThreadOnlyMethodsAbortOffThread) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   ASSERT_TRUE(lt_->RunSync([] {}));
-  EXPECT_DEATH(loop().RunAfter(kMs, [] {}), "does not own it");
-  EXPECT_DEATH(loop().RunEvery(kMs, [] {}), "does not own it");
+  EXPECT_DEATH(loop().RunAfter(absl::Milliseconds(1), [] {}), "does not own it");
+  EXPECT_DEATH(loop().RunEvery(absl::Milliseconds(1), [] {}), "does not own it");
   EXPECT_DEATH(loop().Cancel(1), "does not own it");
   EXPECT_DEATH(loop().FindConnection(1), "does not own it");
 }

@@ -209,7 +209,7 @@ TEST_P(GuardedCallbacksTest, PostedTaskOrTimerThatThrowsIsCountedAndTheLoopServe
 
   EventLoop& l = loop();
   ASSERT_TRUE(test::RunOnLoop(
-      l, [&l] { l.RunAfter(0, [] { throw std::bad_alloc(); }); }, Soon()));
+      l, [&l] { l.RunAfter(absl::ZeroDuration(), [] { throw std::bad_alloc(); }); }, Soon()));
   ASSERT_TRUE(WaitUntil([&] { return stats().task_errors.Get() == 2; }, Soon()));
   EXPECT_TRUE(Echoes(client.get(), "three\n"));
 
@@ -252,7 +252,7 @@ TEST_P(GuardedCallbacksTest, TaskPostedBehindOneThatClosesTheConnectionIsDropped
   auto ran = std::make_shared<std::atomic<int>>(0);
   loop().PostToConnection(*id, [ran](Connection& c) {
     ran->fetch_add(1);
-    c.Close(CloseReason::kServiceClose, /*flush_first=*/false);
+    c.Close(CloseReason::kServiceClose, CloseMode::kNow);
   });
   loop().PostToConnection(*id, [ran](Connection& c) { ran->fetch_add(10); });
   EXPECT_TRUE(test::ExpectEof(client.get(), Soon()).ok());

@@ -1,18 +1,17 @@
 // Runs the service that reactor/README.md shows, and checks the README still quotes it
 // verbatim, so the documented example can neither stop compiling nor drift from the code.
 
-#include <arpa/inet.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "tests/reactor/readme_example_service.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace {
 
@@ -23,32 +22,9 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-int Connect(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+namespace test = percore::test;
 
-// Reads until EOF or until `want` bytes arrived, waiting at most 10 s in total.
-std::string ReadUpTo(int fd, size_t want) {
-  std::string got;
-  char chunk[4096];
-  while (got.size() < want) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 10'000) <= 0) break;
-    const ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n <= 0) break;
-    got.append(chunk, static_cast<size_t>(n));
-  }
-  return got;
-}
+test::Deadline Soon() { return test::Deadline::In(absl::Seconds(10)); }
 
 TEST(ReadmeExample, ReadmeQuotesTheExampleVerbatim) {
   const std::string readme = ReadFile("reactor/README.md");
@@ -68,28 +44,29 @@ TEST(ReadmeExample, GreetsLineByLineAndRejectsLongLines) {
   ASSERT_TRUE(listener.ok()) << listener.status();
   ASSERT_TRUE(server.Start().ok());
 
-  const int fd = Connect(listener->bound.port());
-  ASSERT_GE(fd, 0);
-  const std::string request = "ada\nlin";  // one full line and the start of another
-  ASSERT_EQ(write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
-  EXPECT_EQ(ReadUpTo(fd, 11), "hello, ada\n");
-  ASSERT_EQ(write(fd, "us\n", 3), 3);
-  EXPECT_EQ(ReadUpTo(fd, 13), "hello, linus\n");
+  absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(listener->bound.port(), Soon());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  // One full line and the start of another.
+  ASSERT_TRUE(test::WriteAll(fd->get(), "ada\nlin", Soon()).ok());
+  absl::StatusOr<std::string> reply = test::ReadExactly(fd->get(), 11, Soon());
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "hello, ada\n");
+  ASSERT_TRUE(test::WriteAll(fd->get(), "us\n", Soon()).ok());
+  reply = test::ReadExactly(fd->get(), 13, Soon());
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "hello, linus\n");
 
-  const std::string too_long(2000, 'x');
-  ASSERT_EQ(write(fd, too_long.data(), too_long.size()), static_cast<ssize_t>(too_long.size()));
-  EXPECT_EQ(ReadUpTo(fd, 1 << 20), "error: line too long\n");  // then EOF
-  close(fd);
+  ASSERT_TRUE(test::WriteAll(fd->get(), std::string(2000, 'x'), Soon()).ok());
+  reply = test::ReadToEof(fd->get(), Soon());
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "error: line too long\n");
+  fd->reset();
 
   server.Stop();
-  uint64_t protocol_errors = 0;
-  uint64_t requests = 0;
-  for (int i = 0; i < server.loop_count(); ++i) {
-    protocol_errors += server.loop(i).stats().closed[static_cast<int>(percore::CloseReason::kProtocolError)].Get();
-    requests += server.loop(i).stats().services[0]->requests.Get();
-  }
-  EXPECT_EQ(protocol_errors, 1u);
-  EXPECT_EQ(requests, 2u);
+  const percore::ServerTotals totals = server.Totals();
+  EXPECT_EQ(totals.closed_by(percore::CloseReason::kProtocolError), 1u);
+  ASSERT_EQ(totals.services.size(), 1u);
+  EXPECT_EQ(totals.services[0].requests, 2u);
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 // Every wait is on a condition (a socket event or state read on the loop's thread) with a
 // deadline; the deadlines only bound a failure.
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -38,6 +37,7 @@
 #include "reactor/poller.h"
 #include "reactor/server.h"
 #include "tests/testing/client_socket.h"
+#include "tests/testing/connection_test_peer.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/server_probe.h"
@@ -100,7 +100,7 @@ class StreamService final : public Service {
     void OnOpen(Connection& conn) override {
       if (service_.server_sndbuf_ > 0) {
         const int size = service_.server_sndbuf_;
-        ::setsockopt(conn.fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        ::setsockopt(ConnectionTestPeer::fd(conn), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
       }
       StartStream(conn, service_.open_pieces_, kSmallPiece);
     }
@@ -116,7 +116,7 @@ class StreamService final : public Service {
           StartStream(conn, n, kMiB);
         } else if (absl::ConsumePrefix(&line, "later ") && absl::SimpleAtoi(line, &n)) {
           later_pieces_ = n;
-          conn.SetDeadline(1'000'000);
+          conn.SetDeadline(absl::Milliseconds(1));
         } else if (absl::ConsumePrefix(&line, "copy ") && absl::SimpleAtoi(line, &n)) {
           conn.Send(std::string_view(*service_.big_).substr(0, n));
           service_.NoteQueued(conn.queued_output());
@@ -186,34 +186,6 @@ struct OutputState {
   ConnectionState state = ConnectionState::kClosed;
 };
 
-// Connects to 127.0.0.1:`port` with a receive buffer of `rcvbuf` bytes, set before the connect
-// so that the TCP window stays that small: the server can run ahead of a pausing reader by
-// little more than the reader's buffer.
-absl::StatusOr<ScopedFd> ConnectWithReceiveBuffer(uint16_t port, int rcvbuf, Deadline deadline) {
-  ScopedFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return absl::InternalError(absl::StrCat("socket: errno ", errno));
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) {
-    return absl::InternalError(absl::StrCat("SO_RCVBUF: errno ", errno));
-  }
-  const SocketAddress server = test::LoopbackAddress(port);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&server.storage), server.length) != 0 &&
-      errno != EINPROGRESS) {
-    return absl::InternalError(absl::StrCat("connect: errno ", errno));
-  }
-  // Writable once the connect completed.
-  for (;;) {
-    pollfd p{fd.get(), POLLOUT, 0};
-    const int ready = ::poll(&p, 1, deadline.PollTimeoutMs());
-    if (ready > 0) break;
-    if (ready < 0 && errno != EINTR) return absl::InternalError(absl::StrCat("poll: errno ", errno));
-    if (ready == 0 && deadline.expired()) return absl::DeadlineExceededError("connect");
-  }
-  if (const int err = PendingSocketError(fd.get()); err != 0) {
-    return absl::InternalError(absl::StrCat("connect: errno ", err));
-  }
-  return fd;
-}
-
 // Reads exactly `n` bytes, at most `chunk` per recv; errors say how far it got, without
 // quoting megabytes. A reader behind a small receive window reads 16 KiB at a time: one recv
 // that empties the socket each time leaves the sender waiting on delayed ACKs, so the transfer
@@ -230,7 +202,7 @@ absl::StatusOr<std::string> ReadBytes(int fd, size_t n, size_t chunk, Deadline d
     if (r == 0) return absl::OutOfRangeError(absl::StrCat("EOF after ", got, " of ", n, " bytes"));
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return absl::InternalError(absl::StrCat("recv after ", got, " of ", n, " bytes: ", std::strerror(errno)));
+      return absl::ErrnoToStatus(errno, absl::StrCat("recv after ", got, " of ", n, " bytes"));
     }
     if (!test::WaitReadable(fd, deadline).ok()) {
       return absl::DeadlineExceededError(absl::StrCat(got, " of ", n, " bytes read"));
@@ -329,7 +301,7 @@ TEST_P(StreamingOutputTest, LargeReplyInPiecesReachesASlowReaderWhileAnotherConn
   const size_t total = kPieces * kMiB;
   const std::string& piece = service_->piece();
 
-  absl::StatusOr<ScopedFd> big = ConnectWithReceiveBuffer(port_, 64 * kKiB, Soon());
+  absl::StatusOr<ScopedFd> big = test::ConnectToLoopback(port_, Soon(), {.receive_buffer = 64 * kKiB});
   ASSERT_TRUE(big.ok()) << big.status();
   ScopedFd other = Connect();
   ASSERT_TRUE(Echoes(other.get(), "hello\n"));
@@ -444,7 +416,7 @@ TEST_P(StreamingOutputTest, OutputCapCountsCopiedBytesOnly) {
   const size_t size = 8 * kMiB;
   const size_t cap = options.connection.output_cap;
 
-  absl::StatusOr<ScopedFd> shared = ConnectWithReceiveBuffer(port_, 64 * kKiB, Soon());
+  absl::StatusOr<ScopedFd> shared = test::ConnectToLoopback(port_, Soon(), {.receive_buffer = 64 * kKiB});
   ASSERT_TRUE(shared.ok()) << shared.status();
   ASSERT_TRUE(test::WriteAll(shared->get(), absl::StrCat("share ", size, "\n"), Soon()).ok());
   // Not reading yet: the server's queue stays far above the cap, and the connection open.
@@ -464,7 +436,7 @@ TEST_P(StreamingOutputTest, OutputCapCountsCopiedBytesOnly) {
   EXPECT_GT(service_->max_queued(), size);
   EXPECT_EQ(ClosedTotal(), 0u);
 
-  absl::StatusOr<ScopedFd> copied = ConnectWithReceiveBuffer(port_, 64 * kKiB, Soon());
+  absl::StatusOr<ScopedFd> copied = test::ConnectToLoopback(port_, Soon(), {.receive_buffer = 64 * kKiB});
   ASSERT_TRUE(copied.ok()) << copied.status();
   ASSERT_TRUE(test::WriteAll(copied->get(), absl::StrCat("copy ", size, "\n"), Soon()).ok());
   ASSERT_TRUE(WaitUntil([&] { return Closed(CloseReason::kOutputOverflow) == 1; }, Soon()));

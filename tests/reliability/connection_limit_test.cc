@@ -15,7 +15,6 @@
 #include "services/http/http_service.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
-#include "tests/testing/server_probe.h"
 
 namespace percore {
 namespace {
@@ -78,9 +77,8 @@ TEST(ConnectionLimitTest, ConnectionsOverTheLimitGet503ThenCapacityReturns) {
 
   // Close the admitted ones; once the loops have counted the closes, new ones are served.
   admitted.clear();
-  ASSERT_TRUE(test::WaitUntil(
-      [&] { return test::ClosedOverLoops(server, CloseReason::kPeerClosed) == kLimit; },
-      Deadline::In(absl::Seconds(10))));
+  ASSERT_TRUE(test::WaitUntil([&] { return server.Totals().closed_by(CloseReason::kPeerClosed) == kLimit; },
+                              Deadline::In(absl::Seconds(10))));
   for (int i = 0; i < kLimit; ++i) {
     auto fd = test::ConnectToLoopback(port, Deadline::In(absl::Seconds(10)));
     ASSERT_TRUE(fd.ok()) << fd.status();

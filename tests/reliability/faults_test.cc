@@ -16,7 +16,6 @@
 #include "services/http/http_service.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
-#include "tests/testing/server_probe.h"
 
 namespace percore {
 namespace {
@@ -46,9 +45,7 @@ std::unique_ptr<Server> StartServer(std::shared_ptr<Service> service, uint16_t* 
   return server;
 }
 
-uint64_t Active(Server& server) {
-  return test::SumOverLoops(server, [](const LoopStats& s) { return static_cast<uint64_t>(s.conns_active.Get()); });
-}
+uint64_t Active(Server& server) { return static_cast<uint64_t>(server.Totals().conns_active); }
 
 void ExpectEcho(uint16_t port, const std::string& message) {
   auto fd = ConnectToLoopback(port, Soon());
@@ -72,14 +69,13 @@ TEST(FaultsTest, ConnectionStormLeavesNothingBehind) {
     }
   }  // each ScopedFd closes as it goes out of scope
   constexpr uint64_t kTotal = kStormCloses + kStormResets;
-  const auto handed = [&] { return test::SumOverLoops(*server, [](const LoopStats& s) { return s.conns_handed_in.Get(); }); };
-  const auto closed = [&] { return test::SumOverLoops(*server, [](const LoopStats& s) { return s.closed_total(); }); };
+  const auto handed = [&] { return server->Totals().conns_handed_in; };
+  const auto closed = [&] { return server->Totals().closed_total(); };
   ASSERT_TRUE(test::WaitUntil([&] { return handed() == kTotal && closed() == kTotal; }, Soon()))
       << "handed in " << handed() << ", closed " << closed() << " of " << kTotal;
   EXPECT_EQ(Active(*server), 0u);
-  EXPECT_EQ(test::ClosedOverLoops(*server, CloseReason::kPeerClosed) +
-                test::ClosedOverLoops(*server, CloseReason::kPeerReset),
-            kTotal);
+  const ServerTotals totals = server->Totals();
+  EXPECT_EQ(totals.closed_by(CloseReason::kPeerClosed) + totals.closed_by(CloseReason::kPeerReset), kTotal);
   EXPECT_EQ(server->distributor_stats()->counters.accepted.Get(), kTotal);
   ExpectEcho(port, "still serving");
   server->Stop();
@@ -101,7 +97,7 @@ TEST(FaultsTest, ClientKilledMidPipelineIsCountedAsReset) {
     ASSERT_TRUE(test::ResetOnClose(fd->get()).ok());
   }
   ASSERT_TRUE(test::WaitUntil([&] { return Active(*server) == 0; }, Soon()));
-  EXPECT_EQ(test::ClosedOverLoops(*server, CloseReason::kPeerReset), 1u);
+  EXPECT_EQ(server->Totals().closed_by(CloseReason::kPeerReset), 1u);
 
   auto fd = ConnectToLoopback(port, Soon());
   ASSERT_TRUE(fd.ok());
@@ -151,7 +147,7 @@ TEST(FaultsTest, ThrowingHandlerClosesOnlyItsOwnConnection) {
   ASSERT_TRUE(test::WriteAll(bad->get(), "boom", Soon()).ok());
   auto rest = test::ReadToEof(bad->get(), Soon());
   ASSERT_TRUE(rest.ok() || absl::IsUnavailable(rest.status())) << rest.status();
-  ASSERT_TRUE(test::WaitUntil([&] { return test::ClosedOverLoops(server, CloseReason::kHandlerError) == 1; }, Soon()));
+  ASSERT_TRUE(test::WaitUntil([&] { return server.Totals().closed_by(CloseReason::kHandlerError) == 1; }, Soon()));
 
   ASSERT_TRUE(test::WriteAll(good->get(), "two", Soon()).ok());
   EXPECT_EQ(test::ReadExactly(good->get(), 3, Soon()).value_or(""), "two");

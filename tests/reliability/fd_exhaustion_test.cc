@@ -5,9 +5,7 @@
 // process, so lowering it here disturbs no other test.
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,8 +13,10 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
@@ -80,9 +80,9 @@ TEST(FdExhaustionTest, DistributorBacksOffOnEmfileAndRecovers) {
   // The attempts' sockets are made before the limit drops; connect() needs no new descriptor.
   std::vector<ScopedFd> attempts;
   for (int i = 0; i < kAttempts; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0) << errno;
-    attempts.emplace_back(fd);
+    absl::StatusOr<ScopedFd> fd = test::NewClientSocket();
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    attempts.push_back(std::move(*fd));
   }
   const int free_from = LowestFreeFd();
   ASSERT_GT(free_from, 0);
@@ -92,14 +92,7 @@ TEST(FdExhaustionTest, DistributorBacksOffOnEmfileAndRecovers) {
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
 
   const uint64_t accepted_before = counters.accepted.Get();
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  for (ScopedFd& fd : attempts) {
-    const int rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << errno;
-  }
+  for (ScopedFd& fd : attempts) ASSERT_TRUE(test::StartConnect(fd.get(), test::LoopbackAddress(port)).ok());
   ASSERT_TRUE(test::WaitUntil([&] { return counters.backoffs.Get() >= 1; },
                               Deadline::In(absl::Seconds(10))));
   const uint64_t wakeups_start = counters.wakeups.Get();
@@ -164,7 +157,7 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   ServerOptions options;
   options.balance = GetParam();
   options.loops = GetParam() == BalancePolicyKind::kReusePort ? 1 : 2;
-  options.accept_backoff_ms = 60'000;  // longer than the test: only Stop ends the back-off
+  options.accept_backoff = absl::Minutes(1);  // longer than the test: only Stop ends the back-off
   Server server(options);
   const uint16_t port = StartEcho(server);
   ASSERT_NE(port, 0);
@@ -177,31 +170,21 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
     ASSERT_TRUE(warm.ok()) << warm.status();
     ExpectEcho(warm->get(), "warm-up");
   }
-  const auto closed = [&server] {
-    uint64_t sum = 0;
-    for (int i = 0; i < server.loop_count(); ++i) sum += server.loop(i).stats().closed_total();
-    return sum;
-  };
-  ASSERT_TRUE(test::WaitUntil([&] { return closed() == 1; }, Deadline::In(absl::Seconds(10))));
+  ASSERT_TRUE(test::WaitUntil([&] { return server.Totals().closed_total() == 1; }, Deadline::In(absl::Seconds(10))));
 
   constexpr int kWaiting = 5;
   std::vector<ScopedFd> clients;
   for (int i = 0; i < kWaiting; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0) << errno;
-    clients.emplace_back(fd);
+    absl::StatusOr<ScopedFd> fd = test::NewClientSocket();
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    clients.push_back(std::move(*fd));
   }
   // No descriptor left: the first accept fails and accepting backs off.
   std::vector<ScopedFd> fillers;
   for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) fillers.emplace_back(fd);
   ASSERT_EQ(errno, EMFILE);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   for (int i = 0; i < kWaiting; ++i) {
-    const int rc = ::connect(clients[i].get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << errno;
+    ASSERT_TRUE(test::StartConnect(clients[i].get(), test::LoopbackAddress(port)).ok());
     ASSERT_TRUE(test::WriteAll(clients[i].get(), "waiting " + std::to_string(i), Deadline::In(absl::Seconds(10))).ok());
   }
   ASSERT_TRUE(test::WaitUntil([&] { return SumCounters(server, Backoffs) >= 1; },
@@ -210,7 +193,7 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   fillers.clear();
 
   // Stop runs beside the clients: the drain's lingering close waits for their FINs.
-  std::thread stopper([&server] { server.Stop(10'000'000'000); });
+  std::thread stopper([&server] { server.Stop(absl::Seconds(10)); });
   for (int i = 0; i < kWaiting; ++i) {
     const std::string expected = "waiting " + std::to_string(i);
     auto got = test::ReadExactly(clients[i].get(), expected.size(), Deadline::In(absl::Seconds(10)));
@@ -220,11 +203,7 @@ TEST_P(BacklogAtStopTest, BacklogWaitingAtStopIsAnsweredNotReset) {
   }
   stopper.join();
   EXPECT_EQ(SumCounters(server, Accepted), static_cast<uint64_t>(1 + kWaiting));
-  uint64_t drained = 0;
-  for (int i = 0; i < server.loop_count(); ++i) {
-    drained += server.loop(i).stats().closed[static_cast<int>(CloseReason::kServerDrain)].Get();
-  }
-  EXPECT_EQ(drained, static_cast<uint64_t>(kWaiting));
+  EXPECT_EQ(server.Totals().closed_by(CloseReason::kServerDrain), static_cast<uint64_t>(kWaiting));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, BacklogAtStopTest,

@@ -20,8 +20,8 @@
 #include "services/http/http_service.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
+#include "tests/testing/http_requests.h"
 #include "tests/testing/multi_client.h"
-#include "tests/testing/server_probe.h"
 
 namespace percore {
 namespace {
@@ -30,25 +30,14 @@ using test::Deadline;
 using test::MultiClient;
 
 constexpr int kSlowConnections = 200;
-constexpr std::string_view kSlowRequest = "GET /plaintext HTTP/1.1\r\nHost: slow\r\n\r\n";
-constexpr std::string_view kPlaintextRequest = "GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n";
-
-// The plaintext response has a fixed length: only the Date value (always 29 characters) varies.
-std::string PlaintextTemplate() {
-  return "HTTP/1.1 200 OK\r\n"
-         "Server: percore\r\n"
-         "Date: " + std::string(29, '?') + "\r\n"
-         "Content-Length: 13\r\n"
-         "Content-Type: text/plain\r\n"
-         "\r\n"
-         "Hello, World!";
-}
+// What the slow connections trickle, and the normal client sends whole.
+constexpr std::string_view kRequest = test::kHttpGetPlaintext;
 
 // Sends GET /plaintext on one keep-alive connection until `stop`; returns the number of
 // complete, correct responses, or sets `error`.
 uint64_t NormalClient(uint16_t port, const std::atomic<bool>& stop, std::string& error) {
-  const std::string expected = PlaintextTemplate();
-  const size_t date_at = expected.find("Date: ") + 6;
+  // The response has a fixed length: only the Date value varies.
+  const std::string_view expected = test::kHttpPlaintextResponseMasked;
   auto fd = test::ConnectToLoopback(port, Deadline::In(absl::Seconds(10)));
   if (!fd.ok()) {
     error = fd.status().ToString();
@@ -56,7 +45,7 @@ uint64_t NormalClient(uint16_t port, const std::atomic<bool>& stop, std::string&
   }
   uint64_t served = 0;
   while (!stop.load(std::memory_order_relaxed)) {
-    absl::Status sent = test::WriteAll(fd->get(), kPlaintextRequest, Deadline::In(absl::Seconds(10)));
+    absl::Status sent = test::WriteAll(fd->get(), kRequest, Deadline::In(absl::Seconds(10)));
     if (!sent.ok()) {
       error = sent.ToString();
       return served;
@@ -66,9 +55,7 @@ uint64_t NormalClient(uint16_t port, const std::atomic<bool>& stop, std::string&
       error = got.status().ToString();
       return served;
     }
-    std::string masked = *got;
-    masked.replace(date_at, 29, 29, '?');
-    if (masked != expected) {
+    if (test::MaskHttpDate(*got) != expected) {
       error = "malformed response: " + *got;
       return served;
     }
@@ -83,7 +70,7 @@ TEST(SlowlorisTest, TricklingHeadersGet408WhileNormalClientIsServed) {
   server_options.loops = 2;
   Server server(server_options);
   HttpOptions http;
-  http.header_timeout_ns = 300'000'000;
+  http.header_timeout = absl::Milliseconds(300);
   ASSERT_TRUE(server.AddService(NewHttpService(std::move(http))).ok());
   auto listener = server.Listen("http", {"127.0.0.1", 0});
   ASSERT_TRUE(listener.ok()) << listener.status();
@@ -117,8 +104,8 @@ TEST(SlowlorisTest, TricklingHeadersGet408WhileNormalClientIsServed) {
         ++done;
         continue;
       }
-      if (next_byte[i] < kSlowRequest.size()) {
-        slow.Send(ids[i], std::string(1, kSlowRequest[next_byte[i]++]));
+      if (next_byte[i] < kRequest.size()) {
+        slow.Send(ids[i], std::string(1, kRequest[next_byte[i]++]));
       }
     }
     const absl::Time tick = absl::Now() + absl::Milliseconds(100);
@@ -132,7 +119,7 @@ TEST(SlowlorisTest, TricklingHeadersGet408WhileNormalClientIsServed) {
   for (size_t i = 0; i < ids.size(); ++i) {
     const MultiClient::Id id = ids[i];
     EXPECT_TRUE(slow.eof(id)) << slow.Describe(id);
-    EXPECT_LT(next_byte[i], kSlowRequest.size()) << "request completed: " << slow.Describe(id);
+    EXPECT_LT(next_byte[i], kRequest.size()) << "request completed: " << slow.Describe(id);
     const std::string& got = slow.received(id);
     EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.1 408 Request Timeout\r\n")) << got;
     EXPECT_NE(got.find("\r\nConnection: close\r\n"), std::string::npos) << got;
@@ -142,21 +129,16 @@ TEST(SlowlorisTest, TricklingHeadersGet408WhileNormalClientIsServed) {
   EXPECT_GT(normal_served, 0u);
 
   ASSERT_TRUE(test::WaitUntil(
-      [&] { return test::ClosedOverLoops(server, CloseReason::kReadTimeout) == kSlowConnections; },
+      [&] { return server.Totals().closed_by(CloseReason::kReadTimeout) == kSlowConnections; },
       Deadline::In(absl::Seconds(10))))
-      << test::ClosedOverLoops(server, CloseReason::kReadTimeout);
+      << server.Totals().closed_by(CloseReason::kReadTimeout);
   server.Stop();
-  uint64_t requests = 0;
-  uint64_t errors = 0;
-  for (int i = 0; i < server.loop_count(); ++i) {
-    requests += server.loop(i).stats().services[0]->requests.Get();
-    errors += server.loop(i).stats().services[0]->errors.Get();
-  }
+  const ServerTotals totals = server.Totals();
+  ASSERT_EQ(totals.services.size(), 1u);
   // Every 408 is a counted error response; every normal response a counted request.
-  EXPECT_EQ(errors, static_cast<uint64_t>(kSlowConnections));
-  EXPECT_EQ(requests, normal_served + kSlowConnections);
-  EXPECT_EQ(test::ClosedOverLoops(server, CloseReason::kReadTimeout),
-            static_cast<uint64_t>(kSlowConnections));
+  EXPECT_EQ(totals.services[0].errors, static_cast<uint64_t>(kSlowConnections));
+  EXPECT_EQ(totals.services[0].requests, normal_served + kSlowConnections);
+  EXPECT_EQ(totals.closed_by(CloseReason::kReadTimeout), static_cast<uint64_t>(kSlowConnections));
   std::printf("normal client requests served during the flood: %llu\n",
               static_cast<unsigned long long>(normal_served));
 }

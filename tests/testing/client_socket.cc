@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -59,29 +60,39 @@ SocketAddress LoopbackAddress(uint16_t port) {
   return address;
 }
 
-absl::StatusOr<ScopedFd> ConnectTo(const SocketAddress& server, Deadline deadline) {
-  ScopedFd fd(::socket(server.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+absl::StatusOr<ScopedFd> NewClientSocket(int family, const ConnectOptions& options) {
+  ScopedFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket");
   const int one = 1;
   if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
     return ErrnoStatus(errno, "setsockopt(TCP_NODELAY)");
   }
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&server.storage), server.length) == 0) {
-    return fd;
-  }
-  if (errno != EINPROGRESS) return ErrnoStatus(errno, absl::StrCat("connect ", server.ToString()));
-  if (absl::Status s = WaitFor(fd.get(), POLLOUT, deadline, absl::StrCat("connect ", server.ToString()));
-      !s.ok()) {
-    return s;
-  }
-  if (const int err = PendingSocketError(fd.get()); err != 0) {
-    return ErrnoStatus(err, absl::StrCat("connect ", server.ToString()));
+  if (options.receive_buffer > 0 &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &options.receive_buffer, sizeof(options.receive_buffer)) != 0) {
+    return ErrnoStatus(errno, "setsockopt(SO_RCVBUF)");
   }
   return fd;
 }
 
-absl::StatusOr<ScopedFd> ConnectToLoopback(uint16_t port, Deadline deadline) {
-  return ConnectTo(LoopbackAddress(port), deadline);
+absl::Status StartConnect(int fd, const SocketAddress& server) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&server.storage), server.length) == 0 || errno == EINPROGRESS) {
+    return absl::OkStatus();
+  }
+  return ErrnoStatus(errno, absl::StrCat("connect ", server.ToString()));
+}
+
+absl::StatusOr<ScopedFd> ConnectTo(const SocketAddress& server, Deadline deadline, const ConnectOptions& options) {
+  absl::StatusOr<ScopedFd> fd = NewClientSocket(server.storage.ss_family, options);
+  if (!fd.ok()) return fd.status();
+  if (absl::Status s = StartConnect(fd->get(), server); !s.ok()) return s;
+  const std::string what = absl::StrCat("connect ", server.ToString());
+  if (absl::Status s = WaitFor(fd->get(), POLLOUT, deadline, what); !s.ok()) return s;
+  if (const int err = PendingSocketError(fd->get()); err != 0) return ErrnoStatus(err, what);
+  return fd;
+}
+
+absl::StatusOr<ScopedFd> ConnectToLoopback(uint16_t port, Deadline deadline, const ConnectOptions& options) {
+  return ConnectTo(LoopbackAddress(port), deadline, options);
 }
 
 absl::Status WriteAll(int fd, std::string_view bytes, Deadline deadline) {
@@ -171,6 +182,28 @@ absl::Status ExpectEof(int fd, Deadline deadline) {
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return ErrnoStatus(errno, "read (expecting EOF)");
     if (absl::Status s = WaitFor(fd, POLLIN, deadline, "EOF not seen"); !s.ok()) return s;
+  }
+}
+
+absl::StatusOr<std::string> ReadUntilEofOrReset(int fd, Deadline deadline) {
+  std::string got;
+  char chunk[64 * 1024];
+  for (;;) {
+    const ssize_t r = ::recv(fd, chunk, sizeof(chunk), 0);
+    if (r > 0) {
+      got.append(chunk, static_cast<size_t>(r));
+      continue;
+    }
+    if (r == 0) return got;
+    if (errno == EINTR) continue;
+    if (errno == ECONNRESET || errno == EPIPE) return got;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return ErrnoStatus(errno, absl::StrCat("read after ", got.size(), " bytes"));
+    }
+    if (absl::Status s = WaitFor(fd, POLLIN, deadline, absl::StrCat("no EOF or reset after ", got.size(), " bytes"));
+        !s.ok()) {
+      return s;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -44,12 +45,27 @@ class ScopedFd {
 //   Unavailable       the connection was reset (ECONNRESET/EPIPE),
 //   other codes       any other socket error, as errno describes it.
 
+// How a client socket is made.
+struct ConnectOptions {
+  // SO_RCVBUF in bytes, set before the connect so that the TCP window stays that small: the
+  // server can run ahead of a slow reader by little more. Zero: the kernel's default.
+  int receive_buffer = 0;
+};
+
 // Connects a new TCP socket to `server`, with TCP_NODELAY on, and returns it non-blocking.
-absl::StatusOr<ScopedFd> ConnectTo(const SocketAddress& server, Deadline deadline);
+absl::StatusOr<ScopedFd> ConnectTo(const SocketAddress& server, Deadline deadline,
+                                   const ConnectOptions& options = {});
 // The same, to 127.0.0.1:`port` (a server listening on loopback port 0 reports its port).
-absl::StatusOr<ScopedFd> ConnectToLoopback(uint16_t port, Deadline deadline);
+absl::StatusOr<ScopedFd> ConnectToLoopback(uint16_t port, Deadline deadline, const ConnectOptions& options = {});
 // The loopback address of `port`, for ConnectTo and MultiClient.
 SocketAddress LoopbackAddress(uint16_t port);
+
+// ConnectTo in two halves, for tests that make their sockets before the connect (while file
+// descriptors are still to be had) or drive many connects at once: a new non-blocking TCP
+// socket of `family` with TCP_NODELAY and `options`, and a connect that does not wait (OK once
+// it is under way; the socket turns writable when it completes).
+absl::StatusOr<ScopedFd> NewClientSocket(int family = AF_INET, const ConnectOptions& options = {});
+absl::Status StartConnect(int fd, const SocketAddress& server);
 
 // Writes all of `bytes`.
 absl::Status WriteAll(int fd, std::string_view bytes, Deadline deadline);
@@ -65,6 +81,10 @@ absl::StatusOr<std::string> ReadToEof(int fd, Deadline deadline, size_t limit = 
 // Succeeds when the next thing on the socket is EOF; any byte before it is an error
 // (FailedPrecondition, with the count).
 absl::Status ExpectEof(int fd, Deadline deadline);
+
+// Reads until the connection ends, by EOF or by a reset, and returns the bytes that came
+// first (a reply cut short by a close). Only the deadline or another error fails.
+absl::StatusOr<std::string> ReadUntilEofOrReset(int fd, Deadline deadline);
 
 // Succeeds when the socket is readable (data, EOF or an error is pending), without reading.
 absl::Status WaitReadable(int fd, Deadline deadline);

@@ -1,7 +1,5 @@
 #include "tests/testing/multi_client.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,20 +39,17 @@ MultiClient::~MultiClient() {
 
 absl::StatusOr<MultiClient::Id> MultiClient::Connect() {
   if (epoll_fd_ < 0) return ErrnoStatus(errno, "epoll_create1");
-  ScopedFd fd(::socket(server_.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoStatus(errno, "socket");
-  const int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  absl::StatusOr<ScopedFd> fd = NewClientSocket(server_.storage.ss_family);
+  if (!fd.ok()) return fd.status();
   const Id id = conns_.size();
   conns_.emplace_back();
   Conn& c = conns_.back();
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&server_.storage), server_.length) != 0 &&
-      errno != EINPROGRESS) {
-    c.status = ErrnoStatus(errno, absl::StrCat("connect ", server_.ToString()));
+  if (absl::Status s = StartConnect(fd->get(), server_); !s.ok()) {
+    c.status = std::move(s);
     c.closed = true;
     return id;
   }
-  c.fd = fd.release();
+  c.fd = fd->release();
   if (absl::StatusOr<uint16_t> port = LocalPort(c.fd); port.ok()) c.local_port = *port;
   UpdateInterest(id);
   return id;

@@ -52,17 +52,6 @@ bool RunOnLoop(EventLoop& loop, absl::AnyInvocable<void()> fn, Deadline deadline
   return finished && completion->ran;
 }
 
-uint64_t SumOverLoops(Server& server, absl::FunctionRef<uint64_t(const LoopStats&)> field) {
-  uint64_t total = 0;
-  for (int i = 0; i < server.loop_count(); ++i) total += field(server.loop(i).stats());
-  return total;
-}
-
-uint64_t ClosedOverLoops(Server& server, CloseReason reason) {
-  return SumOverLoops(server,
-                      [reason](const LoopStats& s) { return s.closed[static_cast<int>(reason)].Get(); });
-}
-
 std::map<uint16_t, int> LoopByPeerPort(Server& server, Deadline deadline) {
   std::map<uint16_t, int> out;
   for (int i = 0; i < server.loop_count(); ++i) {

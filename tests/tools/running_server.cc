@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/time/time.h"
+
 namespace percore::test {
 namespace {
 
@@ -32,29 +34,20 @@ RunningServer::RunningServer(std::shared_ptr<Service> service, int loops) : serv
   Check(server_.Start(), "Start");
 }
 
-RunningServer::~RunningServer() { server_.Stop(0); }
-
-template <typename Fn>
-uint64_t RunningServer::Sum(Fn field) {
-  uint64_t total = 0;
-  for (int i = 0; i < server_.loop_count(); ++i) total += field(server_.loop(i).stats());
-  return total;
-}
+RunningServer::~RunningServer() { server_.Stop(absl::ZeroDuration()); }
 
 uint64_t RunningServer::requests() {
-  return Sum([](const LoopStats& s) { return s.services.empty() ? uint64_t{0} : s.services[0]->requests.Get(); });
+  const ServerTotals totals = server_.Totals();
+  return totals.services.empty() ? 0 : totals.services[0].requests;
 }
 
 uint64_t RunningServer::request_errors() {
-  return Sum([](const LoopStats& s) { return s.services.empty() ? uint64_t{0} : s.services[0]->errors.Get(); });
+  const ServerTotals totals = server_.Totals();
+  return totals.services.empty() ? 0 : totals.services[0].errors;
 }
 
-uint64_t RunningServer::bytes_in() {
-  return Sum([](const LoopStats& s) { return s.bytes_in.Get(); });
-}
+uint64_t RunningServer::bytes_in() { return server_.Totals().bytes_in; }
 
-uint64_t RunningServer::handed_in() {
-  return Sum([](const LoopStats& s) { return s.conns_handed_in.Get(); });
-}
+uint64_t RunningServer::handed_in() { return server_.Totals().conns_handed_in; }
 
 }  // namespace percore::test

@@ -4,7 +4,6 @@
 #include <memory>
 
 #include "reactor/handler.h"
-#include "reactor/loop_stats.h"
 #include "reactor/server.h"
 
 namespace percore::test {
@@ -20,16 +19,13 @@ class RunningServer {
 
   uint16_t port() const { return port_; }
 
-  // Sums over the loops (thread-safe reads of single-writer counters).
+  // Sums over the loops (Server::Totals).
   uint64_t requests();        // the service's requests
   uint64_t request_errors();  // the service's requests counted as errors
   uint64_t bytes_in();
   uint64_t handed_in();       // connections handed to loops
 
  private:
-  template <typename Fn>
-  uint64_t Sum(Fn field);
-
   Server server_;
   uint16_t port_ = 0;
 };

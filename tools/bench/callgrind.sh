@@ -12,6 +12,9 @@
 #   tools/bench/callgrind.sh --bin DIR --tsv FILE --commands FILE
 #                                            (how compare.sh calls it: prebuilt binaries in DIR,
 #                                            rows appended to FILE, commands logged to FILE)
+#   tools/bench/callgrind.sh --backend poll  the back end percored runs (default epoll: valgrind
+#                                            cannot follow io_uring, whose kernel side writes
+#                                            the process's memory without a system call)
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
@@ -21,13 +24,15 @@ n2=12000
 bin=""
 tsv=""
 commands=/dev/null
+backend=epoll
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) n1=1000; n2=5000 ;;
     --bin) bin="$2"; shift ;;
     --tsv) tsv="$2"; shift ;;
     --commands) commands="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$self"; exit 0 ;;
+    --backend) backend="$2"; shift ;;
+    -h|--help) sed -n '2,17p' "$self"; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -55,7 +60,7 @@ trap '[[ -n "$pid" ]] && kill "$pid" 2>/dev/null; true' EXIT
 instructions() {
   local service=$1 requests=$2; shift 2
   local out="$work/callgrind.$service.$requests.out" tries=0
-  local server=(valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/percored" --loops=1
+  local server=(valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/percored" --loops=1 --backend="$backend"
                 --listen="$service=127.0.0.1:$port" --admin_listen=127.0.0.1:0 --drain_timeout=1s)
   local client=("$bin/loadgen" --server="127.0.0.1:$port" --protocol="$service" --connections=1 --depth=1
                 --requests="$requests" --timeout=60s "$@")

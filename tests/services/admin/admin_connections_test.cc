@@ -1,28 +1,20 @@
 // ListConnections and CloseConnection, including a loop that is stalled on purpose.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <map>
 #include <set>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/services/admin/admin_fixture.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore::testing {
 namespace {
 
-uint16_t LocalPort(int fd) {
-  sockaddr_in addr{};
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
-}
-
-std::string PeerOf(int fd) { return absl::StrCat("127.0.0.1:", LocalPort(fd)); }
+std::string PeerOf(int fd) { return absl::StrCat("127.0.0.1:", test::LocalPort(fd).value_or(0)); }
 
 // The listed connection whose peer is the client `fd`, or null.
 const v1::ConnectionInfo* Find(const v1::ListConnectionsResponse& reply, int fd) {
@@ -42,13 +34,14 @@ TEST_F(AdminTest, ListConnectionsDescribesEachConnection) {
   }
   // The server counts a write after it returns, so wait until every reply is accounted for.
   v1::ListConnectionsResponse all;
-  const int64_t deadline = MonotonicNanos() + 5'000'000'000;
-  do {
-    all = List();
-    bool done = all.connections_size() == 4;
-    for (const auto& c : all.connections()) done = done && c.bytes_out() == c.bytes_in();
-    if (done) break;
-  } while (MonotonicNanos() < deadline);
+  test::WaitUntil(
+      [&] {
+        all = List();
+        bool done = all.connections_size() == 4;
+        for (const auto& c : all.connections()) done = done && c.bytes_out() == c.bytes_in();
+        return done;
+      },
+      test::Deadline::In(absl::Seconds(5)));
   ASSERT_EQ(all.connections_size(), 4);
   EXPECT_EQ(all.stalled_loops_size(), 0);
   EXPECT_TRUE(all.next_page_token().empty());
@@ -141,7 +134,7 @@ TEST_F(AdminTest, CloseConnectionClosesOnlyThatOne) {
   v1::CloseConnectionResponse reply;
   grpc::Status status = stub_->CloseConnection(Context().get(), request, &reply);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_TRUE(WaitForEof(b));
+  EXPECT_TRUE(test::ReadUntilEofOrReset(b, Soon()).ok());
   ASSERT_NO_FATAL_FAILURE(Echo(a, "still here"));
   ASSERT_NO_FATAL_FAILURE(Echo(c, "still here"));
 
@@ -167,10 +160,8 @@ TEST_F(AdminTest, CloseConnectionClosesOnlyThatOne) {
 TEST_F(AdminTest, StalledLoopIsReportedAndTheCallStillReturns) {
   StartAll({.loop_timeout_ns = 1'000'000'000});
   const int blocked = Connect(blocker_port_);
-  ASSERT_TRUE(SendAll(blocked, "x"));
-  const int64_t deadline = MonotonicNanos() + 5'000'000'000;
-  while (!blocker_->blocking() && MonotonicNanos() < deadline) std::this_thread::yield();
-  ASSERT_TRUE(blocker_->blocking());
+  ASSERT_TRUE(test::WriteAll(blocked, "x", Soon()).ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return blocker_->blocking(); }, Soon()));
   // The next connection goes to the other loop (round robin), which keeps answering.
   const int free_client = Connect(echo_port_);
   ASSERT_NO_FATAL_FAILURE(Echo(free_client, "alive"));
@@ -195,8 +186,7 @@ TEST_F(AdminTest, StalledLoopIsReportedAndTheCallStillReturns) {
 
   // Once released, the loop answers again (and runs the tasks that were left behind).
   ReleaseBlocker();
-  std::string echo;
-  EXPECT_TRUE(ReadExactly(blocked, 1, &echo));
+  EXPECT_TRUE(test::ReadExactly(blocked, 1, Soon()).ok());
   const v1::ListConnectionsResponse after = List();
   EXPECT_EQ(after.stalled_loops_size(), 0);
   EXPECT_EQ(after.connections_size(), 2);

@@ -1,8 +1,5 @@
 // GetConfig, the control verbs, read-only mode, health and reflection.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "services/admin/health.grpc.pb.h"
 #include "tests/services/admin/admin_fixture.h"
+#include "tests/testing/client_socket.h"
 
 namespace percore::testing {
 namespace {
@@ -42,7 +42,7 @@ TEST_F(AdminTest, GetConfigReportsTheEffectiveConfiguration) {
   EXPECT_EQ(config.initial_balance_policy(), "round_robin");
   EXPECT_FALSE(config.pin());
   EXPECT_EQ(config.max_connections(), ServerOptions().max_connections);
-  EXPECT_EQ(config.connection().idle_timeout_ns(), ConnectionOptions().idle_timeout_ns);
+  EXPECT_EQ(config.connection().idle_timeout_ns(), absl::ToInt64Nanoseconds(ConnectionOptions().idle_timeout));
   EXPECT_EQ(config.connection().high_water(), ConnectionOptions().high_water);
   ASSERT_EQ(config.services_size(), 2);
   EXPECT_EQ(config.services(0), "echo");
@@ -166,10 +166,9 @@ TEST_F(AdminTest, DrainWithCloseIdleClosesThatLoopsIdleConnections) {
   ASSERT_NO_FATAL_FAILURE(Echo(first, "one"));
   ASSERT_NO_FATAL_FAILURE(Echo(second, "two"));
   // Round robin put them on different loops; drain the first one's.
-  sockaddr_in local{};
-  socklen_t len = sizeof(local);
-  ASSERT_EQ(getsockname(first, reinterpret_cast<sockaddr*>(&local), &len), 0);
-  const std::string first_peer = absl::StrCat("127.0.0.1:", ntohs(local.sin_port));
+  absl::StatusOr<uint16_t> first_port = test::LocalPort(first);
+  ASSERT_TRUE(first_port.ok()) << first_port.status();
+  const std::string first_peer = absl::StrCat("127.0.0.1:", *first_port);
   int first_loop = -1;
   const v1::ListConnectionsResponse listing = List();
   for (const auto& c : listing.connections()) {
@@ -181,7 +180,7 @@ TEST_F(AdminTest, DrainWithCloseIdleClosesThatLoopsIdleConnections) {
   drain.set_close_idle(true);
   v1::DrainLoopResponse drained;
   ASSERT_TRUE(stub_->DrainLoop(Context().get(), drain, &drained).ok());
-  EXPECT_TRUE(WaitForEof(first));
+  EXPECT_TRUE(test::ReadUntilEofOrReset(first, Soon()).ok());
   ASSERT_NO_FATAL_FAILURE(Echo(second, "still open"));
 }
 
@@ -325,7 +324,7 @@ TEST_F(AdminTest, ServerReflectionListsTheServices) {
 }
 
 TEST(AdminServerTest, UnixSocketIsOwnerOnly) {
-  Server server(LoopsOnly(1));
+  Server server(ServerOptions{.loops = 1});
   ASSERT_TRUE(server.AddService(NewEchoService()).ok());
   ASSERT_TRUE(server.Start().ok());
   AdminServer admin(server);
@@ -345,11 +344,11 @@ TEST(AdminServerTest, UnixSocketIsOwnerOnly) {
   EXPECT_EQ(stats.server().loop_count(), 1);
   admin.Shutdown();
   EXPECT_NE(stat(path.c_str(), &st), 0);
-  server.Stop(0);
+  server.Stop(absl::ZeroDuration());
 }
 
 TEST(AdminServerTest, StartRejectsBadAddresses) {
-  Server server(LoopsOnly(1));
+  Server server(ServerOptions{.loops = 1});
   ASSERT_TRUE(server.AddService(NewEchoService()).ok());
   AdminServer admin(server);
   EXPECT_EQ(admin.Start("").status().code(), absl::StatusCode::kInvalidArgument);

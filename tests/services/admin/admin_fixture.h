@@ -1,15 +1,15 @@
 #pragma once
 
-#include <unistd.h>
-
 #include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "core/clock.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -20,7 +20,8 @@
 #include "services/admin/admin_server.h"
 #include "services/echo/echo_service.h"
 #include "tests/services/admin/blocking_service.h"
-#include "tests/services/admin/test_sockets.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore::testing {
 
@@ -33,6 +34,9 @@ struct AdminSetup {
   PollerBackend backend = PollerBackend::kAuto;
   UringOptions uring = {};
 };
+
+// How long a socket step of these tests may take; only reached on a bug.
+inline test::Deadline Soon() { return test::Deadline::In(absl::Seconds(5)); }
 
 // Whether this machine can run the io_uring back end (a container may forbid it).
 inline bool IoUringAvailable() {
@@ -78,9 +82,9 @@ class AdminTest : public ::testing::Test {
   void TearDown() override {
     if (!released_) release_.set_value();
     released_ = true;
-    for (int fd : fds_) close(fd);
+    fds_.clear();
     if (admin_) admin_->Shutdown();
-    if (server_) server_->Stop(0);
+    if (server_) server_->Stop(absl::ZeroDuration());
   }
 
   void ReleaseBlocker() {
@@ -94,20 +98,21 @@ class AdminTest : public ::testing::Test {
     return context;
   }
 
-  // A client connection to `port`, closed at TearDown.
+  // A client connection to `port`, closed at TearDown; -1 (and a test failure) if it fails.
   int Connect(uint16_t port) {
-    const int fd = ConnectLoopback(port);
-    EXPECT_GE(fd, 0);
-    if (fd >= 0) fds_.push_back(fd);
-    return fd;
+    absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(port, Soon());
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return -1;
+    fds_.push_back(std::move(*fd));
+    return fds_.back().get();
   }
 
   // Sends `message` and waits for the same bytes back.
   void Echo(int fd, const std::string& message) {
-    ASSERT_TRUE(SendAll(fd, message));
-    std::string reply;
-    ASSERT_TRUE(ReadExactly(fd, message.size(), &reply));
-    ASSERT_EQ(reply, message);
+    ASSERT_TRUE(test::WriteAll(fd, message, Soon()).ok());
+    absl::StatusOr<std::string> reply = test::ReadExactly(fd, message.size(), Soon());
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ASSERT_EQ(*reply, message);
   }
 
   v1::Stats GetStats() {
@@ -117,14 +122,15 @@ class AdminTest : public ::testing::Test {
     return stats;
   }
 
-  // Polls GetStats until `done` holds for a snapshot or `timeout_ms` passes; returns the last.
-  v1::Stats StatsWhen(const std::function<bool(const v1::Stats&)>& done, int timeout_ms = 5000) {
-    const int64_t deadline = MonotonicNanos() + int64_t{timeout_ms} * 1'000'000;
-    v1::Stats stats = GetStats();
-    while (!done(stats) && MonotonicNanos() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      stats = GetStats();
-    }
+  // Polls GetStats until `done` holds for a snapshot or five seconds pass; returns the last.
+  v1::Stats StatsWhen(const std::function<bool(const v1::Stats&)>& done) {
+    v1::Stats stats;
+    test::WaitUntil(
+        [&] {
+          stats = GetStats();
+          return done(stats);
+        },
+        test::Deadline::In(absl::Seconds(5)), absl::Milliseconds(5));
     return stats;
   }
 
@@ -146,7 +152,7 @@ class AdminTest : public ::testing::Test {
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Admin::Stub> stub_;
-  std::vector<int> fds_;
+  std::vector<test::ScopedFd> fds_;
 };
 
 }  // namespace percore::testing

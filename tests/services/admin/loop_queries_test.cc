@@ -1,22 +1,26 @@
 // The loop-side half of ListConnections and CloseConnection, without gRPC (so it also runs
 // under TSan): tasks posted to loops, deadlines, and a loop stalled on purpose.
 
-#include <unistd.h>
-
 #include <future>
 #include <memory>
-#include <thread>
+#include <string>
+#include <utility>
+#include <vector>
 
-#include "core/clock.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "services/admin/loop_queries.h"
 #include "services/echo/echo_service.h"
 #include "tests/services/admin/blocking_service.h"
-#include "tests/services/admin/test_sockets.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore::testing {
 namespace {
+
+test::Deadline Soon() { return test::Deadline::In(absl::Seconds(5)); }
 
 class LoopQueriesTest : public ::testing::Test {
  protected:
@@ -33,28 +37,28 @@ class LoopQueriesTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!released_) release_.set_value();
-    for (int fd : fds_) close(fd);
-    server_.Stop(0);
+    fds_.clear();
+    server_.Stop(absl::ZeroDuration());
   }
   int Connect(uint16_t port) {
-    const int fd = ConnectLoopback(port);
-    EXPECT_GE(fd, 0);
-    fds_.push_back(fd);
-    return fd;
+    absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(port, Soon());
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return -1;
+    fds_.push_back(std::move(*fd));
+    return fds_.back().get();
   }
   void Echo(int fd) {
-    ASSERT_TRUE(SendAll(fd, "abc"));
-    std::string reply;
-    ASSERT_TRUE(ReadExactly(fd, 3, &reply));
+    ASSERT_TRUE(test::WriteAll(fd, "abc", Soon()).ok());
+    ASSERT_TRUE(test::ReadExactly(fd, 3, Soon()).ok());
   }
 
-  Server server_{LoopsOnly(2)};
+  Server server_{ServerOptions{.loops = 2}};
   std::promise<void> release_;
   bool released_ = false;
   std::shared_ptr<BlockingService> blocker_;
   uint16_t echo_port_ = 0;
   uint16_t blocker_port_ = 0;
-  std::vector<int> fds_;
+  std::vector<test::ScopedFd> fds_;
 };
 
 TEST_F(LoopQueriesTest, ListsAndClosesConnections) {
@@ -70,19 +74,14 @@ TEST_F(LoopQueriesTest, ListsAndClosesConnections) {
   ASSERT_TRUE(CloseConnection(server_, all.connections[1].id, 1'000'000'000).ok());
   EXPECT_EQ(CloseConnection(server_, all.connections[1].id, 1'000'000'000).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(CloseConnection(server_, uint64_t{9} << 48, 1'000'000'000).code(), absl::StatusCode::kNotFound);
-  const int64_t deadline = MonotonicNanos() + 5'000'000'000;
-  while (ListConnections(server_, {}, 1'000'000'000).connections.size() != 2 && MonotonicNanos() < deadline) {
-    std::this_thread::yield();
-  }
+  test::WaitUntil([&] { return ListConnections(server_, {}, 1'000'000'000).connections.size() == 2; }, Soon());
   EXPECT_EQ(ListConnections(server_, {}, 1'000'000'000).connections.size(), 2u);
 }
 
 TEST_F(LoopQueriesTest, StalledLoopIsReportedWithinTheDeadline) {
   const int blocked = Connect(blocker_port_);
-  ASSERT_TRUE(SendAll(blocked, "z"));
-  const int64_t deadline = MonotonicNanos() + 5'000'000'000;
-  while (!blocker_->blocking() && MonotonicNanos() < deadline) std::this_thread::yield();
-  ASSERT_TRUE(blocker_->blocking());
+  ASSERT_TRUE(test::WriteAll(blocked, "z", Soon()).ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return blocker_->blocking(); }, Soon()));
   ConnectionListing listing = ListConnections(server_, {}, 1'000'000'000);
   ASSERT_EQ(listing.stalled_loops.size(), 1u);
   EXPECT_TRUE(listing.connections.empty());
@@ -91,15 +90,14 @@ TEST_F(LoopQueriesTest, StalledLoopIsReportedWithinTheDeadline) {
   // The tasks left behind run once the loop is free; their slots are still alive.
   release_.set_value();
   released_ = true;
-  std::string echo;
-  EXPECT_TRUE(ReadExactly(blocked, 1, &echo));
+  EXPECT_TRUE(test::ReadExactly(blocked, 1, Soon()).ok());
   listing = ListConnections(server_, {}, 1'000'000'000);
   EXPECT_TRUE(listing.stalled_loops.empty());
   EXPECT_EQ(listing.connections.size(), 1u);
 }
 
 TEST_F(LoopQueriesTest, StoppedServerHasNoConnections) {
-  server_.Stop(0);
+  server_.Stop(absl::ZeroDuration());
   EXPECT_TRUE(ListConnections(server_, {}, 1'000'000'000).connections.empty());
   EXPECT_EQ(CloseConnection(server_, 1, 1'000'000'000).code(), absl::StatusCode::kUnavailable);
 }

@@ -1,10 +1,6 @@
 // End to end: percored with its admin on a free port, real traffic, and percorectl in every mode.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -13,16 +9,19 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "services/admin/admin.grpc.pb.h"
 #include "tests/services/admin/subprocess.h"
-#include "tests/services/admin/test_sockets.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore::testing {
 namespace {
@@ -34,12 +33,7 @@ std::string Runfile(const std::string& path) {
   return absl::StrCat(root != nullptr ? root : ".", "/percore/", path);
 }
 
-uint16_t LocalPort(int fd) {
-  sockaddr_in addr{};
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  return ntohs(addr.sin_port);
-}
+test::Deadline Soon() { return test::Deadline::In(absl::Seconds(10)); }
 
 // "percored: echo listening on 127.0.0.1:41234" -> "127.0.0.1:41234".
 std::string LastWord(const std::string& line) { return line.substr(line.rfind(' ') + 1); }
@@ -91,9 +85,7 @@ class PercoredTest : public ::testing::Test {
     echo_port_ = static_cast<uint16_t>(port);
   }
 
-  void TearDown() override {
-    for (int fd : fds_) close(fd);
-  }
+  void TearDown() override { fds_.clear(); }
 
   RunResult Ctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {Runfile("tools/percorectl"), "--admin=" + admin_};
@@ -105,21 +97,20 @@ class PercoredTest : public ::testing::Test {
   void DriveTraffic() {
     const std::string message(50, 'e');
     for (int c = 0; c < 4; ++c) {
-      const int fd = ConnectLoopback(echo_port_);
-      ASSERT_GE(fd, 0);
-      fds_.push_back(fd);
+      absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(echo_port_, Soon());
+      ASSERT_TRUE(fd.ok()) << fd.status();
       for (int m = 0; m < 10; ++m) {
-        ASSERT_TRUE(SendAll(fd, message));
-        std::string reply;
-        ASSERT_TRUE(ReadExactly(fd, message.size(), &reply));
+        ASSERT_TRUE(test::WriteAll(fd->get(), message, Soon()).ok());
+        ASSERT_TRUE(test::ReadExactly(fd->get(), message.size(), Soon()).ok());
       }
+      fds_.push_back(std::move(*fd));
     }
   }
 
   std::unique_ptr<Subprocess> daemon_;
   std::string admin_;
   uint16_t echo_port_ = 0;
-  std::vector<int> fds_;
+  std::vector<test::ScopedFd> fds_;
 };
 
 TEST_F(PercoredTest, EveryModeOfPercorectl) {
@@ -229,16 +220,17 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, absl::StrCat("connection ", id, " closed\n"));
   int closed_fd = -1;
-  for (int fd : fds_) {
-    if (listing.connections(0).peer() == absl::StrCat("127.0.0.1:", LocalPort(fd))) closed_fd = fd;
+  for (const test::ScopedFd& fd : fds_) {
+    if (listing.connections(0).peer() == absl::StrCat("127.0.0.1:", test::LocalPort(fd.get()).value_or(0))) {
+      closed_fd = fd.get();
+    }
   }
   ASSERT_GE(closed_fd, 0);
-  EXPECT_TRUE(WaitForEof(closed_fd));
-  for (int fd : fds_) {
-    if (fd == closed_fd) continue;
-    ASSERT_TRUE(SendAll(fd, "after"));
-    std::string reply;
-    EXPECT_TRUE(ReadExactly(fd, 5, &reply));
+  EXPECT_TRUE(test::ReadUntilEofOrReset(closed_fd, Soon()).ok());
+  for (const test::ScopedFd& fd : fds_) {
+    if (fd.get() == closed_fd) continue;
+    ASSERT_TRUE(test::WriteAll(fd.get(), "after", Soon()).ok());
+    EXPECT_TRUE(test::ReadExactly(fd.get(), 5, Soon()).ok());
   }
   r = Ctl({"close", absl::StrCat(id)});
   EXPECT_EQ(r.exit_code, 1);
@@ -260,7 +252,7 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   EXPECT_EQ(daemon_->Wait(), 0) << daemon_->stderr_text();
   EXPECT_NE(daemon_->stdout_text().find("percored: stopped"), std::string::npos);
   // The closed client saw EOF; every client sees it now that the server is gone.
-  for (int fd : fds_) EXPECT_TRUE(WaitForEof(fd));
+  for (const test::ScopedFd& fd : fds_) EXPECT_TRUE(test::ReadUntilEofOrReset(fd.get(), Soon()).ok());
 }
 
 TEST_F(PercoredTest, WatchRunsUntilSigint) {

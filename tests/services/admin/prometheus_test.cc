@@ -1,24 +1,25 @@
 // The Prometheus text exposition, parsed line by line, against a real server with traffic.
 
-#include <unistd.h>
-
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "core/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "services/admin/prometheus.h"
 #include "services/admin/prometheus_writer.h"
 #include "services/echo/echo_service.h"
-#include "tests/services/admin/test_sockets.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 
 namespace percore::testing {
 namespace {
@@ -109,7 +110,7 @@ class PrometheusTest : public ::testing::Test {
     port_ = info->bound.port();
     ASSERT_TRUE(server_.Start().ok());
   }
-  void TearDown() override { server_.Stop(0); }
+  void TearDown() override { server_.Stop(absl::ZeroDuration()); }
 
   double SumOf(const Exposition& e, const std::string& name) {
     double total = 0;
@@ -119,30 +120,32 @@ class PrometheusTest : public ::testing::Test {
     return total;
   }
 
-  Server server_{LoopsOnly(2)};
+  Server server_{ServerOptions{.loops = 2}};
   uint16_t port_ = 0;
 };
 
 TEST_F(PrometheusTest, ExpositionParsesAndAddsUp) {
-  std::vector<int> fds;
+  const test::Deadline deadline = test::Deadline::In(absl::Seconds(5));
+  std::vector<test::ScopedFd> fds;
   const std::string message(250, 'p');
   for (int c = 0; c < 4; ++c) {
-    const int fd = ConnectLoopback(port_);
-    ASSERT_GE(fd, 0);
-    fds.push_back(fd);
+    absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(port_, deadline);
+    ASSERT_TRUE(fd.ok()) << fd.status();
     for (int m = 0; m < 10; ++m) {
-      ASSERT_TRUE(SendAll(fd, message));
-      std::string reply;
-      ASSERT_TRUE(ReadExactly(fd, message.size(), &reply));
+      ASSERT_TRUE(test::WriteAll(fd->get(), message, deadline).ok());
+      ASSERT_TRUE(test::ReadExactly(fd->get(), message.size(), deadline).ok());
     }
+    fds.push_back(std::move(*fd));
   }
   // bytes_out is counted after the write returns: wait until the text shows all of it.
   Exposition e;
-  const int64_t deadline = MonotonicNanos() + 5'000'000'000;
-  do {
-    e = Parse(PrometheusText(server_));
-  } while (SumOf(e, "percore_loop_sent_bytes_total") < 10'000 && MonotonicNanos() < deadline);
-  for (int fd : fds) close(fd);
+  test::WaitUntil(
+      [&] {
+        e = Parse(PrometheusText(server_));
+        return SumOf(e, "percore_loop_sent_bytes_total") >= 10'000;
+      },
+      test::Deadline::In(absl::Seconds(5)));
+  fds.clear();
 
   EXPECT_EQ(SumOf(e, "percore_loop_received_bytes_total"), 10'000);
   EXPECT_EQ(SumOf(e, "percore_loop_sent_bytes_total"), 10'000);
@@ -223,7 +226,7 @@ TEST_F(PrometheusTest, ExpositionParsesAndAddsUp) {
 TEST_F(PrometheusTest, WorksBeforeTrafficAndAfterStop) {
   const Exposition fresh = Parse(PrometheusText(server_));
   EXPECT_EQ(SumOf(fresh, "percore_accepted_total"), 0);
-  server_.Stop(0);
+  server_.Stop(absl::ZeroDuration());
   const Exposition stopped = Parse(PrometheusText(server_));
   EXPECT_EQ(SumOf(stopped, "percore_loops"), 2);
 }

@@ -1,7 +1,11 @@
 #include "services/http/http_response.h"
 
+#include <cstdint>
 #include <string>
 
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/buffer.h"
 #include "core/clock.h"
 #include "gtest/gtest.h"
@@ -139,39 +143,40 @@ TEST(HttpResponseTest, ManyResponsesAppendInOrder) {
 }
 
 TEST(HttpDateTest, FormatsImfFixdate) {
-  char text[kHttpDateLength];
-  FormatHttpDate(784111777, text);  // the example of RFC 9110 §5.6.7
-  EXPECT_EQ(std::string_view(text, kHttpDateLength), "Sun, 06 Nov 1994 08:49:37 GMT");
-  FormatHttpDate(0, text);
-  EXPECT_EQ(std::string_view(text, kHttpDateLength), "Thu, 01 Jan 1970 00:00:00 GMT");
-  FormatHttpDate(951782400, text);  // a leap day
-  EXPECT_EQ(std::string_view(text, kHttpDateLength), "Tue, 29 Feb 2000 00:00:00 GMT");
-  FormatHttpDate(4102444799, text);
-  EXPECT_EQ(std::string_view(text, kHttpDateLength), "Thu, 31 Dec 2099 23:59:59 GMT");
+  // The example of RFC 9110 §5.6.7.
+  EXPECT_EQ(FormatHttpDate(absl::FromUnixSeconds(784111777)), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(FormatHttpDate(absl::UnixEpoch()), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(FormatHttpDate(absl::FromUnixSeconds(951782400)), "Tue, 29 Feb 2000 00:00:00 GMT");  // leap day
+  EXPECT_EQ(FormatHttpDate(absl::FromUnixSeconds(4102444799)), "Thu, 31 Dec 2099 23:59:59 GMT");
+  // The second is truncated, never rounded up.
+  EXPECT_EQ(FormatHttpDate(absl::FromUnixSeconds(784111777) + absl::Milliseconds(999)),
+            "Sun, 06 Nov 1994 08:49:37 GMT");
+  // Four-digit years, zero-padded, as IMF-fixdate requires.
+  EXPECT_EQ(FormatHttpDate(absl::FromCivil(absl::CivilSecond(999, 1, 2, 3, 4, 5), absl::UTCTimeZone())),
+            "Wed, 02 Jan 0999 03:04:05 GMT");
+  for (int64_t t : {int64_t{0}, int64_t{784111777}, int64_t{4102444799}}) {
+    EXPECT_EQ(FormatHttpDate(absl::FromUnixSeconds(t)).size(), kHttpDateLength) << t;
+  }
 }
 
 TEST(HttpDateTest, CacheServesTheCurrentSecond) {
-  const int64_t before = WallNanos() / 1'000'000'000;
-  const int64_t mono = MonotonicNanos();
+  const int64_t before = absl::ToUnixSeconds(absl::Now());
+  const MonoTime mono = MonoTime::Now();
   const std::string first(CachedHttpDate(mono));
   const std::string again(CachedHttpDate(mono));  // same instant: the cached text
-  const int64_t after = WallNanos() / 1'000'000'000;
+  const int64_t after = absl::ToUnixSeconds(absl::Now());
   EXPECT_EQ(first, again);
   bool matched = false;
   for (int64_t t = before; t <= after; ++t) {
-    char text[kHttpDateLength];
-    FormatHttpDate(t, text);
-    matched = matched || first == std::string_view(text, kHttpDateLength);
+    matched = matched || first == FormatHttpDate(absl::FromUnixSeconds(t));
   }
   EXPECT_TRUE(matched) << first;
-  // A monotonic reading past the cached second forces a refresh from the wall clock.
-  const std::string later(CachedHttpDate(mono + 2'000'000'000));
-  const int64_t now = WallNanos() / 1'000'000'000;
+  // A monotonic time past the cached second forces a refresh from the wall clock.
+  const std::string later(CachedHttpDate(mono + absl::Seconds(2)));
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
   bool later_matched = false;
   for (int64_t t = before; t <= now; ++t) {
-    char text[kHttpDateLength];
-    FormatHttpDate(t, text);
-    later_matched = later_matched || later == std::string_view(text, kHttpDateLength);
+    later_matched = later_matched || later == FormatHttpDate(absl::FromUnixSeconds(t));
   }
   EXPECT_TRUE(later_matched) << later;
 }

@@ -1,15 +1,19 @@
 #include "services/http/http_service.h"
 
-#include <ctime>
+#include <poll.h>
+
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/clock.h"
-#include "reactor/close_reason.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "reactor/close_reason.h"
 #include "services/http/http_date.h"
 #include "tests/services/http/http_test_client.h"
+#include "tests/testing/http_requests.h"
 
 namespace percore {
 namespace {
@@ -17,29 +21,30 @@ namespace {
 using http_test::Client;
 using http_test::HttpServer;
 using http_test::Response;
-
-constexpr std::string_view kPlaintextRequest = "GET /plaintext HTTP/1.1\r\nHost: test\r\n\r\n";
+using test::HttpGet;
+using test::HttpPost;
+using test::HttpRequestText;
+using test::kHttpGetJson;
+using test::kHttpGetPlaintext;
 
 // Checks the Date value is the IMF-fixdate of a second within [before, after] (wall clock, s).
 void ExpectDateBetween(const std::string& date, int64_t before, int64_t after) {
   bool matched = false;
   for (int64_t t = before; t <= after && !matched; ++t) {
-    char text[kHttpDateLength];
-    FormatHttpDate(t, text);
-    matched = date == std::string_view(text, kHttpDateLength);
+    matched = date == FormatHttpDate(absl::FromUnixSeconds(t));
   }
   EXPECT_TRUE(matched) << date << " is not the IMF-fixdate of a second in [" << before << ", "
                        << after << "]";
 }
 
-int64_t WallSeconds() { return WallNanos() / 1'000'000'000; }
+int64_t WallSeconds() { return absl::ToUnixSeconds(absl::Now()); }
 
 TEST(HttpServiceTest, PlaintextIsAnsweredByteForByte) {
   HttpServer server;
   Client client(server.port());
   ASSERT_TRUE(client.connected());
   const int64_t before = WallSeconds();
-  ASSERT_TRUE(client.Send(kPlaintextRequest));
+  ASSERT_TRUE(client.Send(kHttpGetPlaintext));
   Response response;
   ASSERT_TRUE(client.Read(&response));
   const int64_t after = WallSeconds();
@@ -122,8 +127,8 @@ TEST(HttpServiceTest, ConnectionCloseIsHonoured) {
   HttpServer server;
   {
     Client client(server.port());
-    ASSERT_TRUE(client.Send("GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-                            "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"));  // never answered
+    ASSERT_TRUE(client.Send(std::string(test::kHttpGetPlaintextThenClose) +
+                            std::string(kHttpGetJson)));  // the second is never answered
     Response response;
     ASSERT_TRUE(client.Read(&response));
     EXPECT_EQ(response.body, "Hello, World!");
@@ -161,8 +166,7 @@ TEST(HttpServiceTest, HundredPipelinedRequestsAreAnsweredInOrder) {
     Client client(server.port());
     std::string batch;
     for (int i = 0; i < 100; ++i) {
-      batch += i % 3 == 0 ? "GET /json HTTP/1.1\r\nHost: t\r\n\r\n"
-                          : "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
+      batch += i % 3 == 0 ? kHttpGetJson : kHttpGetPlaintext;
     }
     ASSERT_TRUE(client.Send(batch));
     for (int i = 0; i < 100; ++i) {
@@ -180,9 +184,7 @@ TEST(HttpServiceTest, HundredPipelinedRequestsAreAnsweredInOrder) {
 TEST(HttpServiceTest, ARequestSentByteByByteIsAnswered) {
   HttpServer server;
   Client client(server.port());
-  const std::string request =
-      "POST /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
-      "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string request = HttpPost("/plaintext", "abc") + std::string(kHttpGetPlaintext);
   for (char c : request) ASSERT_TRUE(client.Send(std::string_view(&c, 1)));
   Response response;
   ASSERT_TRUE(client.Read(&response));
@@ -194,7 +196,7 @@ TEST(HttpServiceTest, ARequestSentByteByByteIsAnswered) {
 TEST(HttpServiceTest, HeadHasTheHeadersOfGetButNoBody) {
   HttpServer server;
   Client client(server.port());
-  ASSERT_TRUE(client.Send("HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(client.Send(HttpRequestText("HEAD", "/plaintext")));
   Response response;
   ASSERT_TRUE(client.Read(&response, /*head_request=*/true));
   const std::string date = response.Header("Date");
@@ -235,7 +237,7 @@ TEST(HttpServiceTest, UnknownPathIs404AndTheConnectionStays) {
 TEST(HttpServiceTest, WrongMethodIs405WithAllow) {
   HttpServer server;
   Client client(server.port());
-  ASSERT_TRUE(client.Send("DELETE /json HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(client.Send(HttpRequestText("DELETE", "/json")));
   Response response;
   ASSERT_TRUE(client.Read(&response));
   const std::string date = response.Header("Date");
@@ -255,8 +257,7 @@ TEST(HttpServiceTest, MalformedRequestIs400ThenClose) {
   HttpServer server;
   {
     Client client(server.port());
-    ASSERT_TRUE(client.Send("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
-                            "GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n"));
+    ASSERT_TRUE(client.Send(std::string(kHttpGetPlaintext) + HttpGet("/", "Bad Header\r\n")));
     Response response;
     ASSERT_TRUE(client.Read(&response));
     EXPECT_EQ(response.body, "Hello, World!");
@@ -290,9 +291,9 @@ TEST(HttpServiceTest, MalformedHostTargetOrCodingIsRefusedThenClose) {
     cases.push_back({"GET /plaintext HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n",
                      "HTTP/1.1 400 Bad Request"});
   }
-  cases.push_back({"GET plaintext HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 400 Bad Request"});
-  cases.push_back({"POST /plaintext HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked;q=1\r\n\r\n"
-                   "3\r\nabc\r\n0\r\n\r\n",
+  cases.push_back({HttpGet("plaintext"), "HTTP/1.1 400 Bad Request"});
+  cases.push_back({HttpRequestText("POST", "/plaintext", "Transfer-Encoding: chunked;q=1\r\n") +
+                       "3\r\nabc\r\n0\r\n\r\n",
                    "HTTP/1.1 501 Not Implemented"});
   HttpServer server;
   for (const Case& c : cases) {
@@ -343,7 +344,7 @@ TEST(HttpServiceTest, OversizeBodyIs413ThenClose) {
   HttpServer server;
   {
     Client client(server.port());
-    ASSERT_TRUE(client.Send("POST /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 1048577\r\n\r\n"));
+    ASSERT_TRUE(client.Send(HttpRequestText("POST", "/plaintext", "Content-Length: 1048577\r\n")));
     Response response;
     ASSERT_TRUE(client.Read(&response));
     const std::string date = response.Header("Date");
@@ -371,13 +372,13 @@ TEST(HttpServiceTest, BodyLimitIsAnOption) {
   HttpServer server(std::move(options));
   {
     Client client(server.port());
-    ASSERT_TRUE(client.Send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789"));
+    ASSERT_TRUE(client.Send(HttpPost("/echo", "0123456789")));
     Response response;
     ASSERT_TRUE(client.Read(&response));
     EXPECT_EQ(response.body, "0123456789");
   }
   Client client(server.port());
-  ASSERT_TRUE(client.Send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+  ASSERT_TRUE(client.Send(HttpRequestText("POST", "/echo", "Transfer-Encoding: chunked\r\n") +
                           "6\r\n012345\r\n6\r\n678901\r\n0\r\n\r\n"));
   Response response;
   ASSERT_TRUE(client.Read(&response));
@@ -388,8 +389,7 @@ TEST(HttpServiceTest, BodyLimitIsAnOption) {
 TEST(HttpServiceTest, OversizeHeadIs431ThenClose) {
   HttpServer server;
   Client client(server.port());
-  ASSERT_TRUE(client.Send("GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(9000, 'x') +
-                          "\r\n\r\n"));
+  ASSERT_TRUE(client.Send(HttpGet("/plaintext", "X-Big: " + std::string(9000, 'x') + "\r\n")));
   Response response;
   ASSERT_TRUE(client.Read(&response));
   const std::string date = response.Header("Date");
@@ -433,9 +433,9 @@ TEST(HttpServiceTest, UserRoutesGetTheRequestAndFillTheResponse) {
   });
   HttpServer server(std::move(options));
   Client client(server.port());
-  ASSERT_TRUE(client.Send("POST /echo?k=v HTTP/1.1\r\nHost: t\r\nUser-Agent: unit\r\n"
-                          "Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n"
-                          "0\r\nTrailer: x\r\n\r\n"));
+  ASSERT_TRUE(client.Send(
+      HttpRequestText("POST", "/echo?k=v", "User-Agent: unit\r\nTransfer-Encoding: chunked\r\n") +
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"));
   Response response;
   ASSERT_TRUE(client.Read(&response));
   const std::string date = response.Header("Date");
@@ -463,8 +463,8 @@ TEST(HttpServiceTest, ExpectContinueGetsAnInterimResponse) {
   });
   HttpServer server(std::move(options));
   Client client(server.port());
-  ASSERT_TRUE(client.Send("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
-                          "Expect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send(HttpRequestText("POST", "/upload", "Content-Length: 4\r\nExpect: 100-continue\r\n")));
   Response interim;
   ASSERT_TRUE(client.Read(&interim));
   EXPECT_EQ(interim.raw, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -477,11 +477,12 @@ TEST(HttpServiceTest, ExpectContinueGetsAnInterimResponse) {
 
 TEST(HttpServiceTest, SlowHeadersGet408AfterTheHeaderTimeout) {
   HttpOptions options;
-  options.header_timeout_ns = 100'000'000;
+  options.header_timeout = absl::Milliseconds(100);
   HttpServer server(std::move(options));
   {
     Client client(server.port());
-    ASSERT_TRUE(client.Send("GET /plaintext HTTP/1.1\r\nHost: t\r\n"));  // never finished
+    // The request without its final blank line: never finished.
+    ASSERT_TRUE(client.Send(kHttpGetPlaintext.substr(0, kHttpGetPlaintext.size() - 2)));
     Response response;
     ASSERT_TRUE(client.Read(&response));
     EXPECT_EQ(response.status_line, "HTTP/1.1 408 Request Timeout");
@@ -494,7 +495,7 @@ TEST(HttpServiceTest, SlowHeadersGet408AfterTheHeaderTimeout) {
 
 TEST(HttpServiceTest, IdleKeepAliveConnectionsHaveNoHeaderTimeout) {
   HttpOptions options;
-  options.header_timeout_ns = 10'000'000;
+  options.header_timeout = absl::Milliseconds(10);
   HttpServer server(std::move(options));
   Client client(server.port());
   EXPECT_EQ(client.Get("/plaintext").body, "Hello, World!");
@@ -534,7 +535,7 @@ TEST(HttpServiceTest, ManyConnectionsAcrossLoops) {
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 20; ++i) clients.push_back(std::make_unique<Client>(server.port()));
   for (int round = 0; round < 3; ++round) {
-    for (auto& client : clients) ASSERT_TRUE(client->Send(kPlaintextRequest));
+    for (auto& client : clients) ASSERT_TRUE(client->Send(kHttpGetPlaintext));
     for (auto& client : clients) {
       Response response;
       ASSERT_TRUE(client->Read(&response));

@@ -18,9 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "services/http/http_service.h"
+#include "tests/testing/http_requests.h"
 #include "tests/testing/test_backend.h"
 
 namespace percore::http_test {
@@ -35,13 +37,13 @@ struct Response {
 
   std::string Header(std::string_view name) const {
     for (const auto& [n, v] : headers) {
-      if (EqualsIgnoreCaseAscii(n, name)) return v;
+      if (absl::EqualsIgnoreCase(n, absl::string_view(name.data(), name.size()))) return v;
     }
     return "";
   }
   bool HasHeader(std::string_view name) const {
     for (const auto& [n, v] : headers) {
-      if (EqualsIgnoreCaseAscii(n, name)) return true;
+      if (absl::EqualsIgnoreCase(n, absl::string_view(name.data(), name.size()))) return true;
     }
     return false;
   }
@@ -120,7 +122,7 @@ class Client {
 
   Response Get(std::string_view path) {
     Response response;
-    EXPECT_TRUE(Send("GET " + std::string(path) + " HTTP/1.1\r\nHost: test\r\n\r\n"));
+    EXPECT_TRUE(Send(test::HttpGet(path)));
     EXPECT_TRUE(Read(&response)) << "no response to GET " << path;
     return response;
   }
@@ -163,12 +165,15 @@ class Client {
   std::string pending_;
 };
 
-// Runs a two-loop server with one HTTP service on 127.0.0.1, port 0.
+// Runs a two-loop server with one HTTP service on 127.0.0.1, port 0, and `more` services
+// that listen nowhere (for the per-loop state they declare, which the routes may use).
 class HttpServer {
  public:
-  explicit HttpServer(HttpOptions options = {}, ServerOptions server_options = TwoLoops())
+  explicit HttpServer(HttpOptions options = {}, ServerOptions server_options = TwoLoops(),
+                      std::vector<std::shared_ptr<Service>> more = {})
       : server_(std::move(server_options)) {
     EXPECT_TRUE(server_.AddService(NewHttpService(std::move(options))).ok());
+    for (auto& service : more) EXPECT_TRUE(server_.AddService(std::move(service)).ok());
     auto listener = server_.Listen("http", {"127.0.0.1", 0});
     EXPECT_TRUE(listener.ok()) << listener.status();
     if (listener.ok()) port_ = listener->bound.port();
@@ -186,24 +191,10 @@ class HttpServer {
   uint16_t port() const { return port_; }
   Server& server() { return server_; }
 
-  // Sums a per-service counter over the loops ("requests" or "errors"). Call after Stop().
-  uint64_t Requests() {
-    uint64_t total = 0;
-    for (int i = 0; i < server_.loop_count(); ++i) total += server_.loop(i).stats().services[0]->requests.Get();
-    return total;
-  }
-  uint64_t Errors() {
-    uint64_t total = 0;
-    for (int i = 0; i < server_.loop_count(); ++i) total += server_.loop(i).stats().services[0]->errors.Get();
-    return total;
-  }
-  uint64_t Closed(CloseReason reason) {
-    uint64_t total = 0;
-    for (int i = 0; i < server_.loop_count(); ++i) {
-      total += server_.loop(i).stats().closed[static_cast<int>(reason)].Get();
-    }
-    return total;
-  }
+  // The service's figures over the loops. Call after Stop().
+  uint64_t Requests() { return server_.Totals().services.at(0).requests; }
+  uint64_t Errors() { return server_.Totals().services.at(0).errors; }
+  uint64_t Closed(CloseReason reason) { return server_.Totals().closed_by(reason); }
 
  private:
   Server server_;

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/services/http/http_test_client.h"
 #include "tests/services/http/readme_example_routes.h"
+#include "tests/testing/http_requests.h"
 
 namespace percore {
 namespace {
@@ -38,14 +39,27 @@ TEST(HttpReadmeExample, RoutesAnswer) {
   EXPECT_EQ(response.status_line, "HTTP/1.1 200 OK");
   EXPECT_EQ(response.body, "hello, ada");
   EXPECT_EQ(client.Get("/hello").body, "hello, world");
-  ASSERT_TRUE(client.Send("POST /reverse HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabcdef"));
+  ASSERT_TRUE(client.Send(test::HttpPost("/reverse", "abcdef")));
   ASSERT_TRUE(client.Read(&response));
   EXPECT_EQ(response.body, "fedcba");
   EXPECT_EQ(response.Header("Content-Type"), "application/octet-stream");
-  ASSERT_TRUE(client.Send("POST /reverse HTTP/1.1\r\nHost: t\r\nContent-Length: 65537\r\n\r\n"));
+  ASSERT_TRUE(client.Send(test::HttpRequestText("POST", "/reverse", "Content-Length: 65537\r\n")));
   ASSERT_TRUE(client.Read(&response));
   EXPECT_EQ(response.status_line, "HTTP/1.1 413 Content Too Large");
   EXPECT_TRUE(client.WaitForClose());
+}
+
+TEST(HttpReadmeExample, AsyncRouteAnswersLater) {
+  HttpServer server(example::GreeterOptions());
+  Client client(server.port());
+  // Pipelined behind the deferred answer, the immediate one still comes second.
+  ASSERT_TRUE(client.Send(test::HttpGet("/later") + test::HttpGet("/hello?name=ada")));
+  Response response;
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(response.body, "later");
+  ASSERT_TRUE(client.Read(&response));
+  EXPECT_EQ(response.body, "hello, ada");
 }
 
 }  // namespace

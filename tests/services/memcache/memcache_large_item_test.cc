@@ -20,8 +20,9 @@
 #include "reactor/close_reason.h"
 #include "core/output_queue.h"
 #include "reactor/connection.h"
+#include "reactor/sharded.h"
 #include "services/memcache/item.h"
-#include "services/memcache/memcache_shards.h"
+#include "services/memcache/memcache_shard.h"
 #include "tests/services/memcache/large_value_support.h"
 #include "tests/services/memcache/memcache_server_fixture.h"
 #include "tests/testing/server_probe.h"
@@ -69,12 +70,12 @@ class LargeItemTest : public MemcacheServerTest, public ::testing::WithParamInte
 
   // Where the store keeps `key`'s item now (null if absent), read on the shard's loop.
   const void* ItemAddress(const std::string& key) {
-    memcache::Shard& shard = service_->directory().ShardFor(key);
+    Sharded<memcache::Shard>& shards = service_->shards();
     auto address = std::make_shared<std::atomic<const void*>>(nullptr);
     EXPECT_TRUE(RunOnLoop(
-        *shard.owner,
-        [&shard, address, key] {
-          shard.store.ForEachByRecency([&](const memcache::Item& item) {
+        shards.owner_loop(shards.OwnerOf(key)),
+        [&shards, address, key] {
+          shards.local().store.ForEachByRecency([&](const memcache::Item& item) {
             if (item.key() == key) address->store(&item);
           });
         },
@@ -120,7 +121,7 @@ TEST_P(HundredItemsTest, OneGetOfAHundredItemsOfOneMegabyte) {
   EXPECT_TRUE(checker.complete());
   EXPECT_EQ(checker.values_received(), 100u);
   EXPECT_EQ(checker.received(), checker.expected_bytes());
-  EXPECT_EQ(ClosedOverLoops(*server_, CloseReason::kOutputOverflow), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kOutputOverflow), 0u);
 }
 
 TEST_P(LargeItemTest, LargestItemComesBackWholeToASlowReader) {
@@ -147,7 +148,7 @@ TEST_P(LargeItemTest, LargestItemComesBackWholeToASlowReader) {
   ASSERT_TRUE(ReadInto(fd.get(), checker, long_deadline(), 16 << 10).ok()) << checker.error();
   EXPECT_TRUE(checker.complete());
   EXPECT_EQ(checker.received(), checker.expected_bytes());
-  EXPECT_EQ(ClosedOverLoops(*server_, CloseReason::kOutputOverflow), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kOutputOverflow), 0u);
 }
 
 TEST_P(LargeItemTest, OtherConnectionOnTheLoopIsAnsweredWhileA64MegabyteValueStreams) {
@@ -281,7 +282,7 @@ TEST_P(LargeItemTest, CopiedValuesRepeatedFarPastTheOutputCapStream) {
   ASSERT_TRUE(ReadInto(fd.get(), checker, long_deadline()).ok()) << checker.error();
   EXPECT_TRUE(checker.complete());
   EXPECT_EQ(checker.values_received(), kTimes);
-  EXPECT_EQ(ClosedOverLoops(*server_, CloseReason::kOutputOverflow), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kOutputOverflow), 0u);
 }
 
 TEST_P(LargeItemTest, IncrWhileARetrievalHoldsTheCounter) {

@@ -277,7 +277,7 @@ TEST_P(LargeReplyTest, PipelineOfMultiGetsReadSlowly) {
 TEST_P(LargeReplyTest, ResetInTheMiddleOfAHugeReply) {
   const std::string key = KeysOwnedByLoop(key_loop_, 1, "big")[0];
   ASSERT_NO_FATAL_FAILURE(Store({key}));
-  const uint64_t resets_before = ClosedOverLoops(*server_, CloseReason::kPeerReset);
+  const uint64_t resets_before = server_->Totals().closed_by(CloseReason::kPeerReset);
   const std::string request = RepeatedGet(key, kRepeats);
 
   // One client reads 2 MB of the reply, then resets.
@@ -297,9 +297,9 @@ TEST_P(LargeReplyTest, ResetInTheMiddleOfAHugeReply) {
     fd->reset();
   }
   EXPECT_TRUE(WaitUntil(
-      [&] { return ClosedOverLoops(*server_, CloseReason::kPeerReset) == resets_before + 2; },
+      [&] { return server_->Totals().closed_by(CloseReason::kPeerReset) == resets_before + 2; },
       deadline()))
-      << ClosedOverLoops(*server_, CloseReason::kPeerReset) - resets_before;
+      << server_->Totals().closed_by(CloseReason::kPeerReset) - resets_before;
   // The replies' references to the item went with their connections.
   ExpectNoItemStillShared();
   ScopedFd fd = ConnectOnLoop(kLoop);
@@ -314,7 +314,7 @@ TEST_P(LargeReplyTest, ResetInTheMiddleOfAHugeReply) {
 TEST_P(LargeReplyTest, QuitAfterAHugeReplyClosesOnceItIsOut) {
   const std::string key = KeysOwnedByLoop(key_loop_, 1, "big")[0];
   ASSERT_NO_FATAL_FAILURE(Store({key}));
-  const uint64_t closes_before = ClosedOverLoops(*server_, CloseReason::kServiceClose);
+  const uint64_t closes_before = server_->Totals().closed_by(CloseReason::kServiceClose);
   constexpr size_t kTimes = kRepeats / 10;
   ScopedFd fd = ConnectOnLoop(kLoop);
   ASSERT_TRUE(fd.valid());
@@ -328,7 +328,7 @@ TEST_P(LargeReplyTest, QuitAfterAHugeReplyClosesOnceItIsOut) {
   EXPECT_TRUE(ExpectEof(fd.get(), deadline()).ok());
   fd.reset();  // our FIN ends the server's lingering close, which is when it counts the close
   EXPECT_TRUE(WaitUntil(
-      [&] { return ClosedOverLoops(*server_, CloseReason::kServiceClose) == closes_before + 1; },
+      [&] { return server_->Totals().closed_by(CloseReason::kServiceClose) == closes_before + 1; },
       deadline()));
   ExpectNoItemStillShared();
 }
@@ -347,11 +347,11 @@ TEST_P(LargeReplyTest, StopWhileHugeRepliesAreUnderWay) {
     ASSERT_TRUE(ReadInto(conns.back().get(), checkers.back(), deadline(), 64 << 10, kMiB).ok())
         << checkers.back().error();
   }
-  const uint64_t drained_before = ClosedOverLoops(*server_, CloseReason::kServerDrain);
+  const uint64_t drained_before = server_->Totals().closed_by(CloseReason::kServerDrain);
   // The clients stop reading: the drain cannot finish these replies and cuts them at its
   // deadline, dropping the output and the item references it held.
-  server_->Stop(200'000'000);
-  EXPECT_EQ(ClosedOverLoops(*server_, CloseReason::kServerDrain), drained_before + 2);
+  server_->Stop(absl::Milliseconds(200));
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kServerDrain), drained_before + 2);
   for (size_t i = 0; i < conns.size(); ++i) {
     // What was already in flight is still the right bytes; then the stream ends.
     const absl::Status end = ReadInto(conns[i].get(), checkers[i], deadline());

@@ -12,8 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "reactor/connection.h"
+#include "reactor/sharded.h"
 #include "services/memcache/item.h"
-#include "services/memcache/memcache_shards.h"
+#include "services/memcache/memcache_shard.h"
 #include "tests/testing/test_backend.h"
 #include "tests/testing/server_probe.h"
 
@@ -35,8 +36,7 @@ void MemcacheServerTest::StartServer(MemcacheOptions options, int loops,
   ASSERT_TRUE(info.ok()) << info.status();
   port_ = info->bound.port();
   ASSERT_TRUE(server_->Start().ok());
-  // Every loop registers with the service as it starts; the first connection fixes the shard
-  // set, so wait until all loops run before connecting.
+  // Tests look loops' connections up (LoopOf), which needs every loop running.
   ASSERT_TRUE(WaitUntil(
       [&] {
         for (int i = 0; i < server_->loop_count(); ++i) {
@@ -48,7 +48,7 @@ void MemcacheServerTest::StartServer(MemcacheOptions options, int loops,
 }
 
 void MemcacheServerTest::StopServer() {
-  if (server_ != nullptr) server_->Stop(2'000'000'000);
+  if (server_ != nullptr) server_->Stop(absl::Seconds(2));
 }
 
 ScopedFd MemcacheServerTest::Connect() {
@@ -110,11 +110,9 @@ int64_t MemcacheServerTest::Stat(int fd, std::string_view name) {
 }
 
 std::string MemcacheServerTest::KeyOnShard(size_t shard, std::string_view prefix) {
-  memcache::ShardDirectory& directory = service_->directory();
-  directory.Seal();
   for (int i = 0;; ++i) {
     std::string key = absl::StrCat(std::string(prefix), i);
-    if (directory.ShardIndexFor(key) == shard) return key;
+    if (static_cast<size_t>(service_->shards().OwnerOf(key)) == shard) return key;
   }
 }
 
@@ -146,17 +144,12 @@ ScopedFd MemcacheServerTest::ConnectOnLoop(int loop) {
 
 std::vector<std::string> MemcacheServerTest::KeysOwnedByLoop(int loop, size_t n,
                                                              std::string_view prefix) {
-  memcache::ShardDirectory& directory = service_->directory();
-  directory.Seal();
-  const memcache::Shard* owned = directory.OwnedBy(server_->loop(loop));
+  // A loop owns the shard of its own index.
+  const ShardId owner = server_->loop(loop).index();
   std::vector<std::string> keys;
-  if (owned == nullptr) {
-    ADD_FAILURE() << "loop " << loop << " owns no shard";
-    return keys;
-  }
   for (int i = 0; keys.size() < n; ++i) {
     std::string key = absl::StrCat(std::string(prefix), i);
-    if (&directory.ShardFor(key) == owned) keys.push_back(std::move(key));
+    if (service_->shards().OwnerOf(key) == owner) keys.push_back(std::move(key));
   }
   return keys;
 }
@@ -177,16 +170,31 @@ size_t MemcacheServerTest::QueuedOutput(int fd, int loop) {
   return ran ? queued->load() : SIZE_MAX;
 }
 
+std::optional<ConnectionState> MemcacheServerTest::StateOf(int fd, int loop) {
+  const absl::StatusOr<uint16_t> port = LocalPort(fd);
+  if (!port.ok()) return std::nullopt;
+  EventLoop& event_loop = server_->loop(loop);
+  auto state = std::make_shared<std::optional<ConnectionState>>();
+  const bool ran = RunOnLoop(
+      event_loop,
+      [&event_loop, state, port = *port] {
+        event_loop.ForEachConnection([&](Connection& c) {
+          if (c.peer().port() == port) *state = c.state();
+        });
+      },
+      deadline());
+  return ran ? *state : std::nullopt;
+}
+
 std::vector<std::string> MemcacheServerTest::SharedItems() {
-  memcache::ShardDirectory& directory = service_->directory();
+  Sharded<memcache::Shard>& shards = service_->shards();
   std::vector<std::string> shared;
-  for (size_t s = 0; s < directory.shard_count(); ++s) {
-    memcache::Shard& shard = directory.shard(s);
+  for (ShardId s = 0; s < shards.count(); ++s) {
     auto found = std::make_shared<std::vector<std::string>>();
     const bool ran = RunOnLoop(
-        *shard.owner,
-        [&shard, found] {
-          shard.store.ForEachByRecency([&](const memcache::Item& item) {
+        shards.owner_loop(s),
+        [&shards, found] {
+          shards.local().store.ForEachByRecency([&](const memcache::Item& item) {
             const uint32_t refs = item.refs.load(std::memory_order_acquire);
             if (refs > 1) found->push_back(absl::StrCat(std::string(item.key()), ":", refs));
           });

@@ -6,12 +6,14 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "reactor/connection.h"
 #include "reactor/server.h"
 #include "services/memcache/memcache_service.h"
 #include "tests/testing/client_socket.h"
@@ -52,6 +54,9 @@ class MemcacheServerTest : public ::testing::Test {
   // The output the server holds for the connection whose client end is `fd` (on loop `loop`),
   // read on that loop; SIZE_MAX if the connection is gone or the loop does not answer.
   size_t QueuedOutput(int fd, int loop);
+  // The state of that connection, read on its loop; nullopt if it is gone or the loop does not
+  // answer.
+  std::optional<ConnectionState> StateOf(int fd, int loop);
   // Items that something besides their store still references, over every shard: "key:refs".
   std::vector<std::string> SharedItems();
 

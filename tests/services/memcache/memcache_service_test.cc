@@ -1,6 +1,6 @@
 // The memcache service over real sockets: a percore::Server with two loops, so every request is
 // tried against a key its connection's loop owns (served inline) and one the other loop owns
-// (posted there and back). Replies are compared byte for byte.
+// (sent there with Sharded::Call and answered back). Replies are compared byte for byte.
 
 #include "services/memcache/memcache_service.h"
 
@@ -323,7 +323,7 @@ TEST_F(MemcacheServiceTest, QuitClosesAfterPendingReplies) {
     EXPECT_EQ(*all, "STORED\r\nVALUE " + keys_[1] + " 0 1\r\nq\r\nEND\r\n");
     conn.reset();  // our FIN ends the server's lingering close
   }
-  EXPECT_TRUE(WaitUntil([&] { return ClosedOverLoops(*server_, CloseReason::kServiceClose) == 2; },
+  EXPECT_TRUE(WaitUntil([&] { return server_->Totals().closed_by(CloseReason::kServiceClose) == 2; },
                         deadline()));
 }
 
@@ -334,7 +334,7 @@ TEST_F(MemcacheServiceTest, LineTooLongClosesConnection) {
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, "STORED\r\nCLIENT_ERROR line too long\r\n");
   conns_[0].reset();
-  EXPECT_TRUE(WaitUntil([&] { return ClosedOverLoops(*server_, CloseReason::kProtocolError) == 1; },
+  EXPECT_TRUE(WaitUntil([&] { return server_->Totals().closed_by(CloseReason::kProtocolError) == 1; },
                         deadline()));
   // A long multi-get is fine.
   for (const std::string& k : keys_) Expect(conns_[1].get(), "set " + k + " 0 0 1\r\nx\r\n", "STORED\r\n");

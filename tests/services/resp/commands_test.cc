@@ -24,7 +24,9 @@ class CommandsTest : public ::testing::Test {
  protected:
   CommandsTest() {
     view_.options = &options_;
-    view_.shards = shards_;
+    view_.keyspace = [this] {
+      return KeyspaceFigures{1, store_.key_count(), store_.expiring_count()};
+    };
     view_.connected_clients = &clients_;
     view_.total_connections = &total_;
     session_.server = &view_;
@@ -47,7 +49,6 @@ class CommandsTest : public ::testing::Test {
   int64_t now_ms_ = 5'000'000;
   RespOptions options_;
   StringStore store_{[this] { return now_ms_; }};
-  StringStore* shards_[1] = {&store_};
   std::atomic<int64_t> clients_{3};
   std::atomic<uint64_t> total_{7};
   ServerView view_;

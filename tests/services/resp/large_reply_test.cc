@@ -30,7 +30,6 @@
 #include "reactor/server.h"
 #include "services/resp/resp_limits.h"
 #include "services/resp/resp_service.h"
-#include "services/resp/shard_map.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/server_probe.h"
@@ -277,10 +276,9 @@ class LargeReplyTest : public ::testing::TestWithParam<Where> {
 
   // A key whose shard is owned by loop `loop` (kOwnShard) or by the other loop.
   std::string KeyFor(Where where, int loop, std::string_view prefix = "key") {
-    const ShardTable& table = service_->shard_map().Table();
     for (int i = 0;; ++i) {
       std::string key = std::string(prefix) + ":" + std::to_string(i);
-      const bool own = table.shards[table.ShardOf(key)].loop == &server_->loop(loop);
+      const bool own = service_->OwnerOf(key) == server_->loop(loop).index();
       if (own == (where == Where::kOwnShard)) return key;
     }
   }
@@ -421,7 +419,7 @@ TEST_P(LargeReplyTest, MgetUnderAddressSpaceLimit) {
   }
   c.Send(Cmd({"PING"}));
   EXPECT_EQ(c.Line(), "+PONG");
-  EXPECT_EQ(test::ClosedOverLoops(*server_, CloseReason::kHandlerError), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kHandlerError), 0u);
 }
 
 // The largest value the store accepts, bigger than the output cap, comes back whole, read
@@ -460,7 +458,7 @@ TEST_P(LargeReplyTest, LargestAcceptedValueComesBackWhole) {
   }
   c.Send(Cmd({"PING"}));
   EXPECT_EQ(c.Line(), "+PONG");
-  EXPECT_EQ(test::ClosedOverLoops(*server_, CloseReason::kOutputOverflow), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kOutputOverflow), 0u);
 }
 
 TEST_P(LargeReplyTest, HundredLargeValuesInOneMget) {
@@ -610,13 +608,13 @@ TEST_P(LargeReplyTest, DrainFinishesStreamedReply) {
   constexpr size_t kTimes = 100;
   c.Send(Mget(key, kTimes));
   ASSERT_TRUE(test::WaitUntil([&] { return Figures(c).queued > 0; }, Deadline::In(kTimeout)));
-  std::thread stop([this] { server_->Stop(/*deadline_ns=*/60'000'000'000); });
+  std::thread stop([this] { server_->Stop(absl::Seconds(60)); });
   c.ReadSlowlyUntil(c.received() + 4 * kMiB);
   ASSERT_EQ(c.Line(), absl::StrCat("*", kTimes));
   for (size_t i = 0; i < kTimes; ++i) EXPECT_TRUE(c.ExpectBulk(pattern, kMiB)) << i;
   EXPECT_TRUE(c.AtEof());
   stop.join();
-  EXPECT_EQ(test::ClosedOverLoops(*server_, CloseReason::kServerDrain), 1u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kServerDrain), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, LargeReplyTest,

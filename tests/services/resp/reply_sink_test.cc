@@ -41,6 +41,9 @@ std::string Drain(OutputQueue& queue) {
   return out;
 }
 
+// An output that never backs up.
+bool Never() { return false; }
+
 std::shared_ptr<const std::string> Value(size_t size, char c) {
   return std::make_shared<const std::string>(size, c);
 }
@@ -62,10 +65,11 @@ TEST(ReplyQueueTest, StreamKeepsOrderAndSharesLargeValues) {
   EXPECT_EQ(big.use_count(), 3);
 
   OutputQueue out;
-  // Room for one piece at a time: each call stops as soon as the output passes the limit.
+  // Room for one piece at a time: each call stops as soon as the output is backed up.
   int calls = 0;
   std::string sent;
-  while (!queue.EmitTo(out, 1)) {
+  const auto backed_up = [&out] { return out.size() > 1; };
+  while (!queue.EmitTo(out, backed_up)) {
     ++calls;
     EXPECT_LE(out.copied_size(), size_t{64} << 10);
     sent += Drain(out);
@@ -82,7 +86,7 @@ TEST(ReplyQueueTest, LargeValuesNeverCopied) {
   ReplyQueue queue;
   for (int i = 0; i < 10; ++i) queue.AppendValue(*big, big);
   OutputQueue out;
-  EXPECT_TRUE(queue.EmitTo(out, size_t{1} << 30));
+  EXPECT_TRUE(queue.EmitTo(out, Never));
   EXPECT_EQ(out.shared_pieces(), 10u);
   EXPECT_LT(out.copied_size(), 200u);
   EXPECT_EQ(out.size(), 10 * (big->size() + 12));  // "$1048576\r\n" ... "\r\n"
@@ -131,7 +135,8 @@ TEST(ReplySinkTest, OutputThenOverflowInOrder) {
   OutputQueue output;
   ReplyQueue overflow;
   {
-    ReplySink sink(output, /*high_water=*/50000, overflow);
+    const auto backed_up = [&output] { return output.size() > 50000; };
+    ReplySink sink(output, backed_up, overflow);
     AppendArrayHeader(sink.bytes(), 4);
     sink.AppendValue(*big, big);  // into the output, shared: 40 KB
     EXPECT_TRUE(overflow.empty());
@@ -145,12 +150,12 @@ TEST(ReplySinkTest, OutputThenOverflowInOrder) {
   }
   {
     // A later reply starts behind what overflowed, even though it would fit the output.
-    ReplySink sink(output, /*high_water=*/size_t{1} << 30, overflow);
+    ReplySink sink(output, Never, overflow);
     sink.bytes().Append("-ERR later\r\n");
     EXPECT_TRUE(sink.StartsWithError());
   }
   std::string sent = Drain(output);
-  EXPECT_TRUE(overflow.EmitTo(output, size_t{1} << 30));
+  EXPECT_TRUE(overflow.EmitTo(output, Never));
   sent += Drain(output);
   EXPECT_EQ(sent, "*4\r\n" + Bulk(*big) + Bulk(*big) + Bulk(*big) + "$-1\r\n-ERR later\r\n");
 }
@@ -169,7 +174,7 @@ TEST(ReplySinkTest, PlainBufferCopiesEverything) {
 TEST(ReplySinkTest, LongArgumentsAreSharedCopies) {
   OutputQueue output;
   ReplyQueue overflow;
-  ReplySink sink(output, size_t{1} << 20, overflow);
+  ReplySink sink(output, Never, overflow);
   const std::string arg(100000, 'e');
   sink.AppendBulkCopy(arg);
   EXPECT_EQ(output.shared_pieces(), 1u);

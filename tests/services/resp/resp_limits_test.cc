@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "core/buffer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -48,7 +49,10 @@ TEST(ValidateRespLimitsTest, EachCombinationThatCannotWork) {
   });
   add("max_batch_commands", [](RespOptions& o, ConnectionOptions&) { o.max_batch_commands = 0; });
   add("max_batch_bytes", [](RespOptions& o, ConnectionOptions&) { o.max_batch_bytes = 0; });
-  add("expire_period_ns", [](RespOptions& o, ConnectionOptions&) { o.expire_period_ns = 0; });
+  add("expire_period",
+      [](RespOptions& o, ConnectionOptions&) { o.expire_period = absl::ZeroDuration(); });
+  add("expire_period",
+      [](RespOptions& o, ConnectionOptions&) { o.expire_period = absl::InfiniteDuration(); });
   add("expire_sample", [](RespOptions& o, ConnectionOptions&) { o.expire_sample = -1; });
   add("output_cap", [](RespOptions&, ConnectionOptions& c) { c.output_cap = c.high_water; });
   add("output_cap", [](RespOptions&, ConnectionOptions& c) { c.output_cap = c.high_water / 2; });
@@ -85,12 +89,13 @@ TEST(ValidateRespLimitsTest, EdgesThatWork) {
 TEST(ValidateRespLimitsTest, LargestCopiedRepliesFitTheMargin) {
   RespOptions options;
   StringStore store;
-  StringStore* shards[1] = {&store};
   std::atomic<int64_t> clients{0};
   std::atomic<uint64_t> total{0};
   ServerView view;
   view.options = &options;
-  view.shards = shards;
+  view.keyspace = [&store] {
+    return KeyspaceFigures{1, store.key_count(), store.expiring_count()};
+  };
   view.connected_clients = &clients;
   view.total_connections = &total;
   SessionContext session;

@@ -10,8 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -19,10 +22,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "core/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "reactor/connection.h"
+#include "reactor/event_loop.h"
 #include "reactor/server.h"
+#include "reactor/sharded.h"
+#include "tests/testing/deadline.h"
+#include "tests/testing/server_probe.h"
 #include "tests/testing/test_backend.h"
 
 namespace percore {
@@ -89,6 +98,20 @@ class Client {
     if (fd_ >= 0) ::close(fd_);
   }
   bool connected() const { return connected_; }
+  // The client's own port: what the server sees as the connection's peer port.
+  uint16_t local_port() const {
+    sockaddr_in addr{};
+    socklen_t len = sizeof(addr);
+    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+    return ntohs(addr.sin_port);
+  }
+  // Closes with an RST (SO_LINGER 0) instead of a FIN.
+  void Reset() {
+    linger reset{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    ::close(fd_);
+    fd_ = -1;
+  }
 
   void Send(std::string_view bytes) {
     while (!bytes.empty()) {
@@ -195,9 +218,7 @@ class RespServiceTest : public ::testing::Test {
     ASSERT_TRUE(server_->loop(0).running() && server_->loop(1).running());
   }
 
-  uint64_t TasksRun() {
-    return server_->loop(0).stats().tasks_run.Get() + server_->loop(1).stats().tasks_run.Get();
-  }
+  uint64_t TasksRun() { return server_->Totals().tasks_run; }
 
   std::unique_ptr<Server> server_;
   uint16_t port_ = 0;
@@ -481,6 +502,310 @@ TEST_F(RespServiceTest, ServerCommands) {
   EXPECT_THAT(c.Roundtrip(Cmd({"COMMAND", "DOCS"})), StartsWith("*"));
   EXPECT_THAT(c.Roundtrip(Cmd({"COMMAND", "COUNT"})), StartsWith(":"));
   EXPECT_EQ(c.Roundtrip(Cmd({"TYPE", "nothing"})), "+none\r\n");
+}
+
+// --- Four loops: keys on every loop's shard ---
+
+// Holds a loop inside one posted task until Open(): work sent to the loop waits in its queue,
+// which keeps a cross-loop call away for as long as a test needs.
+class LoopGate {
+ public:
+  LoopGate() = default;
+  LoopGate(const LoopGate&) = delete;
+  LoopGate& operator=(const LoopGate&) = delete;
+  ~LoopGate() { Open(); }
+
+  // Posts the holding task to `loop`; true once it runs.
+  bool Close(EventLoop& loop) {
+    auto entered = std::make_shared<std::promise<void>>();
+    std::future<void> running = entered->get_future();
+    loop.Post([entered, open = open_.get_future().share()] {
+      entered->set_value();
+      open.wait();
+    });
+    return running.wait_for(std::chrono::milliseconds(kTimeoutMs)) == std::future_status::ready;
+  }
+  void Open() {
+    if (opened_) return;
+    opened_ = true;
+    open_.set_value();
+  }
+
+ private:
+  std::promise<void> open_;
+  bool opened_ = false;
+};
+
+class RespFourLoopsTest : public ::testing::Test {
+ protected:
+  static constexpr int kLoops = 4;
+
+  void SetUp() override {
+    ServerOptions options;
+    options.loops = kLoops;
+    options.backend = test::TestBackend();
+    server_ = std::make_unique<Server>(options);
+    service_ = std::make_shared<RespService>(RespOptions{});
+    ASSERT_TRUE(server_->AddService(service_).ok());
+    absl::StatusOr<ListenerInfo> info = server_->Listen("resp", HostPort{"127.0.0.1", 0});
+    ASSERT_TRUE(info.ok()) << info.status();
+    port_ = info->bound.port();
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_TRUE(test::WaitUntil(
+        [&] {
+          for (int i = 0; i < kLoops; ++i) {
+            if (!server_->loop(i).running()) return false;
+          }
+          return true;
+        },
+        Soon()));
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  static test::Deadline Soon() { return test::Deadline::In(absl::Milliseconds(kTimeoutMs)); }
+
+  // `count` keys that loop `owner`'s shard holds, chosen with the placement hash.
+  static std::vector<std::string> KeysOwnedBy(int owner, int count, const std::string& prefix) {
+    std::vector<std::string> keys;
+    for (int i = 0; static_cast<int>(keys.size()) < count; ++i) {
+      std::string key = prefix + ":" + std::to_string(i);
+      if (static_cast<int>(ShardHash(key) % kLoops) == owner) keys.push_back(std::move(key));
+    }
+    return keys;
+  }
+
+  // How many keys each shard holds, as the shards publish it.
+  std::vector<size_t> KeysPerShard() {
+    std::vector<size_t> counts(kLoops, 0);
+    service_->shards().ForEachShard(
+        [&](ShardId shard, const StringStore& store) { counts[shard] = store.key_count(); });
+    return counts;
+  }
+
+  // The loop serving `client`, after a round trip that makes sure it reached one.
+  int LoopOf(Client& client) {
+    EXPECT_EQ(client.Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+    const std::map<uint16_t, int> loops = test::LoopByPeerPort(*server_, Soon());
+    const auto it = loops.find(client.local_port());
+    EXPECT_NE(it, loops.end());
+    return it == loops.end() ? -1 : it->second;
+  }
+
+  // Whether the connection from client port `port` on loop `loop` is paused.
+  bool IsPaused(int loop, uint16_t port) {
+    EventLoop& on = server_->loop(loop);
+    bool paused = false;
+    EXPECT_TRUE(test::RunOnLoop(
+        on,
+        [&] {
+          on.ForEachConnection([&](Connection& conn) {
+            if (conn.peer().port() == port) paused = conn.state() == ConnectionState::kPaused;
+          });
+        },
+        Soon()));
+    return paused;
+  }
+
+  std::unique_ptr<Server> server_;
+  std::shared_ptr<RespService> service_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(RespFourLoopsTest, PlacementIsTheShardHash) {
+  for (const std::string_view key : {std::string_view(), std::string_view("a"),
+                                    std::string_view("user:1000:name"),
+                                    std::string_view("\xff\x00\x01", 3)}) {
+    EXPECT_EQ(service_->OwnerOf(key), static_cast<ShardId>(ShardHash(key) % kLoops)) << key;
+  }
+  // FNV-1a, fixed across builds: the empty key hashes to the offset basis.
+  EXPECT_EQ(ShardHash(""), 14695981039346656037ull);
+}
+
+TEST_F(RespFourLoopsTest, KeysOnEveryLoopFromOneConnection) {
+  Client c(port_);
+  ASSERT_TRUE(c.connected());
+  const int home = LoopOf(c);
+  ASSERT_GE(home, 0);
+  std::vector<std::vector<std::string>> keys;
+  for (int owner = 0; owner < kLoops; ++owner) {
+    keys.push_back(KeysOwnedBy(owner, 3, "owned" + std::to_string(owner)));
+  }
+  for (int owner = 0; owner < kLoops; ++owner) {
+    SCOPED_TRACE(owner == home ? "own loop" : "another loop");
+    for (const std::string& key : keys[owner]) {
+      EXPECT_EQ(c.Roundtrip(Cmd({"SET", key, "v-" + key})), "+OK\r\n");
+      EXPECT_EQ(c.Roundtrip(Cmd({"GET", key})), Bulk("v-" + key));
+      EXPECT_EQ(c.Roundtrip(Cmd({"EXISTS", key})), ":1\r\n");
+    }
+  }
+  // Each key is stored by its owner and nowhere else.
+  EXPECT_EQ(KeysPerShard(), std::vector<size_t>(kLoops, 3));
+  EXPECT_EQ(c.Roundtrip(Cmd({"DBSIZE"})), ":12\r\n");
+  EXPECT_THAT(c.Roundtrip(Cmd({"INFO", "keyspace"})), HasSubstr("db0:keys=12,expires=0,"));
+  EXPECT_THAT(c.Roundtrip(Cmd({"INFO", "server"})), HasSubstr("shards:4\r\n"));
+  for (int owner = 0; owner < kLoops; ++owner) {
+    for (const std::string& key : keys[owner]) {
+      EXPECT_EQ(c.Roundtrip(Cmd({"DEL", key})), ":1\r\n");
+      EXPECT_EQ(c.Roundtrip(Cmd({"GET", key})), "$-1\r\n");
+      EXPECT_EQ(c.Roundtrip(Cmd({"DEL", key})), ":0\r\n");
+    }
+  }
+  EXPECT_EQ(KeysPerShard(), std::vector<size_t>(kLoops, 0));
+  EXPECT_EQ(c.Roundtrip(Cmd({"DBSIZE"})), ":0\r\n");
+}
+
+TEST_F(RespFourLoopsTest, PipelinedMultiKeyCommandsSpanningEveryOwnerStayInOrder) {
+  // Keys taken from the owners in turn: every multi-key command has parts on all four loops.
+  constexpr int kPerOwner = 6;
+  std::vector<std::vector<std::string>> owned;
+  for (int owner = 0; owner < kLoops; ++owner) {
+    owned.push_back(KeysOwnedBy(owner, kPerOwner, "span" + std::to_string(owner)));
+  }
+  std::vector<std::string> keys;
+  for (int i = 0; i < kPerOwner; ++i) {
+    for (int owner = 0; owner < kLoops; ++owner) keys.push_back(owned[owner][i]);
+  }
+  auto array = [](const std::string& name, const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(1 + args.size()) + "\r\n" + Bulk(name);
+    for (const std::string& a : args) out += Bulk(a);
+    return out;
+  };
+  std::string request, expected;
+  constexpr int kRounds = 20;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string tag = "-r" + std::to_string(round);
+    std::vector<std::string> pairs, reversed(keys.rbegin(), keys.rend());
+    for (const std::string& key : keys) {
+      pairs.push_back(key);
+      pairs.push_back(key + tag);
+    }
+    reversed.push_back("absent");
+    request += array("MSET", pairs);
+    expected += "+OK\r\n";
+    request += array("MGET", reversed);
+    expected += "*" + std::to_string(reversed.size()) + "\r\n";
+    for (size_t i = 0; i + 1 < reversed.size(); ++i) expected += Bulk(reversed[i] + tag);
+    expected += "$-1\r\n";
+    // A single-key write between multi-key reads: the second MGET sees it, the first did not.
+    request += Cmd({"SET", keys[round % keys.size()], "changed"});
+    expected += "+OK\r\n";
+    request += array("MGET", keys);
+    expected += "*" + std::to_string(keys.size()) + "\r\n";
+    for (size_t i = 0; i < keys.size(); ++i) {
+      expected += Bulk(i == static_cast<size_t>(round) % keys.size() ? "changed" : keys[i] + tag);
+    }
+    request += array("EXISTS", keys);
+    expected += ":" + std::to_string(keys.size()) + "\r\n";
+    request += "PING\r\n";
+    expected += "+PONG\r\n";
+  }
+  std::vector<std::string> doomed = keys;
+  doomed.push_back("absent");
+  request += array("DEL", doomed) + array("MGET", {keys[0], keys[1], keys[2], keys[3]}) +
+             Cmd({"DBSIZE"});
+  expected += ":" + std::to_string(keys.size()) + "\r\n*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n:0\r\n";
+  Client c(port_);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(c.Roundtrip(request, kRounds * 6 + 3), expected);
+}
+
+TEST_F(RespFourLoopsTest, ClientResetWhileItsBatchIsAwayLeavesTheServerHealthy) {
+  Client doomed(port_);
+  ASSERT_TRUE(doomed.connected());
+  const int home = LoopOf(doomed);
+  ASSERT_GE(home, 0);
+  // One other loop holds its part of the batch until the client is gone; the rest answer.
+  const int held = (home + 1) % kLoops;
+  std::string request;
+  std::vector<std::string> keys;
+  for (int owner = 0; owner < kLoops; ++owner) {
+    for (const std::string& key : KeysOwnedBy(owner, 5, "reset" + std::to_string(owner))) {
+      keys.push_back(key);
+      request += Cmd({"SET", key, "from-" + key});
+    }
+  }
+  std::vector<std::string_view> mget = {"MGET"};
+  for (const std::string& key : keys) mget.push_back(key);
+  std::string mget_request = "*" + std::to_string(mget.size()) + "\r\n";
+  for (std::string_view a : mget) mget_request += Bulk(a);
+  request += mget_request;
+
+  const uint64_t resets_before = server_->Totals().closed_by(CloseReason::kPeerReset);
+  LoopGate gate;
+  ASSERT_TRUE(gate.Close(server_->loop(held)));
+  doomed.Send(request);
+  // The connection waits for the held loop's answer.
+  ASSERT_TRUE(test::WaitUntil([&] { return IsPaused(home, doomed.local_port()); }, Soon()));
+  doomed.Reset();
+  ASSERT_TRUE(test::WaitUntil(
+      [&] {
+        return server_->Totals().closed_by(CloseReason::kPeerReset) == resets_before + 1;
+      },
+      Soon()));
+  gate.Open();  // the held loop runs its part now; the answer finds no connection
+
+  // The writes ran on their owners all the same; only the replies were dropped.
+  Client next(port_);
+  ASSERT_TRUE(next.connected());
+  std::string expected = "*" + std::to_string(keys.size()) + "\r\n";
+  for (const std::string& key : keys) expected += Bulk("from-" + key);
+  EXPECT_EQ(next.Roundtrip(mget_request), expected);
+  EXPECT_EQ(KeysPerShard(), std::vector<size_t>(kLoops, 5));
+  for (int owner = 0; owner < kLoops; ++owner) {
+    const std::string key = KeysOwnedBy(owner, 1, "after")[0];
+    EXPECT_EQ(next.Roundtrip(Cmd({"SET", key, "ok"}) + Cmd({"GET", key}), 2),
+              "+OK\r\n$2\r\nok\r\n");
+  }
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kHandlerError), 0u);
+}
+
+// A connection closed on the server's side (as an operator closes one) while its batch is
+// away closes at once; the answer that comes back later finds it closing and writes nothing.
+TEST_F(RespFourLoopsTest, CloseWhileTheBatchIsAwayTakesEffectAtOnce) {
+  Client c(port_);
+  ASSERT_TRUE(c.connected());
+  const int home = LoopOf(c);
+  ASSERT_GE(home, 0);
+  const int held = (home + 1) % kLoops;
+  const std::string key = KeysOwnedBy(held, 1, "closing")[0];
+  const std::string local_key = KeysOwnedBy(home, 1, "closing")[0];
+  LoopGate gate;
+  ASSERT_TRUE(gate.Close(server_->loop(held)));
+  c.Send(Cmd({"SET", key, "v"}) + Cmd({"SET", local_key, "w"}) + Cmd({"GET", key}));
+  const uint16_t port = c.local_port();
+  EventLoop& home_loop = server_->loop(home);
+  ASSERT_TRUE(test::WaitUntil([&] { return IsPaused(home, port); }, Soon()));
+  ASSERT_TRUE(test::RunOnLoop(
+      home_loop,
+      [&] {
+        home_loop.ForEachConnectionThatMayClose([&](Connection& conn) {
+          if (conn.peer().port() == port) conn.Close(CloseReason::kAdminClose, CloseMode::kFlush);
+        });
+      },
+      Soon()));
+  // The FIN comes with nothing before it, although the held loop has not answered yet.
+  std::string rest = "unread";
+  ASSERT_TRUE(c.WaitClosed(&rest));
+  EXPECT_EQ(rest, "");
+  // The answer arrives while the connection still lingers for the client's FIN.
+  gate.Open();
+  auto answered = std::make_shared<std::promise<void>>();
+  std::future<void> done = answered->get_future();
+  // Posted from the held loop, behind its answer: run on the home loop after the answer.
+  ASSERT_TRUE(test::RunOnLoop(
+      server_->loop(held),
+      [&home_loop, answered] { home_loop.Post([answered] { answered->set_value(); }); }, Soon()));
+  ASSERT_EQ(done.wait_for(std::chrono::milliseconds(kTimeoutMs)), std::future_status::ready);
+  c.ShutdownWrite();
+  ASSERT_TRUE(test::WaitUntil(
+      [&] { return server_->Totals().closed_by(CloseReason::kAdminClose) == 1; }, Soon()));
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kHandlerError), 0u);
+  EXPECT_EQ(server_->Totals().closed_by(CloseReason::kIoError), 0u);
+  // The commands ran on their shards all the same.
+  Client next(port_);
+  EXPECT_EQ(next.Roundtrip(Cmd({"MGET", key, local_key})), "*2\r\n" + Bulk("v") + Bulk("w"));
 }
 
 // --- Interop with the real Redis tools ---
