@@ -42,11 +42,11 @@ class Histogram {
   static constexpr int kSubBucketBits = kHistogramSubBucketBits;
   static constexpr int kBuckets = kHistogramBuckets;
 
-  // Writer thread only.
-  void Record(uint64_t v) {
-    Bump(counts_[BucketIndex(v)], 1);
-    Bump(count_, 1);
-    Bump(sum_, v);
+  // Writer thread only. `n` records of the same value `v`.
+  void Record(uint64_t v, uint64_t n = 1) {
+    Bump(counts_[BucketIndex(v)], n);
+    Bump(count_, n);
+    Bump(sum_, v * n);
     if (v > max_.load(std::memory_order_relaxed)) max_.store(v, std::memory_order_relaxed);
   }
 

@@ -186,14 +186,33 @@ void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
   Flush();
 }
 
-void Connection::RecordRequest(bool error) { EndRequest(RequestStart(callback_start_ns_), error); }
+void Connection::RecordRequest(bool error) {
+  ++batch_requests_;
+  if (error) ++batch_errors_;
+  if (!in_callback_) CountAnswered(MonotonicNanos());  // nothing would count it later
+}
 
 void Connection::EndRequest(RequestStart start, bool error) {
+  if (in_callback_ && start.ns_ == callback_start_ns_) {
+    RecordRequest(error);  // it began in this very callback: timed with the others
+    return;
+  }
   ++requests_;
   service_stats_->requests.Increment();
   if (error) service_stats_->errors.Increment();
   const int64_t latency_ns = MonotonicNanos() - start.ns_;
   service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0);
+}
+
+void Connection::CountAnswered(int64_t end_ns) {
+  const uint32_t n = batch_requests_;
+  requests_ += n;
+  service_stats_->requests.Add(n);
+  if (batch_errors_ != 0) service_stats_->errors.Add(batch_errors_);
+  const int64_t latency_ns = end_ns - callback_start_ns_;
+  service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0, n);
+  batch_requests_ = 0;
+  batch_errors_ = 0;
 }
 
 absl::Status Connection::SetNoDelay(bool on) { return percore::SetNoDelay(fd_, on); }
@@ -363,7 +382,9 @@ void Connection::Deliver() {
       callback_start_ns_ = start;  // what this callback's RecordRequest measures from
       return handler_->OnData(*this, input_);
     });
-    stats.handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
+    const int64_t end = MonotonicNanos();
+    stats.handler_ns.Record(static_cast<uint64_t>(end - start));
+    if (batch_requests_ != 0) CountAnswered(end);
     Apply(action);
     if (finished_) return;
     if (input_.size() == before && stash_.empty()) return;
@@ -380,6 +401,7 @@ void Connection::TakeStashed(size_t max_bytes) {
 }
 
 void Connection::Apply(Action action) {
+  if (batch_requests_ != 0) CountAnswered(MonotonicNanos());  // callbacks other than Deliver's
   switch (action.kind()) {
     case Action::Kind::kContinue:
       break;

@@ -133,7 +133,7 @@ class Connection final : private IoWatcher {
   ConnectionStats stats() const;
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
-  uint64_t requests() const { return requests_; }
+  uint64_t requests() const { return requests_ + batch_requests_; }
   // The output not yet handed to the kernel: what the water marks and the output cap measure.
   // On io_uring a send in flight counts as written, as bytes in the socket buffer do on epoll.
   size_t queued_output() const { return Unsent(); }
@@ -226,6 +226,8 @@ class Connection final : private IoWatcher {
   void Apply(Action action);
   // Acts on a Close() the handler asked for during the callback that just returned.
   void AfterCallback();
+  // Counts the requests RecordRequest noted in the callback that ended at `end_ns`.
+  void CountAnswered(int64_t end_ns);
   // After Resume: a drain or the peer's FIN that arrived while paused.
   void FinishPendingWork();
   // Writes what is queued; moves between Reading and Writing on the water marks.
@@ -298,6 +300,10 @@ class Connection final : private IoWatcher {
   uint64_t bytes_out_ = 0;
   uint64_t requests_ = 0;
   int64_t callback_start_ns_ = 0;  // when the current callback began (RecordRequest)
+  // Requests answered in the current callback, counted when it returns (CountAnswered): they
+  // share its end time, so the clock is read once per callback, not once per request.
+  uint32_t batch_requests_ = 0;
+  uint32_t batch_errors_ = 0;
   uint32_t awaiting_ = 0;          // Sharded<T>::Await calls not answered yet
   Deadline idle_timer_;
   Deadline handler_deadline_;

@@ -3,11 +3,19 @@
 #
 #   tools/test.sh                   plain build
 #   tools/test.sh --config=asan     (or tsan, ubsan; any bazel test flags pass through)
+#   tools/test.sh --workspace=DIR   the same in another workspace of this repository
+#                                   (tools/examples_test.sh: examples/)
 #
 # Ends with one line "N passed, N failed" counting test targets.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh || exit 1
+
+workspace=.
+if [[ "${1:-}" == --workspace=* ]]; then
+  workspace="${1#--workspace=}"
+  shift
+fi
 
 filters=()
 for arg in "$@"; do
@@ -16,7 +24,7 @@ for arg in "$@"; do
 done
 
 log=$(mktemp)
-bazel test //... "${filters[@]}" "$@" 2>&1 | tee "$log"
+(cd "$workspace" && bazel test //... "${filters[@]}" "$@") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 # Bazel's summary names each test target with its outcome; count those lines.
