@@ -186,17 +186,7 @@ void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
   Flush();
 }
 
-void Connection::RecordRequest(bool error) {
-  ++batch_requests_;
-  if (error) ++batch_errors_;
-  if (!in_callback_) CountAnswered(MonotonicNanos());  // nothing would count it later
-}
-
-void Connection::EndRequest(RequestStart start, bool error) {
-  if (in_callback_ && start.ns_ == callback_start_ns_) {
-    RecordRequest(error);  // it began in this very callback: timed with the others
-    return;
-  }
+void Connection::CountLate(RequestStart start, bool error) {
   ++requests_;
   service_stats_->requests.Increment();
   if (error) service_stats_->errors.Increment();

@@ -116,11 +116,21 @@ class Connection final : private IoWatcher {
   // Counts one request of this connection's service as answered, timed from the start of the
   // current callback (when the bytes it read were handed to OnData); in the continuation of a
   // Sharded call, from the start of the callback that made the call.
-  void RecordRequest(bool error = false);
+  void RecordRequest(bool error = false) {
+    ++batch_requests_;
+    batch_errors_ += error ? 1 : 0;
+    if (!in_callback_) CountAnswered(MonotonicNanos());  // nothing would count it later
+  }
   // For a reply that comes later (after a cross-loop call or a timer): take the start when the
   // request is read, and end it when its reply is queued.
   RequestStart BeginRequest() const { return RequestStart(callback_start_ns_); }
-  void EndRequest(RequestStart start, bool error = false);
+  void EndRequest(RequestStart start, bool error = false) {
+    if (in_callback_ && start.ns_ == callback_start_ns_) {
+      RecordRequest(error);  // it began in this very callback: timed with the others
+    } else {
+      CountLate(start, error);
+    }
+  }
   // TCP_NODELAY on this connection's socket.
   absl::Status SetNoDelay(bool on);
 
@@ -228,6 +238,8 @@ class Connection final : private IoWatcher {
   void AfterCallback();
   // Counts the requests RecordRequest noted in the callback that ended at `end_ns`.
   void CountAnswered(int64_t end_ns);
+  // Counts one request that began in an earlier callback.
+  void CountLate(RequestStart start, bool error);
   // After Resume: a drain or the peer's FIN that arrived while paused.
   void FinishPendingWork();
   // Writes what is queued; moves between Reading and Writing on the water marks.

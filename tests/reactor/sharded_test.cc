@@ -67,6 +67,7 @@ class KvService final : public Service {
   std::atomic<bool> holding{false};
   std::atomic<bool> release{false};
   std::atomic<int> held_continuations{0};
+  std::atomic<bool> gave_up{false};
 
  private:
   class KvHandler final : public Handler {
@@ -120,6 +121,29 @@ class KvService final : public Service {
       }
       if (verb == "HOLD") {
         KvService& service = service_;
+        return shards.Await(
+            conn, owner,
+            [&service](KvShard&) {
+              service.holding = true;
+              const Deadline limit = Deadline::In(absl::Seconds(30));
+              while (!service.release.load() && !limit.expired()) std::this_thread::yield();
+            },
+            [&service](Connection& c) {
+              service.held_continuations.fetch_add(1);
+              c.Send("held\n");
+            });
+      }
+      if (verb == "HOLD-THEN-CLOSE") {  // HOLD, and the handler gives up 5 ms later
+        EventLoop& loop = conn.loop();
+        const uint64_t id = conn.id();
+        KvService& service = service_;
+        loop.RunAfter(absl::Milliseconds(5), [&loop, id, &service] {
+          if (Connection* c = loop.FindConnection(id)) {
+            c->Send("gave up\n");
+            c->Close(CloseReason::kServiceClose, CloseMode::kFlush);
+          }
+          service.gave_up = true;
+        });
         return shards.Await(
             conn, owner,
             [&service](KvShard&) {
@@ -321,6 +345,25 @@ TEST_F(ShardedTest, TheAnswerForAConnectionThatClosedIsDropped) {
   const std::string key = KeyOwnedBy(owner, 1);
   EXPECT_EQ(Ask(next.get(), {"SET " + key + " x", "GET " + key}),
             (std::vector<std::string>{absl::StrCat("OK ", owner), absl::StrCat("x ", owner)}));
+}
+
+TEST_F(ShardedTest, AHandlerThatClosesWhileAwaitingDropsTheAnswer) {
+  test::ScopedFd fd = Connect();
+  const int here = LoopOf(fd.get());
+  ASSERT_GE(here, 0);
+  const ShardId owner = (here + 1) % kLoops;
+  ASSERT_TRUE(test::WriteAll(fd.get(), "HOLD-THEN-CLOSE " + KeyOwnedBy(owner) + "\n", Soon()).ok());
+  // The close takes effect while the connection is paused on the held work: no Resume needed.
+  absl::StatusOr<std::string> rest = test::ReadToEof(fd.get(), Soon());
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, "gave up\n");
+  EXPECT_TRUE(service_->gave_up.load());
+  service_->release = true;
+  ASSERT_TRUE(test::RunOnLoop(server_->loop(owner), [] {}, Soon()));
+  ASSERT_TRUE(test::RunOnLoop(server_->loop(here), [] {}, Soon()));
+  EXPECT_EQ(service_->held_continuations.load(), 0);
+  fd.reset();
+  EXPECT_TRUE(test::WaitUntil([&] { return server_->Totals().closed_by(CloseReason::kServiceClose) == 1; }, Soon()));
 }
 
 TEST_F(ShardedTest, WorkThatThrowsClosesTheCallingConnectionAsAHandlerError) {
