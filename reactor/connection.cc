@@ -84,7 +84,7 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
   }
   Touch();
   callback_start_ns_ = loop_.now_ns();
-  Apply(Call([this] {
+  ApplyCounted(Call([this] {
     handler_->OnOpen(*this);
     return Action::Continue();
   }));
@@ -172,7 +172,7 @@ void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
   while (state_ == ConnectionState::kReading && !input_.empty()) {
     const size_t before = input_.size();
     callback_start_ns_ = loop_.now_ns();
-    Apply(Call([this] { return handler_->OnData(*this, input_); }));
+    ApplyCounted(Call([this] { return handler_->OnData(*this, input_); }));
     if (finished_) return;
     if (input_.size() == before) break;
   }
@@ -193,6 +193,8 @@ void Connection::CountLate(RequestStart start, bool error) {
   const int64_t latency_ns = MonotonicNanos() - start.ns_;
   service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0);
 }
+
+void Connection::CountAnsweredNow() { CountAnswered(MonotonicNanos()); }
 
 void Connection::CountAnswered(int64_t end_ns) {
   const uint32_t n = batch_requests_;
@@ -292,7 +294,7 @@ void Connection::HandleReadable() {
       peer_eof_ = true;
       if (state_ == ConnectionState::kReading) {
         callback_start_ns_ = loop_.now_ns();
-        Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
+        ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
         if (finished_) return;
       }
       break;
@@ -320,7 +322,7 @@ void Connection::FlushAndDeliver() {
          !writable_requested_ && !writable_due_) {
     eof_unreported_ = false;
     callback_start_ns_ = loop_.now_ns();
-    Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
+    ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
     if (finished_) return;
     FlushAndDeliverInput();
   }
@@ -335,7 +337,7 @@ void Connection::FlushAndDeliverInput() {
       const size_t before = Queued();
       const bool was_paused = state_ == ConnectionState::kPaused;
       callback_start_ns_ = loop_.now_ns();
-      Apply(Call([this] {
+      ApplyCounted(Call([this] {
         handler_->OnWritable(*this);
         return Action::Continue();
       }));
@@ -391,7 +393,6 @@ void Connection::TakeStashed(size_t max_bytes) {
 }
 
 void Connection::Apply(Action action) {
-  if (batch_requests_ != 0) CountAnswered(MonotonicNanos());  // callbacks other than Deliver's
   switch (action.kind()) {
     case Action::Kind::kContinue:
       break;
@@ -431,7 +432,7 @@ void Connection::FinishPendingWork() {
   }
   if (peer_eof_ && uring_ == nullptr) {  // io_uring: FlushAndDeliver reports it (OnPeerEof)
     callback_start_ns_ = loop_.now_ns();
-    Apply(Call([this] { return handler_->OnPeerClosed(*this); }));
+    ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
   }
 }
 
@@ -681,7 +682,7 @@ void Connection::OnIdleTimer() {
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
   callback_start_ns_ = loop_.now_ns();
-  Apply(Call([this] { return handler_->OnDeadline(*this); }));
+  ApplyCounted(Call([this] { return handler_->OnDeadline(*this); }));
   if (finished_) return;
   Flush();
   // As after OnOpen: OnWritable, when asked for (or when this write ended backpressure), cannot

@@ -119,7 +119,7 @@ class Connection final : private IoWatcher {
   void RecordRequest(bool error = false) {
     ++batch_requests_;
     batch_errors_ += error ? 1 : 0;
-    if (!in_callback_) CountAnswered(MonotonicNanos());  // nothing would count it later
+    if (!in_callback_) CountAnsweredNow();  // nothing would count it later
   }
   // For a reply that comes later (after a cross-loop call or a timer): take the start when the
   // request is read, and end it when its reply is queued.
@@ -234,10 +234,17 @@ class Connection final : private IoWatcher {
   template <typename Fn>
   Action Call(Fn&& fn);
   void Apply(Action action);
+  // Apply after any callback but Deliver's (which counts with the end time it reads anyway):
+  // counts the requests the callback answered first.
+  void ApplyCounted(Action action) {
+    if (batch_requests_ != 0) CountAnsweredNow();
+    Apply(action);
+  }
   // Acts on a Close() the handler asked for during the callback that just returned.
   void AfterCallback();
   // Counts the requests RecordRequest noted in the callback that ended at `end_ns`.
-  void CountAnswered(int64_t end_ns);
+  [[gnu::noinline]] void CountAnswered(int64_t end_ns);
+  [[gnu::noinline]] void CountAnsweredNow();
   // Counts one request that began in an earlier callback.
   void CountLate(RequestStart start, bool error);
   // After Resume: a drain or the peer's FIN that arrived while paused.
@@ -342,7 +349,7 @@ void Connection::RunTask(Fn&& fn) {
   if (finished_) return;
   const bool was_paused = state_ == ConnectionState::kPaused;
   callback_start_ns_ = loop_now_ns();
-  Apply(Call([&] {
+  ApplyCounted(Call([&] {
     std::forward<Fn>(fn)(*this);
     return Action::Continue();
   }));

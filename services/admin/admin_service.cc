@@ -24,7 +24,7 @@ constexpr int64_t kMinWatchIntervalNs = 10'000'000;
 // How often a waiting WatchStats looks for cancellation.
 constexpr int64_t kWatchPollNs = 50'000'000;
 // Left to a call after the loops' wait, to build and send the reply before its deadline.
-constexpr int64_t kReplyMarginNs = 100'000'000;
+constexpr absl::Duration kReplyMargin = absl::Milliseconds(100);
 
 bool IsConnectionState(const std::string& name) {
   for (ConnectionState s : {ConnectionState::kOpen, ConnectionState::kReading, ConnectionState::kWriting,
@@ -40,7 +40,7 @@ AdminService::AdminService(Server& server, AdminOptions options)
     : server_(server),
       options_(std::move(options)),
       initial_policy_(server.options().balance),
-      collector_(server, options_.server_start_unix_ns != 0 ? options_.server_start_unix_ns : WallNanos()) {}
+      collector_(server, options_.server_start.value_or(absl::Now())) {}
 
 void AdminService::EndStreams() {
   std::lock_guard<std::mutex> lock(streams_mu_);
@@ -55,10 +55,9 @@ grpc::Status AdminService::CheckWritable() const {
   return grpc::Status::OK;
 }
 
-int64_t AdminService::LoopTimeout(const grpc::ServerContext& context) const {
-  const auto left = context.deadline() - std::chrono::system_clock::now();
-  const int64_t left_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-  return std::max<int64_t>(0, std::min(options_.loop_timeout_ns, left_ns - kReplyMarginNs));
+absl::Duration AdminService::LoopTimeout(const grpc::ServerContext& context) const {
+  const absl::Duration left = absl::FromChrono(context.deadline() - std::chrono::system_clock::now());
+  return std::max(absl::ZeroDuration(), std::min(options_.loop_timeout, left - kReplyMargin));
 }
 
 grpc::Status AdminService::GetStats(grpc::ServerContext* context, const v1::GetStatsRequest* request,
@@ -139,8 +138,8 @@ grpc::Status AdminService::ListConnections(grpc::ServerContext* context, const v
     c->set_service(r.service);
     c->set_peer(r.peer);
     c->set_state(r.state);
-    c->set_age_ns(r.age_ns);
-    c->set_idle_ns(r.idle_ns);
+    c->set_age_ns(absl::ToInt64Nanoseconds(r.age));
+    c->set_idle_ns(absl::ToInt64Nanoseconds(r.idle));
     c->set_bytes_in(r.bytes_in);
     c->set_bytes_out(r.bytes_out);
     c->set_requests(r.requests);

@@ -4,10 +4,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "reactor/server.h"
 #include "services/admin/admin.grpc.pb.h"
 #include "services/admin/stats_collector.h"
@@ -18,11 +20,11 @@ struct AdminOptions {
   // Every control RPC fails with PERMISSION_DENIED.
   bool readonly = false;
   // How long ListConnections and CloseConnection wait for a loop before calling it stalled.
-  int64_t loop_timeout_ns = 1'000'000'000;
+  absl::Duration loop_timeout = absl::Seconds(1);
   // Reported by GetConfig as they are (the daemon's command-line flags).
   std::vector<std::pair<std::string, std::string>> flags;
-  // When the server started, Unix ns; 0: when the admin was created.
-  int64_t server_start_unix_ns = 0;
+  // When the server started; unset: when the admin was created.
+  std::optional<absl::Time> server_start;
 };
 
 // The percore.admin.v1.Admin service over a Server. Its methods run on gRPC's threads, never
@@ -62,7 +64,7 @@ class AdminService final : public admin::v1::Admin::Service {
  private:
   grpc::Status CheckWritable() const;
   // The loop wait of this call: the configured one, shortened to end before the call's deadline.
-  int64_t LoopTimeout(const grpc::ServerContext& context) const;
+  absl::Duration LoopTimeout(const grpc::ServerContext& context) const;
 
   Server& server_;
   const AdminOptions options_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "services/admin/text_table.h"
 
 namespace percore {
@@ -47,8 +48,9 @@ std::string Ratio(double part, double whole) { return whole > 0 ? absl::StrForma
 std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
   const Rates rates(now, previous);
   const v1::ServerInfo& s = now.server();
-  std::string out = absl::StrCat(s.build(), "  pid ", s.pid(), "  up ", HumanDuration(s.uptime_ns()), "  ",
-                                 s.backend(), "  ", s.balance_policy(), "  ", s.loop_count(), " loops  rss ",
+  std::string out = absl::StrCat(s.build(), "  pid ", s.pid(), "  up ",
+                                 HumanDuration(absl::Nanoseconds(s.uptime_ns())), "  ", s.backend(), "  ",
+                                 s.balance_policy(), "  ", s.loop_count(), " loops  rss ",
                                  HumanBytes(static_cast<double>(s.rss_bytes())), "  fds ", s.open_fds(), "  ",
                                  !s.running() ? "stopped" : s.serving() ? "serving" : "not serving", "\n");
   absl::StrAppend(&out, "rates ",
@@ -70,7 +72,8 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                   HumanCount(rate(&v1::LoopStats::conns_handed_in)), HumanCount(rate(&v1::LoopStats::iterations)),
                   HumanCount(rate(&v1::LoopStats::events)), HumanBytes(rate(&v1::LoopStats::bytes_in)),
                   HumanBytes(rate(&v1::LoopStats::bytes_out)),
-                  HumanDuration(static_cast<int64_t>(l.iteration_ns().p99())), HumanDuration(l.longest_stall_ns()),
+                  HumanDuration(absl::Nanoseconds(static_cast<int64_t>(l.iteration_ns().p99()))),
+                  HumanDuration(absl::Nanoseconds(l.longest_stall_ns())),
                   !l.running() ? "stopped" : l.draining() ? "draining" : "accepting"});
   }
   absl::StrAppend(&out, loops.Render(), "\n");
@@ -116,9 +119,10 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
     const v1::Histogram& h = svc.latency_ns();
     services.AddRow({svc.name(), absl::StrCat(svc.requests()),
                      HumanCount(rates.Of(now, then, [k](const v1::Stats& st) { return st.services(k).requests(); })),
-                     absl::StrCat(svc.errors()), HumanDuration(static_cast<int64_t>(h.p50())),
-                     HumanDuration(static_cast<int64_t>(h.p99())), HumanDuration(static_cast<int64_t>(h.p999())),
-                     HumanDuration(static_cast<int64_t>(h.max())), absl::StrJoin(per_loop, "/")});
+                     absl::StrCat(svc.errors()), HumanDuration(absl::Nanoseconds(static_cast<int64_t>(h.p50()))),
+                     HumanDuration(absl::Nanoseconds(static_cast<int64_t>(h.p99()))),
+                     HumanDuration(absl::Nanoseconds(static_cast<int64_t>(h.p999()))),
+                     HumanDuration(absl::Nanoseconds(static_cast<int64_t>(h.max()))), absl::StrJoin(per_loop, "/")});
   }
   absl::StrAppend(&out, services.Render());
   return out;
@@ -129,8 +133,8 @@ std::string ConnectionsText(const v1::ListConnectionsResponse& reply) {
                   "rrlll");
   for (const v1::ConnectionInfo& c : reply.connections()) {
     table.AddRow({absl::StrCat(c.id()), absl::StrCat(c.loop()), c.service(), c.peer(), c.state(),
-                  HumanDuration(c.age_ns()), HumanDuration(c.idle_ns()), absl::StrCat(c.bytes_in()),
-                  absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())});
+                  HumanDuration(absl::Nanoseconds(c.age_ns())), HumanDuration(absl::Nanoseconds(c.idle_ns())),
+                  absl::StrCat(c.bytes_in()), absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())});
   }
   std::string out = table.Render();
   absl::StrAppend(&out, reply.connections_size(), " connection", reply.connections_size() == 1 ? "" : "s", "\n");
@@ -167,9 +171,9 @@ std::string ConfigText(const v1::Config& c) {
   table.AddRow({"low_water", HumanBytes(static_cast<double>(conn.low_water()))});
   table.AddRow({"output_cap", HumanBytes(static_cast<double>(conn.output_cap()))});
   table.AddRow({"read_budget", HumanBytes(static_cast<double>(conn.read_budget()))});
-  table.AddRow({"idle_timeout", HumanDuration(conn.idle_timeout_ns())});
-  table.AddRow({"write_timeout", HumanDuration(conn.write_timeout_ns())});
-  table.AddRow({"close_linger", HumanDuration(conn.close_linger_ns())});
+  table.AddRow({"idle_timeout", HumanDuration(absl::Nanoseconds(conn.idle_timeout_ns()))});
+  table.AddRow({"write_timeout", HumanDuration(absl::Nanoseconds(conn.write_timeout_ns()))});
+  table.AddRow({"close_linger", HumanDuration(absl::Nanoseconds(conn.close_linger_ns()))});
   table.AddRow({"services", absl::StrJoin(c.services(), ",")});
   for (const v1::Endpoint& e : c.endpoints()) {
     table.AddRow({absl::StrCat("endpoint ", e.service()), absl::StrCat(e.bound(), " (asked ", e.requested(), ")")});

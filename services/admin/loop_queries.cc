@@ -35,7 +35,8 @@ struct ReplySlot {
 // Posts `make(loop)` to each loop in `loops` and waits until all have answered or the timeout
 // passes. Returns the answers by position; std::nullopt for a loop that did not answer.
 template <typename T, typename Make>
-std::vector<std::optional<T>> AskLoops(Server& server, const std::vector<int>& loops, int64_t timeout_ns, Make make) {
+std::vector<std::optional<T>> AskLoops(Server& server, const std::vector<int>& loops, absl::Duration timeout,
+                                       Make make) {
   auto slot = std::make_shared<ReplySlot<T>>(loops.size());
   slot->missing = loops.size();
   for (size_t k = 0; k < loops.size(); ++k) {
@@ -43,11 +44,18 @@ std::vector<std::optional<T>> AskLoops(Server& server, const std::vector<int>& l
     loop->Post([slot, k, loop, make] { slot->Put(k, make(*loop)); });
   }
   std::unique_lock<std::mutex> lock(slot->mu);
-  slot->cv.wait_for(lock, std::chrono::nanoseconds(timeout_ns), [&] { return slot->missing == 0; });
+  const auto answered = [&] { return slot->missing == 0; };
+  const std::chrono::nanoseconds wait = absl::ToChronoNanoseconds(timeout);
+  // An infinite timeout saturates to nanoseconds::max(), which wait_for would overflow.
+  if (wait == std::chrono::nanoseconds::max()) {
+    slot->cv.wait(lock, answered);
+  } else {
+    slot->cv.wait_for(lock, wait, answered);
+  }
   return slot->replies;  // a copy: late answers may still arrive in the slot
 }
 
-ConnectionRecord Describe(Connection& c, int64_t now) {
+ConnectionRecord Describe(Connection& c, MonoTime now) {
   ConnectionRecord r;
   r.id = c.id();
   r.loop = c.loop().index();
@@ -55,8 +63,8 @@ ConnectionRecord Describe(Connection& c, int64_t now) {
   r.peer = c.peer().ToString();
   r.state = std::string(ConnectionStateName(c.state()));
   const ConnectionStats stats = c.stats();
-  r.age_ns = now - stats.opened.nanos();
-  r.idle_ns = now - stats.last_activity.nanos();
+  r.age = now - stats.opened;
+  r.idle = now - stats.last_activity;
   r.bytes_in = c.bytes_in();
   r.bytes_out = c.bytes_out();
   r.requests = c.requests();
@@ -66,7 +74,7 @@ ConnectionRecord Describe(Connection& c, int64_t now) {
 
 }  // namespace
 
-ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter, int64_t timeout_ns) {
+ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter, absl::Duration timeout) {
   ConnectionListing listing;
   if (!server.running()) return listing;
   std::vector<int> loops;
@@ -75,7 +83,7 @@ ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter
   }
   auto gather = [filter](EventLoop& loop) {
     std::vector<ConnectionRecord> records;
-    const int64_t now = MonotonicNanos();
+    const MonoTime now = MonoTime::Now();
     loop.ForEachConnection([&](Connection& c) {
       if (c.id() <= filter.after_id) return;
       if (!filter.state.empty() && ConnectionStateName(c.state()) != filter.state) return;
@@ -85,7 +93,7 @@ ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter
     return records;
   };
   std::vector<std::optional<std::vector<ConnectionRecord>>> replies =
-      AskLoops<std::vector<ConnectionRecord>>(server, loops, timeout_ns, gather);
+      AskLoops<std::vector<ConnectionRecord>>(server, loops, timeout, gather);
   for (size_t k = 0; k < loops.size(); ++k) {
     if (!replies[k].has_value()) {
       listing.stalled_loops.push_back(loops[k]);
@@ -98,7 +106,7 @@ ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter
   return listing;
 }
 
-absl::Status CloseConnection(Server& server, uint64_t id, int64_t timeout_ns) {
+absl::Status CloseConnection(Server& server, uint64_t id, absl::Duration timeout) {
   if (!server.running()) return absl::UnavailableError("the server is not running");
   const uint64_t loop = id >> 48;
   if (loop >= static_cast<uint64_t>(server.loop_count())) {
@@ -114,7 +122,7 @@ absl::Status CloseConnection(Server& server, uint64_t id, int64_t timeout_ns) {
     return true;
   };
   std::vector<std::optional<bool>> replies =
-      AskLoops<bool>(server, {static_cast<int>(loop)}, timeout_ns, close);
+      AskLoops<bool>(server, {static_cast<int>(loop)}, timeout, close);
   if (!replies[0].has_value()) {
     return absl::DeadlineExceededError(absl::StrCat("loop ", loop, " did not answer in time (stalled)"));
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "reactor/server.h"
 
 namespace percore {
@@ -23,8 +24,8 @@ struct ConnectionRecord {
   std::string service;
   std::string peer;
   std::string state;
-  int64_t age_ns = 0;
-  int64_t idle_ns = 0;
+  absl::Duration age;   // since it opened
+  absl::Duration idle;  // since its last byte read or written
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t requests = 0;
@@ -43,13 +44,14 @@ struct ConnectionListing {
   std::vector<int> stalled_loops;             // did not answer by the deadline
 };
 
-// Thread-safe; blocks the caller up to `timeout_ns`. Call from a thread that is not a loop of
-// `server`. A server that is not running has no connections.
-ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter, int64_t timeout_ns);
+// Thread-safe; blocks the caller up to `timeout` (absl::InfiniteDuration(): until every loop
+// has answered). Call from a thread that is not a loop of `server`. A server that is not
+// running has no connections.
+ConnectionListing ListConnections(Server& server, const ConnectionFilter& filter, absl::Duration timeout);
 
 // Closes connection `id` at once (CloseReason::kAdminClose, queued output dropped) on the loop
 // that owns it (id >> 48). NOT_FOUND when no such connection is open; DEADLINE_EXCEEDED when
-// its loop did not answer within `timeout_ns`; UNAVAILABLE when the server is not running.
-absl::Status CloseConnection(Server& server, uint64_t id, int64_t timeout_ns);
+// its loop did not answer within `timeout`; UNAVAILABLE when the server is not running.
+absl::Status CloseConnection(Server& server, uint64_t id, absl::Duration timeout);
 
 }  // namespace percore

@@ -32,10 +32,10 @@ void FillHistogram(const HistogramSnapshot& h, v1::Histogram* out) {
   }
 }
 
-StatsCollector::StatsCollector(Server& server, int64_t start_unix_ns)
+StatsCollector::StatsCollector(Server& server, absl::Time start)
     : server_(server),
-      start_unix_ns_(start_unix_ns),
-      start_mono_ns_(MonotonicNanos() - (WallNanos() - start_unix_ns)) {}
+      start_unix_ns_(absl::ToUnixNanos(start)),
+      start_mono_ns_(MonotonicNanos() - (WallNanos() - start_unix_ns_)) {}
 
 std::vector<LoopTimeSample> StatsCollector::Sample() {
   std::vector<LoopTimeSample> samples;

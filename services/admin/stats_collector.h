@@ -4,6 +4,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "reactor/server.h"
 #include "services/admin/admin.pb.h"
 
@@ -20,8 +21,8 @@ struct LoopTimeSample {
 // lock guards the kept utilization baseline. Thread-safe; runs on gRPC threads, never on a loop.
 class StatsCollector {
  public:
-  // `start_unix_ns`: when the server started (for uptime).
-  StatsCollector(Server& server, int64_t start_unix_ns);
+  // `start`: when the server started (for uptime).
+  StatsCollector(Server& server, absl::Time start);
 
   // A snapshot whose utilization is measured against the baseline the collector keeps: the
   // previous snapshot at least kMinBaselineAge older, or the loop's start for the first.

@@ -28,8 +28,9 @@ std::string TextTable::Render() const {
   return out;
 }
 
-std::string HumanDuration(int64_t ns) {
-  if (ns < 0) return absl::StrCat("-", HumanDuration(-ns));
+std::string HumanDuration(absl::Duration d) {
+  if (d < absl::ZeroDuration()) return absl::StrCat("-", HumanDuration(-d));
+  const int64_t ns = absl::ToInt64Nanoseconds(d);
   if (ns < 1'000) return absl::StrCat(ns, "ns");
   if (ns < 1'000'000) return absl::StrFormat("%.1fus", static_cast<double>(ns) / 1e3);
   if (ns < 1'000'000'000) return absl::StrFormat("%.2fms", static_cast<double>(ns) / 1e6);

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace percore {
 
 // A plain-text table with a header row; columns are as wide as their widest cell, two spaces
@@ -21,7 +23,7 @@ class TextTable {
 };
 
 // Short human forms: "850ns", "12.3us", "4.50ms", "1.20s", "3m05s", "2h03m".
-std::string HumanDuration(int64_t ns);
+std::string HumanDuration(absl::Duration d);
 // "512B", "1.5KiB", "12.0MiB", "3.20GiB".
 std::string HumanBytes(double bytes);
 // "0", "950", "12.3k", "4.56M", "7.89G": for rates.

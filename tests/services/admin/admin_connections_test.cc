@@ -158,7 +158,7 @@ TEST_F(AdminTest, CloseConnectionClosesOnlyThatOne) {
 }
 
 TEST_F(AdminTest, StalledLoopIsReportedAndTheCallStillReturns) {
-  StartAll({.loop_timeout_ns = 1'000'000'000});
+  StartAll({.loop_timeout = absl::Seconds(1)});
   const int blocked = Connect(blocker_port_);
   ASSERT_TRUE(test::WriteAll(blocked, "x", Soon()).ok());
   ASSERT_TRUE(test::WaitUntil([&] { return blocker_->blocking(); }, Soon()));

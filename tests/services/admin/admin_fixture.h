@@ -30,7 +30,7 @@ namespace v1 = admin::v1;
 struct AdminSetup {
   BalancePolicyKind balance = BalancePolicyKind::kRoundRobin;
   bool readonly = false;
-  int64_t loop_timeout_ns = 1'000'000'000;
+  absl::Duration loop_timeout = absl::Seconds(1);
   PollerBackend backend = PollerBackend::kAuto;
   UringOptions uring = {};
 };
@@ -69,7 +69,7 @@ class AdminTest : public ::testing::Test {
 
     AdminOptions admin_options;
     admin_options.readonly = setup.readonly;
-    admin_options.loop_timeout_ns = setup.loop_timeout_ns;
+    admin_options.loop_timeout = setup.loop_timeout;
     admin_options.flags = {{"listen", "echo=127.0.0.1:0"}, {"drain_timeout", "10s"}};
     admin_ = std::make_unique<AdminServer>(*server_, admin_options);
     absl::StatusOr<std::string> address = admin_->Start("127.0.0.1:0");

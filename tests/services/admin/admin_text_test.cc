@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "services/admin/admin.pb.h"
 #include "services/admin/admin_text.h"
@@ -28,13 +29,14 @@ TEST(TextTableTest, AlignsColumns) {
 }
 
 TEST(TextTableTest, HumanUnits) {
-  EXPECT_EQ(HumanDuration(0), "0ns");
-  EXPECT_EQ(HumanDuration(850), "850ns");
-  EXPECT_EQ(HumanDuration(12'345), "12.3us");
-  EXPECT_EQ(HumanDuration(4'500'000), "4.50ms");
-  EXPECT_EQ(HumanDuration(1'200'000'000), "1.20s");
-  EXPECT_EQ(HumanDuration(185'000'000'000), "3m05s");
-  EXPECT_EQ(HumanDuration(7'380'000'000'000), "2h03m");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(0)), "0ns");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(850)), "850ns");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(12'345)), "12.3us");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(4'500'000)), "4.50ms");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(1'200'000'000)), "1.20s");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(185'000'000'000)), "3m05s");
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(7'380'000'000'000)), "2h03m");
+  EXPECT_EQ(HumanDuration(-absl::Microseconds(4'500)), "-4.50ms");
   EXPECT_EQ(HumanBytes(512), "512B");
   EXPECT_EQ(HumanBytes(1536), "1.50KiB");
   EXPECT_EQ(HumanBytes(12.0 * 1024 * 1024), "12.0MiB");

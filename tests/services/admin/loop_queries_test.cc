@@ -1,6 +1,7 @@
 // The loop-side half of ListConnections and CloseConnection, without gRPC (so it also runs
 // under TSan): tasks posted to loops, deadlines, and a loop stalled on purpose.
 
+#include <algorithm>
 #include <future>
 #include <memory>
 #include <string>
@@ -63,43 +64,75 @@ class LoopQueriesTest : public ::testing::Test {
 
 TEST_F(LoopQueriesTest, ListsAndClosesConnections) {
   for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(Echo(Connect(echo_port_)));
-  ConnectionListing all = ListConnections(server_, {}, 1'000'000'000);
+  ConnectionListing all = ListConnections(server_, {}, absl::Seconds(1));
   ASSERT_EQ(all.connections.size(), 3u);
   EXPECT_TRUE(all.stalled_loops.empty());
+  for (const ConnectionRecord& r : all.connections) {
+    EXPECT_GE(r.age, r.idle) << r.id;
+    EXPECT_GE(r.idle, absl::ZeroDuration()) << r.id;
+  }
   // Paging filter: only ids above the first.
   ConnectionFilter after;
   after.after_id = all.connections[0].id;
-  EXPECT_EQ(ListConnections(server_, after, 1'000'000'000).connections.size(), 2u);
+  EXPECT_EQ(ListConnections(server_, after, absl::Seconds(1)).connections.size(), 2u);
 
-  ASSERT_TRUE(CloseConnection(server_, all.connections[1].id, 1'000'000'000).ok());
-  EXPECT_EQ(CloseConnection(server_, all.connections[1].id, 1'000'000'000).code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(CloseConnection(server_, uint64_t{9} << 48, 1'000'000'000).code(), absl::StatusCode::kNotFound);
-  test::WaitUntil([&] { return ListConnections(server_, {}, 1'000'000'000).connections.size() == 2; }, Soon());
-  EXPECT_EQ(ListConnections(server_, {}, 1'000'000'000).connections.size(), 2u);
+  ASSERT_TRUE(CloseConnection(server_, all.connections[1].id, absl::Seconds(1)).ok());
+  EXPECT_EQ(CloseConnection(server_, all.connections[1].id, absl::Seconds(1)).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(CloseConnection(server_, uint64_t{9} << 48, absl::Seconds(1)).code(), absl::StatusCode::kNotFound);
+  test::WaitUntil([&] { return ListConnections(server_, {}, absl::Seconds(1)).connections.size() == 2; }, Soon());
+  EXPECT_EQ(ListConnections(server_, {}, absl::Seconds(1)).connections.size(), 2u);
 }
 
 TEST_F(LoopQueriesTest, StalledLoopIsReportedWithinTheDeadline) {
   const int blocked = Connect(blocker_port_);
   ASSERT_TRUE(test::WriteAll(blocked, "z", Soon()).ok());
   ASSERT_TRUE(test::WaitUntil([&] { return blocker_->blocking(); }, Soon()));
-  ConnectionListing listing = ListConnections(server_, {}, 1'000'000'000);
+  ConnectionListing listing = ListConnections(server_, {}, absl::Seconds(1));
   ASSERT_EQ(listing.stalled_loops.size(), 1u);
   EXPECT_TRUE(listing.connections.empty());
-  EXPECT_EQ(CloseConnection(server_, static_cast<uint64_t>(listing.stalled_loops[0]) << 48 | 999, 100'000'000).code(),
+  const uint64_t on_stalled_loop = static_cast<uint64_t>(listing.stalled_loops[0]) << 48 | 999;
+  EXPECT_EQ(CloseConnection(server_, on_stalled_loop, absl::Milliseconds(100)).code(),
             absl::StatusCode::kDeadlineExceeded);
   // The tasks left behind run once the loop is free; their slots are still alive.
   release_.set_value();
   released_ = true;
   EXPECT_TRUE(test::ReadExactly(blocked, 1, Soon()).ok());
-  listing = ListConnections(server_, {}, 1'000'000'000);
+  listing = ListConnections(server_, {}, absl::Seconds(1));
   EXPECT_TRUE(listing.stalled_loops.empty());
   EXPECT_EQ(listing.connections.size(), 1u);
 }
 
+// No deadline at all: absl::InfiniteDuration, which a condition variable's wait_for could not
+// add to the current time, waits for the loops' answers.
+TEST_F(LoopQueriesTest, InfiniteTimeoutWaitsForTheAnswers) {
+  ASSERT_NO_FATAL_FAILURE(Echo(Connect(echo_port_)));
+  const ConnectionListing listing = ListConnections(server_, {}, absl::InfiniteDuration());
+  EXPECT_TRUE(listing.stalled_loops.empty());
+  ASSERT_EQ(listing.connections.size(), 1u);
+  EXPECT_TRUE(CloseConnection(server_, listing.connections[0].id, absl::InfiniteDuration()).ok());
+  EXPECT_EQ(CloseConnection(server_, listing.connections[0].id, absl::InfiniteDuration()).code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A timeout already spent does not wait: a loop that has not answered by then is stalled.
+TEST_F(LoopQueriesTest, NegativeTimeoutReportsTheBusyLoopStalled) {
+  const int blocked = Connect(blocker_port_);
+  ASSERT_TRUE(test::WriteAll(blocked, "z", Soon()).ok());
+  ASSERT_TRUE(test::WaitUntil([&] { return blocker_->blocking(); }, Soon()));
+  const ConnectionListing waited = ListConnections(server_, {}, absl::Seconds(1));
+  ASSERT_EQ(waited.stalled_loops.size(), 1u);
+  const ConnectionListing listing = ListConnections(server_, {}, -absl::Seconds(1));
+  EXPECT_NE(std::find(listing.stalled_loops.begin(), listing.stalled_loops.end(), waited.stalled_loops[0]),
+            listing.stalled_loops.end());
+  const uint64_t on_stalled_loop = static_cast<uint64_t>(waited.stalled_loops[0]) << 48 | 1;
+  EXPECT_EQ(CloseConnection(server_, on_stalled_loop, -absl::Seconds(1)).code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
 TEST_F(LoopQueriesTest, StoppedServerHasNoConnections) {
   server_.Stop(absl::ZeroDuration());
-  EXPECT_TRUE(ListConnections(server_, {}, 1'000'000'000).connections.empty());
-  EXPECT_EQ(CloseConnection(server_, 1, 1'000'000'000).code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(ListConnections(server_, {}, absl::Seconds(1)).connections.empty());
+  EXPECT_EQ(CloseConnection(server_, 1, absl::Seconds(1)).code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "tests/services/memcache/large_value_support.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "tests/testing/client_socket.h"
@@ -170,11 +170,10 @@ absl::Status ReadInto(int fd, ReplyChecker& checker, Deadline deadline, size_t c
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return absl::UnavailableError(absl::StrCat("recv: ", std::strerror(errno), " after ",
-                                                 checker.received(), " bytes"));
+      return absl::ErrnoToStatus(errno, absl::StrCat("recv after ", checker.received(), " bytes"));
     }
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, deadline.PollTimeoutMs()) == 0 && deadline.expired()) {
+    if (absl::Status ready = WaitReadable(fd, deadline); !ready.ok()) {
+      if (!absl::IsDeadlineExceeded(ready)) return ready;
       return absl::DeadlineExceededError(absl::StrCat("reply incomplete: ", checker.received(),
                                                       " of ", checker.expected_bytes(), " bytes"));
     }

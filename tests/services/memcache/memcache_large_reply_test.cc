@@ -13,10 +13,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -117,7 +117,7 @@ class LargeReplyTest : public MemcacheServerTest, public ::testing::WithParamInt
                         << " of " << checker.expected_bytes() << " bytes";
         if (n < 0) {
           ASSERT_TRUE(errno == EAGAIN || errno == EINTR)
-              << "connection " << which[j] << ": " << std::strerror(errno);
+              << "connection " << which[j] << ": " << absl::ErrnoToStatus(errno, "recv");
           continue;  // nothing after all
         }
         ASSERT_TRUE(checker.Feed(std::string_view(buffer.data(), static_cast<size_t>(n))))

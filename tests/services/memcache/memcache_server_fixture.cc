@@ -1,6 +1,5 @@
 #include "tests/services/memcache/memcache_server_fixture.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -10,6 +9,7 @@
 #include <map>
 #include <memory>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "reactor/connection.h"
 #include "reactor/sharded.h"
@@ -74,9 +74,8 @@ std::string MemcacheServerTest::ExchangeUntil(int fd, std::string_view request,
   const Deadline until = deadline();
   while (reply.size() < terminator.size() ||
          reply.compare(reply.size() - terminator.size(), terminator.size(), terminator) != 0) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, until.PollTimeoutMs()) <= 0) {
-      ADD_FAILURE() << "no complete reply; got: " << reply;
+    if (const absl::Status ready = WaitReadable(fd, until); !ready.ok()) {
+      ADD_FAILURE() << "no complete reply (" << ready << "); got: " << reply;
       return reply;
     }
     char chunk[4096];
@@ -87,7 +86,7 @@ std::string MemcacheServerTest::ExchangeUntil(int fd, std::string_view request,
     }
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
-      ADD_FAILURE() << "recv failed; got: " << reply;
+      ADD_FAILURE() << absl::ErrnoToStatus(errno, "recv") << "; got: " << reply;
       return reply;
     }
     reply.append(chunk, static_cast<size_t>(n));

@@ -3,8 +3,6 @@
 // and what the server holds stays bounded whatever the client asks for. Each test runs with its
 // key on the shard of the connection's own loop and on the other loop's shard.
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -176,13 +174,7 @@ class Client {
       end_ -= begin_;
       begin_ = 0;
     }
-    const Deadline deadline = Deadline::In(kTimeout);
-    for (;;) {
-      pollfd p{fd_.get(), POLLIN, 0};
-      const int ready = ::poll(&p, 1, deadline.PollTimeoutMs());
-      if (ready > 0) break;
-      if (deadline.expired()) return false;
-    }
+    if (!test::WaitReadable(fd_.get(), Deadline::In(kTimeout)).ok()) return false;
     size_t room = window_.size() - end_;
     if (received_ < slow_until_) {
       room = std::min<size_t>(room, 16 * 1024);

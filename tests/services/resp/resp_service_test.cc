@@ -3,10 +3,6 @@
 
 #include "services/resp/resp_service.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <random>
@@ -22,14 +19,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "core/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "reactor/connection.h"
 #include "reactor/event_loop.h"
 #include "reactor/server.h"
 #include "reactor/sharded.h"
+#include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/server_probe.h"
 #include "tests/testing/test_backend.h"
@@ -40,31 +39,38 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr int kTimeoutMs = 10'000;
+constexpr absl::Duration kTimeout = absl::Seconds(10);
 
-// The length of the first complete RESP reply in `s`, or 0 when it is not complete yet.
-size_t ReplyLength(std::string_view s, size_t pos = 0) {
-  if (pos >= s.size()) return 0;
+test::Deadline Soon() { return test::Deadline::In(kTimeout); }
+
+// How many more bytes the RESP reply that starts at `pos` of `s` needs at the least: 0 once it
+// is complete, and then *end is where it ends. Never more than the reply still lacks, so
+// reading that many bytes never takes any of the next reply. InvalidArgument for a type byte
+// that starts no reply.
+absl::StatusOr<size_t> BytesShort(std::string_view s, size_t pos, size_t* end) {
+  if (pos >= s.size()) return 3;  // the shortest reply, "+\r\n"
   const size_t eol = s.find("\r\n", pos);
-  if (eol == std::string_view::npos) return 0;
+  if (eol == std::string_view::npos) return s.back() == '\r' ? 1 : 2;
   const char type = s[pos];
-  if (type == '+' || type == '-' || type == ':') return eol + 2 - pos;
+  if (type == '+' || type == '-' || type == ':') {
+    *end = eol + 2;
+    return 0;
+  }
   const long long n = std::atoll(std::string(s.substr(pos + 1, eol - pos - 1)).c_str());
   if (type == '$') {
-    if (n < 0) return eol + 2 - pos;
-    const size_t end = eol + 2 + static_cast<size_t>(n) + 2;
-    return end <= s.size() ? end - pos : 0;
+    *end = n < 0 ? eol + 2 : eol + 2 + static_cast<size_t>(n) + 2;
+    return *end > s.size() ? *end - s.size() : 0;
   }
   if (type == '*') {
     size_t at = eol + 2;
     for (long long i = 0; i < n; ++i) {
-      const size_t len = ReplyLength(s, at);
-      if (len == 0) return 0;
-      at += len;
+      absl::StatusOr<size_t> short_by = BytesShort(s, at, &at);
+      if (!short_by.ok() || *short_by > 0) return short_by;
     }
-    return at - pos;
+    *end = at;
+    return 0;
   }
-  return 0;
+  return absl::InvalidArgumentError("no RESP reply starts with '" + std::string(1, type) + "'");
 }
 
 std::string Cmd(std::initializer_list<std::string_view> args) {
@@ -81,73 +87,59 @@ std::string Bulk(std::string_view s) {
   return "$" + std::to_string(s.size()) + "\r\n" + std::string(s) + "\r\n";
 }
 
-// A blocking loopback client whose reads wait on poll() with a deadline.
+// A loopback client that reads whole RESP replies, each call bounded by kTimeout. It reads no
+// byte past the replies asked for, so what the server sends next is still on the socket.
 class Client {
  public:
   explicit Client(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(port, Soon());
+    if (fd.ok()) {
+      fd_ = std::move(*fd);
+    } else {
+      ADD_FAILURE() << fd.status();
+    }
   }
-  ~Client() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
+  bool connected() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
   // The client's own port: what the server sees as the connection's peer port.
-  uint16_t local_port() const {
-    sockaddr_in addr{};
-    socklen_t len = sizeof(addr);
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
-    return ntohs(addr.sin_port);
-  }
-  // Closes with an RST (SO_LINGER 0) instead of a FIN.
+  uint16_t local_port() const { return test::LocalPort(fd_.get()).value_or(0); }
+  // Closes with an RST instead of a FIN.
   void Reset() {
-    linger reset{1, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-    ::close(fd_);
-    fd_ = -1;
+    const absl::Status reset = test::ResetOnClose(fd_.get());
+    EXPECT_TRUE(reset.ok()) << reset;
+    fd_.reset();
   }
 
-  void Send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
+  // A server that closes on a bad request may reset the connection before all of it is
+  // written; what it answered first is for the reads to check.
+  void Send(std::string_view bytes, test::Deadline deadline = Soon()) {
+    const absl::Status sent = test::WriteAll(fd_.get(), bytes, deadline);
+    if (!sent.ok() && !absl::IsUnavailable(sent)) ADD_FAILURE() << sent;
   }
-  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+  void ShutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
 
-  // Reads until `n` bytes are buffered, the peer closes, or the deadline passes.
-  std::string Read(size_t n) {
-    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
-    while (buffer_.size() < n && !eof_) {
-      if (!WaitReadable(deadline)) break;
-      Fill();
-    }
-    const size_t take = std::min(n, buffer_.size());
-    std::string out = buffer_.substr(0, take);
-    buffer_.erase(0, take);
-    return out;
-  }
-
-  // Reads `count` complete replies.
+  // Reads `count` complete replies; a failure stops at the replies complete by then.
   std::string ReadReplies(int count = 1) {
-    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+    const test::Deadline deadline = Soon();
     std::string out;
     for (int i = 0; i < count; ++i) {
-      size_t len;
-      while ((len = ReplyLength(buffer_)) == 0 && !eof_) {
-        if (!WaitReadable(deadline)) return out;
-        Fill();
+      std::string reply;
+      size_t end = 0;
+      for (;;) {
+        const absl::StatusOr<size_t> short_by = BytesShort(reply, 0, &end);
+        if (!short_by.ok()) {
+          ADD_FAILURE() << short_by.status() << " after " << i << " replies";
+          return out;
+        }
+        if (*short_by == 0) break;
+        absl::StatusOr<std::string> more = test::ReadExactly(fd_.get(), *short_by, deadline);
+        if (!more.ok()) {
+          ADD_FAILURE() << more.status() << " after " << i << " replies";
+          return out;
+        }
+        reply += *more;
       }
-      if (len == 0) return out;
-      out += buffer_.substr(0, len);
-      buffer_.erase(0, len);
+      out += reply;
     }
     return out;
   }
@@ -157,38 +149,17 @@ class Client {
     return ReadReplies(replies);
   }
 
-  // True when the server closed the connection (after any bytes left, which go to *rest).
+  // True when the server closed the connection, by a FIN or a reset; the bytes it sent
+  // before go to *rest.
   bool WaitClosed(std::string* rest = nullptr) {
-    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
-    while (!eof_) {
-      if (!WaitReadable(deadline)) return false;
-      Fill();
-    }
-    if (rest != nullptr) *rest = buffer_;
+    absl::StatusOr<std::string> got = test::ReadUntilEofOrReset(fd_.get(), Soon());
+    if (!got.ok()) return false;
+    if (rest != nullptr) *rest = std::move(*got);
     return true;
   }
 
  private:
-  bool WaitReadable(int64_t deadline) {
-    const int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
-    if (left_ms <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, static_cast<int>(left_ms)) > 0;
-  }
-  void Fill() {
-    char buf[65536];
-    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      eof_ = true;
-      return;
-    }
-    buffer_.append(buf, static_cast<size_t>(n));
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  bool eof_ = false;
-  std::string buffer_;
+  test::ScopedFd fd_;
 };
 
 class RespServiceTest : public ::testing::Test {
@@ -210,12 +181,8 @@ class RespServiceTest : public ::testing::Test {
     port_ = info->bound.port();
     ASSERT_TRUE(server_->Start().ok());
     // Both loops own a shard once they run; wait for that before the first request.
-    const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
-    while (!(server_->loop(0).running() && server_->loop(1).running()) &&
-           MonotonicNanos() < deadline) {
-      std::this_thread::yield();
-    }
-    ASSERT_TRUE(server_->loop(0).running() && server_->loop(1).running());
+    ASSERT_TRUE(test::WaitUntil(
+        [&] { return server_->loop(0).running() && server_->loop(1).running(); }, Soon()));
   }
 
   uint64_t TasksRun() { return server_->Totals().tasks_run; }
@@ -447,9 +414,12 @@ TEST_F(RespServiceTest, EchoLargerThanTheOutputCap) {
   Client c(port_);
   std::string arg(70 << 20, 'e');
   for (size_t i = 0; i < arg.size(); i += 4096) arg[i] = static_cast<char>('a' + i % 26);
-  c.Send(Cmd({"ECHO", arg}));
-  const std::string reply = c.Read(Bulk(arg).size());
-  EXPECT_TRUE(reply == Bulk(arg)) << reply.size();
+  // 70 MiB each way takes seconds under the sanitizers.
+  const test::Deadline deadline = test::Deadline::In(absl::Seconds(60));
+  c.Send(Cmd({"ECHO", arg}), deadline);
+  const absl::StatusOr<std::string> reply = test::ReadExactly(c.fd(), Bulk(arg).size(), deadline);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_TRUE(*reply == Bulk(arg));
   EXPECT_EQ(c.Roundtrip(Cmd({"PING"})), "+PONG\r\n");
 }
 
@@ -475,20 +445,19 @@ TEST_F(RespServiceTest, ConcurrentIncrementsAreExact) {
 TEST_F(RespServiceTest, ExpiryLazyAndActive) {
   Client c(port_);
   EXPECT_EQ(c.Roundtrip(Cmd({"SET", "lazy", "v", "PX", "30"})), "+OK\r\n");
-  const int64_t deadline = MonotonicNanos() + int64_t{kTimeoutMs} * 1'000'000;
+  const test::Deadline deadline = Soon();
   std::string reply;
-  while ((reply = c.Roundtrip(Cmd({"GET", "lazy"}))) != "$-1\r\n" && MonotonicNanos() < deadline) {
-  }
-  EXPECT_EQ(reply, "$-1\r\n");
+  EXPECT_TRUE(test::WaitUntil(
+      [&] { return (reply = c.Roundtrip(Cmd({"GET", "lazy"}))) == "$-1\r\n"; }, deadline))
+      << reply;
   // Keys nobody reads again still go: the per-loop sampler removes them.
   std::string sets;
   for (int i = 0; i < 30; ++i) sets += Cmd({"SET", "active:" + std::to_string(i), "v", "PX", "20"});
   c.Roundtrip(sets, 30);
-  while ((reply = c.Roundtrip(Cmd({"DBSIZE"}))) != ":0\r\n" && MonotonicNanos() < deadline) {
-    pollfd none{-1, 0, 0};
-    ::poll(&none, 0, 10);  // pace the probe; the condition itself is what is awaited
-  }
-  EXPECT_EQ(reply, ":0\r\n");
+  // Probes 10 ms apart: the sampler runs on the loops' timer, not on requests.
+  EXPECT_TRUE(test::WaitUntil([&] { return (reply = c.Roundtrip(Cmd({"DBSIZE"}))) == ":0\r\n"; },
+                              deadline, absl::Milliseconds(10)))
+      << reply;
 }
 
 TEST_F(RespServiceTest, ServerCommands) {
@@ -523,7 +492,7 @@ class LoopGate {
       entered->set_value();
       open.wait();
     });
-    return running.wait_for(std::chrono::milliseconds(kTimeoutMs)) == std::future_status::ready;
+    return running.wait_for(absl::ToChronoMilliseconds(kTimeout)) == std::future_status::ready;
   }
   void Open() {
     if (opened_) return;
@@ -563,8 +532,6 @@ class RespFourLoopsTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Stop();
   }
-
-  static test::Deadline Soon() { return test::Deadline::In(absl::Milliseconds(kTimeoutMs)); }
 
   // `count` keys that loop `owner`'s shard holds, chosen with the placement hash.
   static std::vector<std::string> KeysOwnedBy(int owner, int count, const std::string& prefix) {
@@ -797,7 +764,7 @@ TEST_F(RespFourLoopsTest, CloseWhileTheBatchIsAwayTakesEffectAtOnce) {
   ASSERT_TRUE(test::RunOnLoop(
       server_->loop(held),
       [&home_loop, answered] { home_loop.Post([answered] { answered->set_value(); }); }, Soon()));
-  ASSERT_EQ(done.wait_for(std::chrono::milliseconds(kTimeoutMs)), std::future_status::ready);
+  ASSERT_EQ(done.wait_for(absl::ToChronoMilliseconds(kTimeout)), std::future_status::ready);
   c.ShutdownWrite();
   ASSERT_TRUE(test::WaitUntil(
       [&] { return server_->Totals().closed_by(CloseReason::kAdminClose) == 1; }, Soon()));
