@@ -25,12 +25,15 @@ MemcacheHandler::MemcacheHandler(MemcacheService& service)
       here_(shards_.here()),
       local_(shards_.local()),
       parser_(LimitsOf(service.options())),
-      max_inflight_(static_cast<size_t>(std::max(service.options().max_inflight, 1))) {}
+      max_inflight_(static_cast<size_t>(std::max(service.options().max_inflight, 1))),
+      remote_key_reserve_(std::min(service.options().max_item_size, kMaxHeldBytes / 64)) {}
 
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
   if (closing_) return pending_.empty() ? Action::CloseAfterWrite(close_reason_) : Action::Pause();
   while (!input.empty()) {
-    if (pending_.size() >= max_inflight_ || held_items_ > kMaxHeldItems) return Action::Pause();
+    if (pending_.size() >= max_inflight_ || held_items_ > kMaxHeldItems || held_bytes_ > kMaxHeldBytes) {
+      return Action::Pause();
+    }
     // Replies to pipelined gets can be far larger than the requests: stop while the output is
     // backed up; the framework offers the rest of the input once it has drained.
     if (conn.above_high_water()) break;
@@ -170,7 +173,10 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd) {
 
 void MemcacheHandler::KeepItem(Pending& p, const Item* item) {
   p.items.push_back(item != nullptr ? ShareItem(*item) : nullptr);
-  if (item != nullptr) ++held_items_;
+  if (item != nullptr) {
+    ++held_items_;
+    held_bytes_ += item->value_size;
+  }
 }
 
 void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
@@ -231,6 +237,9 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
       p.items.emplace_back();
       remote[owner].emplace_back(index, std::string(key));
       ++held_items_;
+      // Until the owner answers, a remote key counts as a large item, so that requests parsed
+      // meanwhile cannot run far past the bound before any answer is back.
+      held_bytes_ += remote_key_reserve_;
     }
   }
   for (ShardId owner = 0; owner < shards_.count(); ++owner) {
@@ -250,7 +259,11 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
         },
         [this, seq = p.seq, asked](Connection& c, Hits hits) {
           Pending& answered = Answered(seq);
-          for (auto& [index, item] : hits) answered.items[index] = std::move(item);
+          held_bytes_ -= asked * remote_key_reserve_;  // the reservation made at dispatch
+          for (auto& [index, item] : hits) {
+            held_bytes_ += item->value_size;
+            answered.items[index] = std::move(item);
+          }
           held_items_ -= asked - hits.size();  // counted at dispatch; misses hold none
           FlushReady(c);
         });
@@ -297,6 +310,7 @@ void MemcacheHandler::FlushReady(Connection& conn) {
         }
         if (ItemPtr& item = p.items[p.next_item]) {
           AppendValue(*item, p.with_cas, out);
+          held_bytes_ -= item->value_size;
           item.reset();
           --held_items_;
         }

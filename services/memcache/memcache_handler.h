@@ -38,6 +38,9 @@ class MemcacheHandler final : public Handler {
   // References pending retrievals may keep at most (beyond it, reading pauses until replies
   // leave): a bound on what a pipeline of huge multi-gets holds besides its own lines.
   static constexpr size_t kMaxHeldItems = 1 << 16;
+  // ... and the value bytes they may keep alive: a slow reader's pending replies pin the items
+  // they found even after the store replaced or evicted them, outside the store's memory limit.
+  static constexpr size_t kMaxHeldBytes = 64 << 20;
 
   // On the connection's loop.
   explicit MemcacheHandler(MemcacheService& service);
@@ -93,9 +96,15 @@ class MemcacheHandler final : public Handler {
   std::deque<Pending> pending_;
   uint64_t next_seq_ = 0;
   size_t max_inflight_;
+  // What a remote key not answered yet counts for in held_bytes_: the largest item, up to
+  // 1/64 of the bound (so that 64 remote keys may be away at once whatever the item size).
+  size_t remote_key_reserve_;
   // References kept by pending retrievals, counting each remote key from its dispatch until
   // its answer (a miss then gives its count back).
   size_t held_items_ = 0;
+  // Value bytes of the items held_items_ counts; a remote key not answered yet counts as
+  // remote_key_reserve_.
+  size_t held_bytes_ = 0;
   bool closing_ = false;
   CloseReason close_reason_ = CloseReason::kServiceClose;
 };
