@@ -82,7 +82,9 @@ class CounterHandler final : public percore::Handler {
     for (;;) {
       const std::string_view bytes = input.view();
       const size_t newline = bytes.find('\n');
-      const size_t line_length = newline == std::string_view::npos ? bytes.size() : newline;
+      // The limit is on the line without its terminator ("\n" or "\r\n").
+      size_t line_length = newline == std::string_view::npos ? bytes.size() : newline;
+      if (line_length > 0 && bytes[line_length - 1] == '\r') --line_length;
       if (line_length > options_.max_line) return Refuse(conn, "line too long");
       if (newline == std::string_view::npos) {
         WatchPartialLine(conn, !bytes.empty());

@@ -75,8 +75,10 @@ class CounterService final : public percore::Service {
  private:
   const CounterOptions options_;
   percore::Sharded<CounterShard> shards_{*this, [this](const percore::ShardInfo& info) {
-    const size_t share = options_.max_keys / static_cast<size_t>(info.count);
-    return std::make_unique<CounterShard>(share > 0 ? share : 1);
+    // An even split, the remainder to the first shards: the shares add up to max_keys.
+    const size_t count = static_cast<size_t>(info.count);
+    const size_t index = static_cast<size_t>(info.index);
+    return std::make_unique<CounterShard>(options_.max_keys / count + (index < options_.max_keys % count ? 1 : 0));
   }};
 };
 

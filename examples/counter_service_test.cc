@@ -364,6 +364,11 @@ TEST_F(CounterServiceTest, OversizeLineIsRefused) {
     EXPECT_EQ(client.ReadLines(1).value_or("(no reply)"), "0\n");
   }
   {
+    Client client = Connect();  // exactly max_line before "\r\n": the terminator is not counted
+    ASSERT_TRUE(client.Write(absl::StrCat("GET ", std::string(60, 'k'), "\r\n")).ok());
+    EXPECT_EQ(client.ReadLines(1).value_or("(no reply)"), "0\n");
+  }
+  {
     Client client = Connect();  // one byte more
     ASSERT_TRUE(client.Write(absl::StrCat("GET ", std::string(61, 'k'), "\n")).ok());
     EXPECT_EQ(client.ReadToEof().value_or("(no EOF)"), "ERROR line too long\n");
@@ -413,6 +418,20 @@ TEST_F(CounterServiceTest, FullShardRefusesNewKeysAndKeepsTheConnection) {
   EXPECT_EQ(client.ReadLines(4).value_or("(no reply)"), "1\nERROR too many keys\n2\n0\n");
   EXPECT_TRUE(Eventually([&] { return Totals().services[0].errors == 1; }));
   EXPECT_EQ(Totals().closed_by(percore::CloseReason::kProtocolError), 0u);
+}
+
+TEST_F(CounterServiceTest, MaxKeysHoldsOverAllLoopsWhenItDoesNotDivideEvenly) {
+  StartServer(CounterOptions{.max_keys = kLoops + 1});
+  Client client = Connect();
+  std::string request;
+  for (int i = 0; i < 40 * kLoops; ++i) absl::StrAppend(&request, "INCR spread", i, "\n");
+  ASSERT_TRUE(client.Write(request).ok());
+  const absl::StatusOr<std::string> replies = client.ReadLines(40 * kLoops);
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  // Forty keys a shard on average, so every share fills: exactly max_keys are counted.
+  size_t stored = 0;
+  for (absl::string_view line : absl::StrSplit(*replies, '\n')) stored += line == "1" ? 1 : 0;
+  EXPECT_EQ(stored, static_cast<size_t>(kLoops + 1));
 }
 
 }  // namespace

@@ -60,10 +60,17 @@ RespParser::Result RespParser::Parse(std::string_view input) {
 }
 
 size_t RespParser::FindLineEnd(std::string_view in, size_t from) const {
-  const size_t window = std::min(in.size() - from, options_.max_inline_bytes + 1);
+  // The limit is on the line without its terminator: max_inline_bytes, then "\r\n" or "\n".
+  const size_t max = options_.max_inline_bytes;
+  const size_t window = std::min(in.size() - from, max + 2);
   const void* nl = std::memchr(in.data() + from, '\n', window);
-  if (nl != nullptr) return static_cast<size_t>(static_cast<const char*>(nl) - in.data());
-  return window > options_.max_inline_bytes ? kTooLong : std::string_view::npos;
+  if (nl != nullptr) {
+    const size_t at = static_cast<size_t>(static_cast<const char*>(nl) - in.data());
+    if (at - from == max + 1 && in[at - 1] != '\r') return kTooLong;
+    return at;
+  }
+  if (window == max + 1 && in[from + max] != '\r') return kTooLong;
+  return window > max + 1 ? kTooLong : std::string_view::npos;
 }
 
 // The common case in one pass: a whole request, already in `in`, with plain counts within

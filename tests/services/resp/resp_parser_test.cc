@@ -275,6 +275,17 @@ TEST(RespParserTest, TooBigLines) {
   const std::string big(options.max_inline_bytes + 1, 'a');
   EXPECT_EQ(ErrorOf(big), "Protocol error: too big inline request");
   EXPECT_EQ(ErrorOf(big + "\r\n"), "Protocol error: too big inline request");
+  EXPECT_EQ(ErrorOf(big + "\n"), "Protocol error: too big inline request");
+  {
+    // Exactly the limit, the terminator not counted: either terminator is accepted.
+    const std::string at_limit = "ECHO " + std::string(options.max_inline_bytes - 5, 'c');
+    RespParser crlf(options);
+    EXPECT_EQ(crlf.Parse(at_limit + "\r\n"), Result::kCommand);
+    RespParser lf(options);
+    EXPECT_EQ(lf.Parse(at_limit + "\n"), Result::kCommand);
+    RespParser waiting(options);  // the limit and a '\r': the '\n' may still come
+    EXPECT_EQ(waiting.Parse(at_limit + "\r"), Result::kIncomplete);
+  }
   EXPECT_EQ(ErrorOf("*" + std::string(options.max_inline_bytes + 1, '1')),
             "Protocol error: too big mbulk count string");
   EXPECT_EQ(ErrorOf("*1\r\n$" + std::string(options.max_inline_bytes + 1, '1')),
