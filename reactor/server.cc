@@ -5,6 +5,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "core/errno_status.h"
@@ -105,7 +106,7 @@ absl::Status Server::Start() {
   }
 
   started_ = true;
-  start_unix_ns_ = WallNanos();
+  start_time_ = absl::Now();
   for (auto& loop : loops_) {
     EventLoop* raw = loop.get();
     threads_.emplace_back([raw] { raw->Run(); });

@@ -75,8 +75,8 @@ class Server {
   int loop_count() const { return static_cast<int>(loops_.size()); }
   EventLoop& loop(int i) { return *loops_[i]; }
   const EventLoop& loop(int i) const { return *loops_[i]; }
-  // When Start() ran, Unix time in ns (0 before).
-  int64_t start_unix_ns() const { return start_unix_ns_; }
+  // When Start() ran (absl::InfinitePast() before).
+  absl::Time start_time() const { return start_time_; }
   const std::vector<ListenerInfo>& listeners() const { return listeners_; }
   const std::vector<std::shared_ptr<Service>>& services() const { return services_; }
   // The distributor's figures; null in reuseport mode (see accept_counters).
@@ -111,7 +111,7 @@ class Server {
   std::vector<std::thread> threads_;
   std::unique_ptr<Distributor> distributor_;
   std::vector<std::unique_ptr<ReusePortAcceptor>> acceptors_;  // loop-major: loop i, endpoint l
-  int64_t start_unix_ns_ = 0;
+  absl::Time start_time_ = absl::InfinitePast();
   bool started_ = false;
   bool stopped_ = false;
 };
