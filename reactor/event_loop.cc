@@ -117,6 +117,7 @@ thread_local EventLoop* current_loop = nullptr;
 EventLoop* EventLoop::Current() { return current_loop; }
 
 void EventLoop::BuildShardedState() {
+  for (ShardedBase* state : options_.sharded) state->BuildOn(*this);
   for (Service* service : options_.services) {
     for (ShardedBase* state : service->sharded_state()) state->BuildOn(*this);
   }

@@ -26,6 +26,7 @@
 namespace percore {
 
 class Service;
+class ShardedBase;
 
 using Task = absl::AnyInvocable<void() &&>;
 
@@ -40,6 +41,7 @@ struct EventLoopOptions {
   bool return_free_memory = true;
   ConnectionOptions connection = {};
   std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
+  std::vector<ShardedBase*> sharded = {};  // state registered with the server (Sharded<T>(Server&))
 };
 
 class EventLoop;

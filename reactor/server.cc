@@ -84,6 +84,7 @@ absl::Status Server::Start() {
     loop_options.connection = options_.connection;
     loop_options.return_free_memory = options_.return_free_memory;
     loop_options.services = services;
+    loop_options.sharded = sharded_;
     absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(loop_options));
     if (!loop.ok()) return loop.status();
     loops_.push_back(std::move(*loop));
@@ -104,6 +105,7 @@ absl::Status Server::Start() {
   for (const auto& service : services_) {
     for (ShardedBase* state : service->sharded_state()) state->Prepare(loop_list);
   }
+  for (ShardedBase* state : sharded_) state->Prepare(loop_list);
 
   started_ = true;
   start_time_ = absl::Now();
@@ -162,6 +164,8 @@ absl::Status Server::StartReusePort(const std::vector<Listener>& listeners, cons
   }
   return absl::OkStatus();
 }
+
+ShardedBase::ShardedBase(Server& server) { server.AddShardedState(this); }
 
 void Server::Stop(absl::Duration drain_timeout) {
   if (!started_ || stopped_) return;

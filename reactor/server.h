@@ -97,6 +97,9 @@ class Server {
   bool loop_draining(int i) const;
 
  private:
+  friend class ShardedBase;
+  // Sharded<T>(Server&): state built on every loop, not one service's. Before Start.
+  void AddShardedState(ShardedBase* state) { sharded_.push_back(state); }
   absl::Status StartReusePort(const std::vector<Listener>& listeners, const DistributorOptions& limits);
   EventLoop& acceptor_loop(const ReusePortAcceptor* acceptor);
 
@@ -104,6 +107,7 @@ class Server {
   PollerBackend backend_ = PollerBackend::kEpoll;
   std::string backend_reason_;
   std::vector<std::shared_ptr<Service>> services_;
+  std::vector<ShardedBase*> sharded_;  // registered with the server itself
   std::vector<ListenerInfo> listeners_;
   std::vector<int> listen_fds_;
   std::vector<int> listen_service_;

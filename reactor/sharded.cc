@@ -15,6 +15,7 @@ uint64_t ShardHash(std::string_view key) {
 }
 
 ShardedBase::ShardedBase(Service& service) { service.sharded_.push_back(this); }
+// ShardedBase(Server&) is defined with the Server (server.cc).
 
 ShardedBase::~ShardedBase() = default;
 

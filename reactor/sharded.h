@@ -18,6 +18,8 @@
 
 namespace percore {
 
+class Server;
+
 // Which loop owns a piece of sharded state: the owning loop's index(), 0 .. count() - 1.
 using ShardId = int;
 
@@ -53,6 +55,7 @@ class ShardedBase {
 
  protected:
   explicit ShardedBase(Service& service);
+  explicit ShardedBase(Server& server);
   virtual ~ShardedBase();
 
  private:
@@ -76,7 +79,8 @@ class ShardedBase {
 // its own loop's T with local(), and another loop's T only through Call, Await or Post, which
 // run the work on the owner's thread.
 //
-// Declared as a member of the Service, which registers it:
+// Declared as a member of the Service, which registers it (or registered with the Server, for
+// state that is not one service's: `percore::Sharded<T> state{server}` before Server::Start):
 //
 //   class CounterService final : public percore::Service {
 //     ...
@@ -93,6 +97,10 @@ class Sharded final : public ShardedBase {
 
   explicit Sharded(Service& service, Factory make = [](const ShardInfo&) { return std::make_unique<T>(); })
       : ShardedBase(service), make_(std::move(make)) {}
+  // State that is not one service's (routes of the HTTP service, state several services share):
+  // registered with the server, before Start; it must outlive the server's loops.
+  explicit Sharded(Server& server, Factory make = [](const ShardInfo&) { return std::make_unique<T>(); })
+      : ShardedBase(server), make_(std::move(make)) {}
 
   // Loop thread only: this loop's T.
   T& local() const { return *owned_[here()]; }

@@ -402,5 +402,80 @@ TEST_F(ShardedTest, AnAwaitedAnswerResumesTheConnection) {
   EXPECT_EQ(service_->held_continuations.load(), 1);
 }
 
+// State registered with the server rather than a service: a service built before it (as the
+// HTTP service is, from its options) reaches it through a pointer it is given.
+struct Hits {
+  ShardInfo info;
+  EventLoop* built_on = nullptr;
+  int64_t hits = 0;
+};
+
+class HitService final : public Service {
+ public:
+  explicit HitService(Sharded<Hits>** state) : state_(state) {}
+  std::string_view name() const override { return "hits"; }
+  std::unique_ptr<Handler> NewHandler(Connection&) override { return std::make_unique<HitHandler>(**state_); }
+
+ private:
+  class HitHandler final : public Handler {
+   public:
+    explicit HitHandler(Sharded<Hits>& state) : state_(state) {}
+    Action OnData(Connection& conn, Buffer& input) override {
+      const size_t newline = input.view().find('\n');
+      if (newline == std::string_view::npos) return Action::Continue();
+      const std::string key(input.view().substr(0, newline));
+      input.Consume(newline + 1);
+      return state_.Await(
+          conn, state_.OwnerOf(key),
+          [](Hits& h) { return absl::StrCat(++h.hits, " ", h.info.index, "/", h.info.count); },
+          [](Connection& c, std::string reply) { c.Send(reply + "\n"); });
+    }
+
+   private:
+    Sharded<Hits>& state_;
+  };
+  Sharded<Hits>** const state_;
+};
+
+TEST(ShardedServerStateTest, StateRegisteredWithTheServerIsBuiltOnEveryLoop) {
+  Sharded<Hits>* state = nullptr;
+  ServerOptions options;
+  options.loops = 3;
+  Server server(options);
+  ASSERT_TRUE(server.AddService(std::make_shared<HitService>(&state)).ok());
+  Sharded<Hits> hits(server, [](const ShardInfo& info) {
+    auto h = std::make_unique<Hits>();
+    h->info = info;
+    h->built_on = EventLoop::Current();
+    return h;
+  });
+  state = &hits;
+  absl::StatusOr<ListenerInfo> listener = server.Listen("hits", HostPort{"127.0.0.1", 0});
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_EQ(hits.count(), 3);
+  int built = 0;
+  hits.ForEachShard([&](ShardId id, const Hits& h) {
+    EXPECT_EQ(h.built_on, &server.loop(id));
+    ++built;
+  });
+  EXPECT_EQ(built, 3);
+  absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(listener->bound.port(), Soon());
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_TRUE(test::WriteAll(fd->get(), "a\nb\na\n", Soon()).ok());
+  // Each shard counts the lines it was asked about.
+  std::vector<int> per_shard(3);
+  std::string expected;
+  for (const char* key : {"a", "b", "a"}) {
+    const ShardId owner = hits.OwnerOf(key);
+    absl::StrAppend(&expected, ++per_shard[owner], " ", owner, "/3\n");
+  }
+  absl::StatusOr<std::string> replies = test::ReadExactly(fd->get(), expected.size(), Soon());
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_EQ(*replies, expected);
+  fd->reset();
+  server.Stop(absl::Seconds(5));
+}
+
 }  // namespace
 }  // namespace percore
