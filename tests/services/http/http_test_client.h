@@ -1,14 +1,10 @@
 #pragma once
 
 // A blocking HTTP/1.1 test client over a real loopback socket, and a fixture that runs a
-// percore::Server with the HTTP service. Every wait is a poll() on the socket with a deadline.
+// percore::Server with the HTTP service, on the tests' client-socket library: every wait has a
+// deadline.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -19,9 +15,12 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "services/http/http_service.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
 #include "tests/testing/http_requests.h"
 #include "tests/testing/test_backend.h"
 
@@ -52,35 +51,18 @@ struct Response {
 class Client {
  public:
   explicit Client(uint16_t port) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-    const int one = 1;
-    if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
-  ~Client() {
-    if (fd_ >= 0) close(fd_);
+    absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(port, test::Deadline::In(absl::Milliseconds(kWaitMs)));
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (fd.ok()) fd_ = std::move(*fd);
   }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  bool connected() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
+  bool connected() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
 
   bool Send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
+    return test::WriteAll(fd_.get(), bytes, test::Deadline::In(absl::Milliseconds(kWaitMs))).ok();
   }
 
   // Reads one response: head, then a Content-Length body (none for HEAD or bodiless statuses).
@@ -131,9 +113,8 @@ class Client {
   bool WaitForClose() {
     if (!pending_.empty()) return false;
     char byte;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, kWaitMs) <= 0) return false;
-    const ssize_t n = ::recv(fd_, &byte, 1, 0);
+    if (!test::WaitReadable(fd_.get(), test::Deadline::In(absl::Milliseconds(kWaitMs))).ok()) return false;
+    const ssize_t n = ::recv(fd_.get(), &byte, 1, 0);
     return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
@@ -152,16 +133,15 @@ class Client {
 
  private:
   bool Fill() {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, kWaitMs) <= 0) return false;
+    if (!test::WaitReadable(fd_.get(), test::Deadline::In(absl::Milliseconds(kWaitMs))).ok()) return false;
     char chunk[16384];
-    const ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+    const ssize_t n = ::recv(fd_.get(), chunk, sizeof(chunk), 0);
     if (n <= 0) return false;
     pending_.append(chunk, static_cast<size_t>(n));
     return true;
   }
 
-  int fd_ = -1;
+  test::ScopedFd fd_;
   std::string pending_;
 };
 
