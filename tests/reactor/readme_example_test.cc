@@ -1,15 +1,17 @@
-// Runs the service that reactor/README.md shows, and checks the README still quotes it
-// verbatim, so the documented example can neither stop compiling nor drift from the code.
+// Runs the services that reactor/README.md shows (the greeter and the sharded tally), and
+// checks the README still quotes them verbatim, so the documented example can neither stop compiling nor drift from the code.
 
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/server.h"
 #include "tests/reactor/readme_example_service.h"
+#include "tests/reactor/readme_sharded_example.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
 
@@ -67,6 +69,43 @@ TEST(ReadmeExample, GreetsLineByLineAndRejectsLongLines) {
   EXPECT_EQ(totals.closed_by(percore::CloseReason::kProtocolError), 1u);
   ASSERT_EQ(totals.services.size(), 1u);
   EXPECT_EQ(totals.services[0].requests, 2u);
+}
+
+TEST(ReadmeShardedExample, ReadmeQuotesTheExampleVerbatim) {
+  const std::string readme = ReadFile("reactor/README.md");
+  const std::string example = ReadFile("tests/reactor/readme_sharded_example.h");
+  ASSERT_FALSE(example.empty());
+  const std::string body = example.substr(example.find("#include"));
+  EXPECT_NE(readme.find(body), std::string::npos) << "reactor/README.md no longer matches the example";
+}
+
+TEST(ReadmeShardedExample, TalliesAreSharedByEveryConnectionOnEveryLoop) {
+  percore::ServerOptions options;
+  options.loops = 4;
+  percore::Server server(options);
+  ASSERT_TRUE(server.AddService(std::make_shared<example::TallyService>()).ok());
+  auto listener = server.Listen("tally", {"127.0.0.1", 0});
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  ASSERT_TRUE(server.Start().ok());
+
+  // Eight connections (round-robin: two per loop), each sending the same 50 words, one after
+  // the other: the k-th client to send a word is told k.
+  constexpr int kClients = 8;
+  constexpr int kWords = 50;
+  std::string words;
+  for (int w = 0; w < kWords; ++w) absl::StrAppend(&words, "word", w, "\n");
+  for (int k = 1; k <= kClients; ++k) {
+    auto fd = test::ConnectToLoopback(listener->bound.port(), Soon());
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    ASSERT_TRUE(test::WriteAll(fd->get(), words, Soon()).ok());
+    std::string expected;
+    for (int w = 0; w < kWords; ++w) absl::StrAppend(&expected, k, "\n");
+    auto replies = test::ReadExactly(fd->get(), expected.size(), Soon());
+    ASSERT_TRUE(replies.ok()) << replies.status();
+    EXPECT_EQ(*replies, expected) << "client " << k;
+  }
+  server.Stop(absl::Seconds(5));
+  EXPECT_EQ(server.Totals().services[0].requests, static_cast<uint64_t>(kClients * kWords));
 }
 
 }  // namespace

@@ -119,20 +119,7 @@ class KvService final : public Service {
         conn.Send("posted\n");
         return Action::Continue();
       }
-      if (verb == "HOLD") {
-        KvService& service = service_;
-        return shards.Await(
-            conn, owner,
-            [&service](KvShard&) {
-              service.holding = true;
-              const Deadline limit = Deadline::In(absl::Seconds(30));
-              while (!service.release.load() && !limit.expired()) std::this_thread::yield();
-            },
-            [&service](Connection& c) {
-              service.held_continuations.fetch_add(1);
-              c.Send("held\n");
-            });
-      }
+      if (verb == "HOLD") return Hold(conn, owner);
       if (verb == "HOLD-THEN-CLOSE") {  // HOLD, and the handler gives up 5 ms later
         EventLoop& loop = conn.loop();
         const uint64_t id = conn.id();
@@ -144,17 +131,7 @@ class KvService final : public Service {
           }
           service.gave_up = true;
         });
-        return shards.Await(
-            conn, owner,
-            [&service](KvShard&) {
-              service.holding = true;
-              const Deadline limit = Deadline::In(absl::Seconds(30));
-              while (!service.release.load() && !limit.expired()) std::this_thread::yield();
-            },
-            [&service](Connection& c) {
-              service.held_continuations.fetch_add(1);
-              c.Send("held\n");
-            });
+        return Hold(conn, owner);
       }
       if (verb == "THROW") {
         return shards.Await(
@@ -166,6 +143,22 @@ class KvService final : public Service {
     }
 
    private:
+    // The owner's work waits until the test releases it; the answer is "held".
+    Action Hold(Connection& conn, ShardId owner) {
+      KvService& service = service_;
+      return service.shards.Await(
+          conn, owner,
+          [&service](KvShard&) {
+            service.holding = true;
+            const Deadline limit = Deadline::In(absl::Seconds(30));
+            while (!service.release.load() && !limit.expired()) std::this_thread::yield();
+          },
+          [&service](Connection& c) {
+            service.held_continuations.fetch_add(1);
+            c.Send("held\n");
+          });
+    }
+
     KvService& service_;
   };
 };
