@@ -28,14 +28,16 @@ namespace test = percore::test;
 
 test::Deadline Soon() { return test::Deadline::In(absl::Seconds(10)); }
 
-TEST(ReadmeExample, ReadmeQuotesTheExampleVerbatim) {
+// The README shows each example file from its first #include on.
+void ExpectReadmeQuotes(const std::string& path) {
   const std::string readme = ReadFile("reactor/README.md");
-  const std::string example = ReadFile("tests/reactor/readme_example_service.h");
-  ASSERT_FALSE(example.empty());
-  // The README shows the file from its first #include on.
+  const std::string example = ReadFile(path);
+  ASSERT_FALSE(example.empty()) << path;
   const std::string body = example.substr(example.find("#include"));
-  EXPECT_NE(readme.find(body), std::string::npos) << "reactor/README.md no longer matches the example";
+  EXPECT_NE(readme.find(body), std::string::npos) << "reactor/README.md no longer matches " << path;
 }
+
+TEST(ReadmeExample, ReadmeQuotesTheExampleVerbatim) { ExpectReadmeQuotes("tests/reactor/readme_example_service.h"); }
 
 TEST(ReadmeExample, GreetsLineByLineAndRejectsLongLines) {
   percore::ServerOptions options;
@@ -72,11 +74,7 @@ TEST(ReadmeExample, GreetsLineByLineAndRejectsLongLines) {
 }
 
 TEST(ReadmeShardedExample, ReadmeQuotesTheExampleVerbatim) {
-  const std::string readme = ReadFile("reactor/README.md");
-  const std::string example = ReadFile("tests/reactor/readme_sharded_example.h");
-  ASSERT_FALSE(example.empty());
-  const std::string body = example.substr(example.find("#include"));
-  EXPECT_NE(readme.find(body), std::string::npos) << "reactor/README.md no longer matches the example";
+  ExpectReadmeQuotes("tests/reactor/readme_sharded_example.h");
 }
 
 TEST(ReadmeShardedExample, TalliesAreSharedByEveryConnectionOnEveryLoop) {
