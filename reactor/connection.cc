@@ -83,11 +83,10 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
     interest_ = kPollIn;
   }
   Touch();
-  callback_start_ns_ = loop_.now_ns();
-  ApplyCounted(Call([this] {
+  RunCallback([this] {
     handler_->OnOpen(*this);
     return Action::Continue();
-  }));
+  });
   if (finished_) return;
   Flush();
   // A RequestWritable made in the callback is answered now: the output may have drained in this
@@ -171,8 +170,7 @@ void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
   TakeStashed(stash_.size());  // io_uring: bytes received behind backpressure were read too
   while (state_ == ConnectionState::kReading && !input_.empty()) {
     const size_t before = input_.size();
-    callback_start_ns_ = loop_.now_ns();
-    ApplyCounted(Call([this] { return handler_->OnData(*this, input_); }));
+    RunCallback([this] { return handler_->OnData(*this, input_); });
     if (finished_) return;
     if (input_.size() == before) break;
   }
@@ -293,8 +291,7 @@ void Connection::HandleReadable() {
     if (n == 0) {
       peer_eof_ = true;
       if (state_ == ConnectionState::kReading) {
-        callback_start_ns_ = loop_.now_ns();
-        ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
+        RunCallback([this] { return handler_->OnPeerClosed(*this); });
         if (finished_) return;
       }
       break;
@@ -321,8 +318,7 @@ void Connection::FlushAndDeliver() {
   while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading && stash_.empty() &&
          !writable_requested_ && !writable_due_) {
     eof_unreported_ = false;
-    callback_start_ns_ = loop_.now_ns();
-    ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
+    RunCallback([this] { return handler_->OnPeerClosed(*this); });
     if (finished_) return;
     FlushAndDeliverInput();
   }
@@ -336,11 +332,10 @@ void Connection::FlushAndDeliverInput() {
       writable_requested_ = writable_due_ = false;
       const size_t before = Queued();
       const bool was_paused = state_ == ConnectionState::kPaused;
-      callback_start_ns_ = loop_.now_ns();
-      ApplyCounted(Call([this] {
+      RunCallback([this] {
         handler_->OnWritable(*this);
         return Action::Continue();
-      }));
+      });
       if (finished_) return;
       if (was_paused && state_ == ConnectionState::kReading) {
         FinishPendingWork();  // resumed inside the callback: a drain or FIN that waited
@@ -431,8 +426,7 @@ void Connection::FinishPendingWork() {
     return;
   }
   if (peer_eof_ && uring_ == nullptr) {  // io_uring: FlushAndDeliver reports it (OnPeerEof)
-    callback_start_ns_ = loop_.now_ns();
-    ApplyCounted(Call([this] { return handler_->OnPeerClosed(*this); }));
+    RunCallback([this] { return handler_->OnPeerClosed(*this); });
   }
 }
 
@@ -681,8 +675,7 @@ void Connection::OnIdleTimer() {
 
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
-  callback_start_ns_ = loop_.now_ns();
-  ApplyCounted(Call([this] { return handler_->OnDeadline(*this); }));
+  RunCallback([this] { return handler_->OnDeadline(*this); });
   if (finished_) return;
   Flush();
   // As after OnOpen: OnWritable, when asked for (or when this write ended backpressure), cannot

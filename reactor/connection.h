@@ -240,6 +240,13 @@ class Connection final : private IoWatcher {
     if (batch_requests_ != 0) CountAnsweredNow();
     Apply(action);
   }
+  // Runs a handler callback other than Deliver's OnData: timed from the loop's iteration time
+  // for RecordRequest, then applied.
+  template <typename Fn>
+  void RunCallback(Fn&& fn) {
+    callback_start_ns_ = loop_now_ns();
+    ApplyCounted(Call(std::forward<Fn>(fn)));
+  }
   // Acts on a Close() the handler asked for during the callback that just returned.
   void AfterCallback();
   // Counts the requests RecordRequest noted in the callback that ended at `end_ns`.
@@ -348,11 +355,10 @@ template <typename Fn>
 void Connection::RunTask(Fn&& fn) {
   if (finished_) return;
   const bool was_paused = state_ == ConnectionState::kPaused;
-  callback_start_ns_ = loop_now_ns();
-  ApplyCounted(Call([&] {
+  RunCallback([&] {
     std::forward<Fn>(fn)(*this);
     return Action::Continue();
-  }));
+  });
   if (finished_) return;
   if (was_paused && state_ == ConnectionState::kReading) {
     // Resumed inside the task: continue as Resume() does outside a callback.
