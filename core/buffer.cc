@@ -9,6 +9,8 @@
 #include <cassert>
 #include <utility>
 
+#include "core/syscalls.h"
+
 namespace percore {
 namespace {
 
@@ -82,7 +84,7 @@ ssize_t Buffer::ReadFromFd(int fd, size_t max_bytes) {
   const size_t spill = std::min(kOverflowSize, max_bytes - direct);
   if (spill > 0) iov[iovcnt++] = {overflow, spill};
   if (iovcnt == 0) return 0;
-  const ssize_t n = ::readv(fd, iov, iovcnt);
+  const ssize_t n = sys::Readv(fd, iov, iovcnt);
   if (n <= 0) return n;
   const size_t got = static_cast<size_t>(n);
   if (got <= direct) {
@@ -97,37 +99,28 @@ ssize_t Buffer::ReadFromFd(int fd, size_t max_bytes) {
 ssize_t Buffer::WriteToFd(int fd) {
   if (empty()) return 0;
   // send(MSG_NOSIGNAL): a peer that is gone yields EPIPE instead of killing the process.
-  ssize_t n = ::send(fd, data(), size(), MSG_NOSIGNAL);
+  ssize_t n = sys::Send(fd, data(), size(), MSG_NOSIGNAL);
   if (n < 0 && errno == ENOTSOCK) n = ::write(fd, data(), size());
   if (n > 0) Consume(static_cast<size_t>(n));
   return n;
 }
 
-void BufferPool::Attach(Buffer& buffer) {
-  if (buffer.has_storage()) return;
-  if (!free_.empty()) {
-    buffer.storage_ = std::move(free_.back());
-    free_.pop_back();
-    low_water_ = std::min(low_water_, free_.size());
-  } else {
-    low_water_ = 0;
-    buffer.storage_.reset(new char[kBlockSize]);
-    ++allocated_;
-  }
+void BufferPool::AllocateFor(Buffer& buffer) {
+  low_water_ = 0;
+  buffer.storage_.reset(new char[kBlockSize]);
+  ++allocated_;
   buffer.capacity_ = kBlockSize;
   buffer.read_ = buffer.write_ = 0;
 }
 
-void BufferPool::Release(Buffer& buffer) {
-  if (!buffer.has_storage() || !buffer.empty()) return;
-  if (buffer.capacity_ == kBlockSize) Recycle(std::move(buffer.storage_));
-  buffer.storage_.reset();
+void BufferPool::TakeBack(Buffer& buffer) {
+  if (buffer.capacity_ == kBlockSize) {
+    Recycle(std::move(buffer.storage_));
+  } else {
+    buffer.storage_.reset();
+  }
   buffer.capacity_ = 0;
   buffer.read_ = buffer.write_ = 0;
-}
-
-void BufferPool::Recycle(std::unique_ptr<char[]> block) {
-  if (free_.size() < max_free_) free_.push_back(std::move(block));
 }
 
 void BufferPool::Trim() {

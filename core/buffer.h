@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace percore {
@@ -40,6 +41,16 @@ class Buffer {
   size_t capacity() const { return capacity_; }
   const char* data() const { return storage_.get() + read_; }
   std::string_view view() const { return std::string_view(data(), size()); }
+
+  // Exchanges contents and storage with `other` (both of one loop's pool): how a handler hands
+  // what it read to the output without copying it.
+  void Swap(Buffer& other) noexcept {
+    std::swap(pool_, other.pool_);
+    storage_.swap(other.storage_);
+    std::swap(capacity_, other.capacity_);
+    std::swap(read_, other.read_);
+    std::swap(write_, other.write_);
+  }
 
   // Drops the first n readable bytes (n <= size()).
   void Consume(size_t n);
@@ -84,11 +95,26 @@ class BufferPool {
 
   explicit BufferPool(size_t max_free_blocks = 1024) : max_free_(max_free_blocks) {}
 
-  // Gives `buffer` storage of at least kBlockSize if it has none.
-  void Attach(Buffer& buffer);
+  // Gives `buffer` storage of at least kBlockSize if it has none. Inline: a connection's
+  // buffers take a block when bytes arrive and give it back when they are consumed, so this
+  // and Release run for every request.
+  void Attach(Buffer& buffer) {
+    if (buffer.has_storage()) return;
+    if (free_.empty()) {
+      AllocateFor(buffer);
+      return;
+    }
+    buffer.storage_ = std::move(free_.back());
+    free_.pop_back();
+    if (free_.size() < low_water_) low_water_ = free_.size();
+    buffer.capacity_ = kBlockSize;
+    buffer.read_ = buffer.write_ = 0;
+  }
   // Takes back the storage of an empty buffer (keeping standard-size blocks for reuse, freeing
   // grown ones). A buffer that still holds bytes is left alone.
-  void Release(Buffer& buffer);
+  void Release(Buffer& buffer) {
+    if (buffer.has_storage() && buffer.empty()) TakeBack(buffer);
+  }
   // Frees the free blocks that no Attach needed since the previous Trim (the fewest the free
   // list held in between), so a burst's blocks are not cached for good. The owner calls it
   // periodically; two quiet periods return what a burst left behind.
@@ -100,8 +126,16 @@ class BufferPool {
 
  private:
   friend class Buffer;
-  // A standard block a growing buffer no longer needs.
-  void Recycle(std::unique_ptr<char[]> block);
+  // A standard block a growing buffer (or Release) no longer needs.
+  void Recycle(std::unique_ptr<char[]>&& block) {
+    if (free_.size() < max_free_) {
+      free_.push_back(std::move(block));
+    } else {
+      block.reset();
+    }
+  }
+  void AllocateFor(Buffer& buffer);
+  void TakeBack(Buffer& buffer);
 
   std::vector<std::unique_ptr<char[]>> free_;
   size_t max_free_;

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <utility>
 
+#include "core/syscalls.h"
+
 namespace percore {
 
 void OutputQueue::AppendShared(std::string_view bytes, std::shared_ptr<const void> owner) {
@@ -18,7 +20,8 @@ void OutputQueue::AppendShared(std::string_view bytes, std::shared_ptr<const voi
 
 void OutputQueue::AppendQueue(OutputQueue& other) {
   uint64_t pos = other.copied_front();
-  for (Shared& piece : other.shared_) {
+  for (size_t i = 0; i < other.shared_.size(); ++i) {
+    Shared& piece = other.shared_[i];
     copied_.Append(other.copied_.view().substr(pos - other.copied_front(), piece.at - pos));
     pos = piece.at;
     AppendShared(piece.bytes, std::move(piece.owner));
@@ -32,7 +35,7 @@ ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
     // Copied bytes only (every small reply): one send, as a plain Buffer would do it.
     const size_t n = std::min(copied_.size(), max_bytes);
     if (n == 0) return 0;
-    ssize_t sent = ::send(fd, copied_.data(), n, MSG_NOSIGNAL);
+    ssize_t sent = sys::Send(fd, copied_.data(), n, MSG_NOSIGNAL);
     if (sent < 0 && errno == ENOTSOCK) sent = ::write(fd, copied_.data(), n);
     if (sent > 0) {
       copied_.Consume(static_cast<size_t>(sent));
@@ -48,7 +51,7 @@ ssize_t OutputQueue::WriteToFd(int fd, size_t max_bytes) {
   msg.msg_iov = iov;
   msg.msg_iovlen = static_cast<size_t>(count);
   // MSG_NOSIGNAL: a peer that is gone yields EPIPE instead of killing the process.
-  ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  ssize_t n = sys::SendMsg(fd, &msg, MSG_NOSIGNAL);
   if (n < 0 && errno == ENOTSOCK) n = ::writev(fd, iov, count);
   if (n > 0) Drop(static_cast<size_t>(n));
   return n;

@@ -4,7 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <string_view>
 
@@ -80,6 +81,41 @@ class OutputQueue {
     std::string_view bytes;
     std::shared_ptr<const void> owner;
   };
+  // The shared pieces, oldest first: a vector read from `head_`, which holds no memory while
+  // the queue has no shared piece (a std::deque allocates its first block even when empty, and
+  // every connection has two queues).
+  class Pieces {
+   public:
+    Pieces() = default;
+    Pieces(Pieces&& other) noexcept : items_(std::move(other.items_)), head_(std::exchange(other.head_, 0)) {
+      other.items_.clear();
+    }
+    Pieces& operator=(Pieces&& other) noexcept {
+      items_ = std::move(other.items_);
+      head_ = std::exchange(other.head_, 0);
+      other.items_.clear();
+      return *this;
+    }
+    bool empty() const { return head_ == items_.size(); }
+    size_t size() const { return items_.size() - head_; }
+    Shared& operator[](size_t i) { return items_[head_ + i]; }
+    const Shared& operator[](size_t i) const { return items_[head_ + i]; }
+    Shared& front() { return items_[head_]; }
+    void push_back(Shared piece) { items_.push_back(std::move(piece)); }
+    void pop_front() {
+      items_[head_].owner.reset();  // the bytes are written: their owner may go now
+      if (++head_ == items_.size()) clear();
+    }
+    // Frees the vector too: a reply of many large pieces leaves nothing behind.
+    void clear() {
+      if (items_.capacity() != 0) std::vector<Shared>().swap(items_);
+      head_ = 0;
+    }
+
+   private:
+    std::vector<Shared> items_;
+    size_t head_ = 0;
+  };
 
   // Stream position of the first unwritten copied byte.
   uint64_t copied_front() const { return copied_written_; }
@@ -88,7 +124,7 @@ class OutputQueue {
 
   Buffer copied_;
   uint64_t copied_written_ = 0;  // copied bytes written (or cleared) so far
-  std::deque<Shared> shared_;
+  Pieces shared_;
   size_t shared_bytes_ = 0;
 };
 

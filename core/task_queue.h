@@ -40,6 +40,9 @@ class TaskQueue {
     queued_.store(false, std::memory_order_seq_cst);
   }
 
+  // Consumer only. Whether TakeAll may find something: the flag it reads first, for a caller
+  // that skips the call when it would return at once.
+  bool MaybeNonEmpty() const { return queued_.load(std::memory_order_seq_cst); }
   // Thread-safe; a snapshot that may be stale by the time the caller reads it.
   bool Empty() const {
     MutexLock lock(mu_);

@@ -36,6 +36,7 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       service_stats_(service_stats),
       options_(options),
       uring_(loop.uring()),
+      loop_now_ns_(&loop.now_ns_),
       input_(&loop.buffer_pool()),
       stash_(&loop.buffer_pool()),
       output_(&loop.buffer_pool()),
@@ -65,8 +66,6 @@ absl::Status CheckConnectionOptions(const ConnectionOptions& options) {
   // backpressure is set (a client that pipelines that far is then closed as output_overflow).
   return absl::OkStatus();
 }
-
-int64_t Connection::loop_now_ns() const { return loop_.now_ns(); }
 
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
 
@@ -192,17 +191,29 @@ void Connection::CountLate(RequestStart start, bool error) {
   service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0);
 }
 
-void Connection::CountAnsweredNow() { CountAnswered(MonotonicNanos()); }
+void Connection::NoteAnswered() {
+  requests_ += batch_requests_;
+  loop_.NoteAnswered(service_index_, batch_requests_, batch_errors_);
+  batch_requests_ = 0;
+  batch_errors_ = 0;
+}
 
-void Connection::CountAnswered(int64_t end_ns) {
+void Connection::CountContinued() {
   const uint32_t n = batch_requests_;
   requests_ += n;
   service_stats_->requests.Add(n);
   if (batch_errors_ != 0) service_stats_->errors.Add(batch_errors_);
-  const int64_t latency_ns = end_ns - callback_start_ns_;
+  const int64_t latency_ns = MonotonicNanos() - callback_start_ns_;
   service_stats_->latency_ns.Record(latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0, n);
   batch_requests_ = 0;
   batch_errors_ = 0;
+}
+
+Action Connection::TimedOnData() {
+  const int64_t start = MonotonicNanos();
+  const Action action = Call([this] { return handler_->OnData(*this, input_); });
+  loop_.stats().handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
+  return action;
 }
 
 absl::Status Connection::SetNoDelay(bool on) { return percore::SetNoDelay(fd_, on); }
@@ -309,8 +320,7 @@ void Connection::HandleReadable() {
   FlushAndDeliver();
 }
 
-void Connection::FlushAndDeliver() {
-  FlushAndDeliverInput();
+void Connection::ReportPeerEof() {
   // io_uring: the peer's FIN arrives as soon as it is sent, behind bytes the handler may not
   // have taken yet (stashed behind backpressure, or left in the input while it streams a reply
   // and waits for OnWritable). It is reported once those are offered, as the readiness back
@@ -357,21 +367,16 @@ void Connection::FlushAndDeliverInput() {
 }
 
 void Connection::Deliver() {
-  LoopStats& stats = loop_.stats();
   while (state_ == ConnectionState::kReading && Unsent() <= options_.high_water) {
     // io_uring: what was received behind backpressure joins the input one read budget at a
     // time, as the readiness back ends would read it.
     if (!stash_.empty()) TakeStashed(options_.read_budget);
     if (input_.empty()) return;
     const size_t before = input_.size();
-    const int64_t start = MonotonicNanos();
-    Action action = Call([this, start] {
-      callback_start_ns_ = start;  // what this callback's RecordRequest measures from
-      return handler_->OnData(*this, input_);
-    });
-    const int64_t end = MonotonicNanos();
-    stats.handler_ns.Record(static_cast<uint64_t>(end - start));
-    if (batch_requests_ != 0) CountAnswered(end);
+    callback_start_ns_ = loop_.now_ns();  // what this callback's RecordRequest measures from
+    const Action action = loop_.TimeThisCallback() ? TimedOnData()
+                                                   : Call([this] { return handler_->OnData(*this, input_); });
+    if (batch_requests_ != 0) CountAnswered();
     Apply(action);
     if (finished_) return;
     if (input_.size() == before && stash_.empty()) return;
@@ -387,7 +392,7 @@ void Connection::TakeStashed(size_t max_bytes) {
   if (stash_.empty()) loop_.buffer_pool().Release(stash_);
 }
 
-void Connection::Apply(Action action) {
+void Connection::ApplySlow(Action action) {
   switch (action.kind()) {
     case Action::Kind::kContinue:
       break;
@@ -436,8 +441,7 @@ void Connection::HandleWritable() {
   FlushAndDeliver();
 }
 
-bool Connection::WantsOnWritable() {
-  if (!writable_requested_ && !writable_due_) return false;
+bool Connection::WritableDue() {
   if (state_ != ConnectionState::kReading && state_ != ConnectionState::kPaused) return false;
   if (Unsent() > options_.low_water) return false;
   // With this iteration's write budget spent, what is queued waits for the next one (the
@@ -499,7 +503,7 @@ void Connection::Flush() {
 
   if (Queued() == 0) {
     loop_.buffer_pool().Release(output_.bytes());
-    loop_.buffer_pool().Release(sending_.bytes());
+    if (uring_ != nullptr) loop_.buffer_pool().Release(sending_.bytes());
     if (io_timer_.armed() && !fin_sent_) loop_.wheel().Cancel(&io_timer_);
   } else {
     // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its

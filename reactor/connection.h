@@ -119,7 +119,7 @@ class Connection final : private IoWatcher {
   void RecordRequest(bool error = false) {
     ++batch_requests_;
     batch_errors_ += error ? 1 : 0;
-    if (!in_callback_) CountAnsweredNow();  // nothing would count it later
+    if (!in_callback_) CountAnswered();  // nothing would count it later
   }
   // For a reply that comes later (after a cross-loop call or a timer): take the start when the
   // request is read, and end it when its reply is queued.
@@ -183,7 +183,7 @@ class Connection final : private IoWatcher {
   Handler* handler() const { return handler_.get(); }
   int64_t opened_ns() const { return opened_ns_; }
   int64_t last_activity_ns() const { return last_activity_ns_; }
-  int64_t loop_now_ns() const;  // the loop's iteration time (connection.h cannot see EventLoop)
+  int64_t loop_now_ns() const { return *loop_now_ns_; }  // the loop's iteration time
   // Sharded<T>::Await: a call is away; the last answer back resumes the connection.
   void BeginAwait() { ++awaiting_; }
   void EndAwait() {
@@ -233,11 +233,15 @@ class Connection final : private IoWatcher {
   // CloseNow(kHandlerError). The caller sets callback_start_ns_ first (RecordRequest).
   template <typename Fn>
   Action Call(Fn&& fn);
-  void Apply(Action action);
+  // Inline for the common case: Continue, and no Close() asked for during the callback.
+  void Apply(Action action) {
+    if (action.kind() != Action::Kind::kContinue || pending_close_) ApplySlow(action);
+  }
+  void ApplySlow(Action action);
   // Apply after any callback but Deliver's (which counts with the end time it reads anyway):
   // counts the requests the callback answered first.
   void ApplyCounted(Action action) {
-    if (batch_requests_ != 0) CountAnsweredNow();
+    if (batch_requests_ != 0) CountAnswered();
     Apply(action);
   }
   // Runs a handler callback other than Deliver's OnData: timed from the loop's iteration time
@@ -249,9 +253,20 @@ class Connection final : private IoWatcher {
   }
   // Acts on a Close() the handler asked for during the callback that just returned.
   void AfterCallback();
-  // Counts the requests RecordRequest noted in the callback that ended at `end_ns`.
-  [[gnu::noinline]] void CountAnswered(int64_t end_ns);
-  [[gnu::noinline]] void CountAnsweredNow();
+  // Counts the requests RecordRequest noted in the callback that just ended. Those that began
+  // in this loop iteration are handed to the loop, which counts them when the iteration ends
+  // with one latency (EventLoop::NoteAnswered); a continuation's, begun earlier, are timed now.
+  void CountAnswered() {
+    if (callback_start_ns_ == loop_now_ns()) {
+      NoteAnswered();
+    } else {
+      CountContinued();
+    }
+  }
+  void NoteAnswered();  // began in this iteration: the loop counts them when it ends
+  [[gnu::noinline]] void CountContinued();  // began earlier: timed now
+  // Deliver's OnData call, timed for LoopStats::handler_ns (a sample: EventLoop::TimeThisCallback).
+  [[gnu::noinline]] Action TimedOnData();
   // Counts one request that began in an earlier callback.
   void CountLate(RequestStart start, bool error);
   // After Resume: a drain or the peer's FIN that arrived while paused.
@@ -260,9 +275,14 @@ class Connection final : private IoWatcher {
   void Flush();
   // Flush, then tell the handler the output drained (OnWritable) when it asked or backpressure
   // ended, then offer input left behind by backpressure, for as long as these make progress.
-  void FlushAndDeliver();
+  void FlushAndDeliver() {
+    FlushAndDeliverInput();
+    if (eof_unreported_) ReportPeerEof();
+  }
   void FlushAndDeliverInput();
-  bool WantsOnWritable();
+  void ReportPeerEof();
+  bool WantsOnWritable() { return (writable_requested_ || writable_due_) && WritableDue(); }
+  bool WritableDue();
   // Bytes this connection may still write in the loop's current iteration.
   size_t WriteBudgetLeft();
   void BeginClosing(CloseReason reason);
@@ -283,6 +303,7 @@ class Connection final : private IoWatcher {
   ServiceLoopStats* const service_stats_;
   const ConnectionOptions& options_;
   UringPoller* const uring_;  // the loop's completion back end, or nullptr (poll, epoll)
+  const int64_t* const loop_now_ns_;  // EventLoop::now_ns(), which connection.h cannot see
   std::unique_ptr<Handler> handler_;
   Buffer input_;
   // io_uring: bytes received while the handler may not take them (paused, backed up), in
@@ -325,9 +346,11 @@ class Connection final : private IoWatcher {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint64_t requests_ = 0;
-  int64_t callback_start_ns_ = 0;  // when the current callback began (RecordRequest)
-  // Requests answered in the current callback, counted when it returns (CountAnswered): they
-  // share its end time, so the clock is read once per callback, not once per request.
+  // When the current callback began (RecordRequest): the loop's iteration time, when what it
+  // handles was known to the loop; for a continuation, when its request was read.
+  int64_t callback_start_ns_ = 0;
+  // Requests answered in the current callback, counted when it returns (CountAnswered): the
+  // loop counts a whole iteration's with one clock read, not one per request.
   uint32_t batch_requests_ = 0;
   uint32_t batch_errors_ = 0;
   uint32_t awaiting_ = 0;          // Sharded<T>::Await calls not answered yet

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/errno_status.h"
+#include "core/syscalls.h"
 
 namespace percore {
 namespace {
@@ -18,15 +19,6 @@ uint32_t ToEpollEvents(uint32_t interest) {
   // off (backpressure) would wake the loop on every iteration after a peer's half-close.
   if (interest & kPollIn) events |= EPOLLIN | EPOLLRDHUP;
   if (interest & kPollOut) events |= EPOLLOUT;
-  return events;
-}
-
-uint32_t FromEpollEvents(uint32_t revents) {
-  uint32_t events = 0;
-  if (revents & EPOLLIN) events |= kPollIn;
-  if (revents & EPOLLOUT) events |= kPollOut;
-  if (revents & (EPOLLHUP | EPOLLRDHUP)) events |= kPollHangup;
-  if (revents & EPOLLERR) events |= kPollError;
   return events;
 }
 
@@ -81,8 +73,7 @@ absl::Status EpollPoller::Remove(int fd) {
 absl::StatusOr<int> EpollPoller::Wait(int timeout_ms, std::span<PollEvent> out) {
   if (out.empty()) return absl::InvalidArgumentError("epoll: empty event span");
   if (events_.size() < out.size()) events_.resize(out.size());
-  const int ready = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(out.size()),
-                                 timeout_ms);
+  const int ready = sys::EpollWait(epoll_fd_, events_.data(), static_cast<int>(out.size()), timeout_ms);
   if (ready < 0) {
     if (errno == EINTR) return 0;
     return ErrnoStatus(errno, "epoll_wait");
@@ -93,6 +84,13 @@ absl::StatusOr<int> EpollPoller::Wait(int timeout_ms, std::span<PollEvent> out) 
                        .fd = fd,
                        .events = FromEpollEvents(events_[i].events)};
   }
+  return ready;
+}
+
+int EpollPoller::WaitReady(int timeout_ms, int max_events) {
+  if (events_.size() < static_cast<size_t>(max_events)) events_.resize(max_events);
+  const int ready = sys::EpollWait(epoll_fd_, events_.data(), max_events, timeout_ms);
+  if (ready < 0 && errno == EINTR) return 0;
   return ready;
 }
 

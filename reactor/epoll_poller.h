@@ -32,6 +32,30 @@ class EpollPoller final : public Poller {
   absl::StatusOr<int> Wait(int timeout_ms, std::span<PollEvent> out) override;
   int size() const override { return size_; }
   PollerBackend backend() const override { return PollerBackend::kEpoll; }
+  EpollPoller* epoll() override { return this; }
+
+  // The loop's own path (EventLoop::DispatchEpoll), without the conversion to PollEvent: waits
+  // as Wait does and keeps the kernel's events; returns how many (0 on EINTR), or -1 with errno
+  // set. ready_fd(i) is -1 for an event that DropReady cancelled.
+  int WaitReady(int timeout_ms, int max_events);
+  int ready_fd(int i) const { return events_[i].data.fd; }
+  uint32_t ready_events(int i) const { return FromEpollEvents(events_[i].events); }
+  // The context of an added fd, nullptr once removed.
+  void* context(int fd) const { return watches_[fd].context; }
+  // Cancels the events of `fd` among ready ones [from, to): it was removed after the wait.
+  void DropReady(int fd, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      if (events_[i].data.fd == fd) events_[i].data.fd = -1;
+    }
+  }
+  static uint32_t FromEpollEvents(uint32_t revents) {
+    uint32_t events = 0;
+    if (revents & EPOLLIN) events |= kPollIn;
+    if (revents & EPOLLOUT) events |= kPollOut;
+    if (revents & (EPOLLHUP | EPOLLRDHUP)) events |= kPollHangup;
+    if (revents & EPOLLERR) events |= kPollError;
+    return events;
+  }
 
  private:
   struct Watch {

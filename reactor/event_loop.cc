@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "core/errno_status.h"
+#include "reactor/epoll_poller.h"
 #include "reactor/handler.h"
 #include "reactor/sharded.h"
 
@@ -69,6 +70,7 @@ EventLoop::EventLoop(EventLoopOptions options)
   for (size_t i = 0; i < options_.services.size(); ++i) {
     stats_.services.push_back(std::make_unique<ServiceLoopStats>());
   }
+  for (const auto& service_stats : stats_.services) answered_.push_back(Answered{.stats = service_stats.get()});
 }
 
 absl::Status EventLoop::Init() {
@@ -76,6 +78,7 @@ absl::Status EventLoop::Init() {
   if (!poller.ok()) return poller.status();
   poller_ = std::move(*poller);
   uring_ = poller_->uring();
+  epoll_ = poller_->epoll();
   if (uring_ != nullptr) uring_->set_wake_watcher(static_cast<IoWatcher*>(this));
   events_.resize(options_.max_events > 0 ? options_.max_events : 256);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -134,6 +137,7 @@ void EventLoop::Run() {
   }
   poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
+  iteration_end_ns_ = now_ns_;
   BuildShardedState();
   for (Service* service : options_.services) service->OnLoopStart(*this);
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
@@ -155,6 +159,7 @@ void EventLoop::Run() {
         // for them now that quit_ is set.
         if (uring_ != nullptr) CollectCompletions();
         ServeArrivedThenCloseAll(CloseReason::kServerDrain);
+        if (answered_any_) CountAnswered(MonotonicNanos());
         AdoptPending();
       }
       if (connections_.empty()) {
@@ -180,6 +185,7 @@ void EventLoop::Run() {
   AdoptPending();
   FreeRetired();
   ReapInFlight();
+  if (answered_any_) CountAnswered(MonotonicNanos());
   running_.store(false, std::memory_order_release);
   current_loop = nullptr;
 }
@@ -204,12 +210,14 @@ void EventLoop::BindToCurrentThread() {
   current_loop = this;
   poller_->BindToCurrentThread();
   now_ns_ = MonotonicNanos();
+  iteration_end_ns_ = now_ns_;
   BuildShardedState();
 }
 
 void EventLoop::Step(int max_wait_ms) {
   AssertInLoopThread();
   max_wait_ms_ = max_wait_ms;
+  iteration_end_ns_ = MonotonicNanos();  // the caller's time since the last Step is not the loop's
   RunOnce();
   max_wait_ms_ = -1;
 }
@@ -241,7 +249,8 @@ int EventLoop::ComputeTimeoutMs() {
 
 void EventLoop::RunOnce() {
   ++iteration_;
-  const int64_t start = MonotonicNanos();
+  // The previous iteration's end is this one's start (Step, driven from outside, refreshes it).
+  const int64_t start = iteration_end_ns_;
   now_ns_ = start;
   const int timeout_ms = ComputeTimeoutMs();
   stats_.poll_calls.Increment();
@@ -249,12 +258,15 @@ void EventLoop::RunOnce() {
   stats_.wait_ns.Add(static_cast<uint64_t>(wait_end_ns_ - start));
   const int fired = wheel_.Advance(now_ns_);
   if (fired > 0) stats_.timers_fired.Add(static_cast<uint64_t>(fired));
-  FlushDeferred();
-  AdoptPending();
-  RunTasks();
-  FreeRetired();
+  // Each of these finds nothing to do in most iterations; the checks are inline.
+  if (!flush_next_.empty() || !starved_.empty()) FlushDeferred();
+  if (adoptions_.MaybeNonEmpty()) AdoptPending();
+  if (tasks_.MaybeNonEmpty()) RunTasks();
+  if (!retired_.empty() || !dead_timers_.empty()) FreeRetired();
   if (uring_ != nullptr) UpdateUringStats();
   const int64_t end = MonotonicNanos();
+  iteration_end_ns_ = end;
+  if (answered_any_) CountAnswered(end);
   const int64_t busy = end - wait_end_ns_;
   stats_.busy_ns.Add(static_cast<uint64_t>(busy));
   stats_.iteration_ns.Record(static_cast<uint64_t>(busy));
@@ -267,7 +279,23 @@ void EventLoop::RunOnce() {
   stats_.iterations.Increment();
 }
 
+void EventLoop::CountAnswered(int64_t end_ns) {
+  // Every request answered inline in this iteration was read after its Wait returned and
+  // answered before `end_ns`: one latency, recorded once per service with its count.
+  const int64_t latency_ns = end_ns - wait_end_ns_;
+  const uint64_t latency = latency_ns > 0 ? static_cast<uint64_t>(latency_ns) : 0;
+  for (Answered& a : answered_) {
+    if (a.requests == 0) continue;
+    a.stats->latency_ns.Record(latency, a.requests);
+    if (a.errors != 0) a.stats->errors.Add(a.errors);
+    a.stats->requests.Add(a.requests);
+    a.requests = a.errors = 0;
+  }
+  answered_any_ = false;
+}
+
 int EventLoop::WaitAndDispatch(int timeout_ms) {
+  if (epoll_ != nullptr) return WaitAndDispatchEpoll(timeout_ms);
   absl::StatusOr<int> ready = poller_->Wait(timeout_ms, std::span<PollEvent>(events_));
   wait_end_ns_ = MonotonicNanos();
   now_ns_ = wait_end_ns_;
@@ -291,6 +319,29 @@ int EventLoop::Dispatch(int ready) {
     } else if (event.context != nullptr) {
       static_cast<IoWatcher*>(event.context)->OnIoEvent(event.events);
     }
+  }
+  dispatch_end_ = 0;
+  stats_.events.Add(static_cast<uint64_t>(ready));
+  return ready;
+}
+
+int EventLoop::WaitAndDispatchEpoll(int timeout_ms) {
+  const int ready = epoll_->WaitReady(timeout_ms, static_cast<int>(events_.size()));
+  wait_end_ns_ = MonotonicNanos();
+  now_ns_ = wait_end_ns_;
+  if (ready < 0) {
+    std::fprintf(stderr, "percore: loop %d: %s\n", index(), std::string(ErrnoStatus(errno, "epoll_wait").message()).c_str());
+    return -1;
+  }
+  // A watcher removed by an earlier callback of the batch has no context any more, and
+  // Unwatch cancels its fd's events (DropReady), so a watcher is never called after its removal
+  // even if its fd number is reused within the batch.
+  dispatch_end_ = ready;
+  for (dispatch_next_ = 0; dispatch_next_ < dispatch_end_;) {
+    const int i = dispatch_next_++;
+    const int fd = epoll_->ready_fd(i);
+    if (fd < 0) continue;
+    if (void* context = epoll_->context(fd)) static_cast<IoWatcher*>(context)->OnIoEvent(epoll_->ready_events(i));
   }
   dispatch_end_ = 0;
   stats_.events.Add(static_cast<uint64_t>(ready));
@@ -535,8 +586,12 @@ absl::Status EventLoop::Rewatch(int fd, uint32_t interest) {
 
 absl::Status EventLoop::Unwatch(int fd) {
   AssertInLoopThread();
-  for (int i = dispatch_next_; i < dispatch_end_; ++i) {
-    if (events_[i].fd == fd) events_[i].context = nullptr;
+  if (epoll_ != nullptr) {
+    epoll_->DropReady(fd, dispatch_next_, dispatch_end_);
+  } else {
+    for (int i = dispatch_next_; i < dispatch_end_; ++i) {
+      if (events_[i].fd == fd) events_[i].context = nullptr;
+    }
   }
   return poller_->Remove(fd);
 }

@@ -40,6 +40,7 @@ enum class PollerBackend { kPoll, kEpoll, kIoUring, kAuto };
 std::string_view PollerBackendName(PollerBackend backend);
 bool ParsePollerBackend(std::string_view text, PollerBackend* out);
 
+class EpollPoller;
 class UringPoller;
 struct UringOptions;
 
@@ -71,6 +72,8 @@ class Poller {
   virtual void BindToCurrentThread() {}
   // The completion back end, or nullptr for the readiness ones.
   virtual UringPoller* uring() { return nullptr; }
+  // The epoll back end, or nullptr for the others (the loop dispatches its events directly).
+  virtual EpollPoller* epoll() { return nullptr; }
 };
 
 // `backend` must be resolved (not kAuto).

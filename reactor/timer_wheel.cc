@@ -21,8 +21,6 @@
 namespace percore {
 namespace {
 
-constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
-
 int Digit(uint64_t tick, int level) {
   return static_cast<int>((tick >> (level * TimerWheel::kSlotBits)) & (TimerWheel::kSlots - 1));
 }
@@ -115,9 +113,15 @@ void TimerWheel::Schedule(TimerEntry* entry, int64_t deadline_ns) {
   } else {
     if (entry->wheel_ != nullptr) entry->wheel_->Cancel(entry);
     entry->wheel_ = this;
-    ++size_;
+    if (size_++ == 0 && TickOf(now_ns_) > current_tick_) {
+      // Advance only records the time while nothing is armed: catch the empty wheel up first,
+      // so that the entry is filed from the current tick, not from a stale one laps behind.
+      current_tick_ = TickOf(now_ns_);
+      next_tick_valid_ = false;
+    }
   }
   entry->deadline_ns_ = deadline_ns;
+  if (deadline_ns < due_bound_ns_) due_bound_ns_ = deadline_ns;
   if (deadline_ns <= now_ns_) {
     overdue_min_ns_ = lists_[kOverdueList] == nullptr ? deadline_ns
                                                       : std::min(overdue_min_ns_, deadline_ns);
@@ -134,7 +138,7 @@ void TimerWheel::Cancel(TimerEntry* entry) {
   assert(entry->wheel_ == this);
   Unlink(entry);
   entry->wheel_ = nullptr;
-  --size_;
+  if (--size_ == 0) due_bound_ns_ = kNoDeadline;
 }
 
 void TimerWheel::DetachToFiring(int list) {
@@ -250,7 +254,7 @@ uint64_t TimerWheel::ScanNextEventTick() const {
   return kNoTick;
 }
 
-int TimerWheel::Advance(int64_t now_ns) {
+int TimerWheel::AdvanceDue(int64_t now_ns) {
   assert(!advancing_);
   advancing_ = true;
   now_ns_ = std::max(now_ns_, now_ns);
@@ -271,29 +275,21 @@ int TimerWheel::Advance(int64_t now_ns) {
     MoveTo(next);
   }
   advancing_ = false;
+  due_bound_ns_ = ScanNextExpiry();
   return fired;
 }
 
-int64_t TimerWheel::NextExpiry() const {
+int64_t TimerWheel::ScanNextExpiry() const {
   int64_t earliest = kNoDeadline;
-  bool any = false;
-  if (lists_[kOverdueList] != nullptr) {
-    earliest = overdue_min_ns_;
-    any = true;
-  }
-  if (lists_[kFiringList] != nullptr) {  // only while OnTimer runs
-    earliest = std::min(earliest, firing_min_ns_);
-    any = true;
-  }
+  if (lists_[kOverdueList] != nullptr) earliest = overdue_min_ns_;
+  if (lists_[kFiringList] != nullptr) earliest = std::min(earliest, firing_min_ns_);  // only while OnTimer runs
   if (lists_[Digit(current_tick_, 0)] != nullptr) {
     // Everything else in the wheel is due in a later tick.
     earliest = std::min(earliest, current_slot_min_ns_);
-    any = true;
   } else if (const uint64_t tick = NextEventTick(); tick != kNoTick) {
     earliest = std::min(earliest, TickStartNs(tick));
-    any = true;
   }
-  return any ? earliest : -1;
+  return earliest;
 }
 
 }  // namespace percore

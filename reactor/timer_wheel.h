@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 
 namespace percore {
 
@@ -67,12 +68,26 @@ class TimerWheel {
   // re-arming itself in the past) fires on the next Advance, not this one, so it cannot loop.
   // A now_ns earlier than a previous one counts as the previous one. Not re-entrant: never call
   // it from OnTimer. Skips empty stretches of time in one step however long the loop slept.
-  int Advance(int64_t now_ns);
+  //
+  // Called once per loop iteration, it costs a comparison until something may be due: the
+  // wheel keeps a lower bound on every armed deadline (lowered by Schedule, kept by Cancel
+  // unless the wheel empties, recomputed by an Advance that does work), and an Advance before
+  // it only records the time. The ticks in between are walked later, in one step, by the
+  // Advance that has work.
+  int Advance(int64_t now_ns) {
+    const int64_t now = now_ns > now_ns_ ? now_ns : now_ns_;
+    if (now < due_bound_ns_) {
+      now_ns_ = now;
+      return 0;
+    }
+    return AdvanceDue(now);
+  }
   // A lower bound on the earliest armed deadline (time at which Advance may have work), or -1
   // when nothing is armed. Used to compute how long the loop may sleep. Right after
   // Advance(now) returns it is > now (unless OnTimer armed an entry in the past), so a loop that
-  // sleeps until NextExpiry never spins.
-  int64_t NextExpiry() const;
+  // sleeps until NextExpiry never spins; a cancelled entry may leave it early, which costs one
+  // wake-up whose Advance recomputes it.
+  int64_t NextExpiry() const { return due_bound_ns_ == kNoDeadline ? -1 : due_bound_ns_; }
 
   int size() const { return size_; }
   int64_t tick_ns() const { return tick_ns_; }
@@ -114,12 +129,20 @@ class TimerWheel {
   int FindOccupied(int level, int from) const;
 
   static constexpr uint64_t kNoTick = ~uint64_t{0};
+  static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
+
+  int AdvanceDue(int64_t now_ns);
+  // The wheel's own lower bound on the earliest deadline (what NextExpiry reported before it
+  // was cached in due_bound_ns_), or kNoDeadline.
+  int64_t ScanNextExpiry() const;
 
   int64_t tick_ns_;
   int64_t origin_ns_;  // tick t covers [origin_ns_ + t * tick_ns_, origin_ns_ + (t + 1) * tick_ns_)
   uint64_t current_tick_;  // the tick holding now_ns_
   int size_ = 0;
   int64_t now_ns_;  // the latest time given to the constructor or Advance
+  // <= every armed entry's deadline; kNoDeadline when nothing was armed since it was computed.
+  int64_t due_bound_ns_ = kNoDeadline;
   bool advancing_ = false;
   // Lower bounds of the deadlines on the overdue list, the firing list and the current tick's
   // level-0 slot. Valid while the list is non-empty; reset when it is refilled from empty.

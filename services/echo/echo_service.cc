@@ -13,7 +13,7 @@ class EchoHandler final : public Handler {
   Action OnData(Connection& conn, Buffer& input) override {
     if (conn.output().empty()) {
       // Nothing queued: hand the input's storage to the output instead of copying it.
-      std::swap(conn.output().bytes(), input);
+      conn.output().bytes().Swap(input);
     } else {
       conn.output().Append(input.view());
       input.Consume(input.size());
