@@ -233,11 +233,14 @@ class EventLoop final : private IoWatcher {
   void RetireConnection(Connection* conn, CloseReason reason);
   void FreeRetired();
   // Connection: `requests` of service `service_index` (`errors` of them failed) were answered
-  // inline, by a callback of this iteration; counted, with one latency, when it ends.
+  // inline, by a callback of this iteration. Counted now (a client that reads its reply and
+  // then the statistics sees its request counted); their one latency is recorded when the
+  // iteration ends.
   void NoteAnswered(int service_index, uint32_t requests, uint32_t errors) {
     Answered& a = answered_[static_cast<size_t>(service_index)];
     a.requests += requests;
-    a.errors += errors;
+    a.stats->requests.Add(requests);
+    if (errors != 0) a.stats->errors.Add(errors);
     answered_any_ = true;
   }
   void CountAnswered(int64_t end_ns);
@@ -299,8 +302,7 @@ class EventLoop final : private IoWatcher {
   int64_t iteration_end_ns_ = 0;  // when the last iteration ended: the next one's start
   struct Answered {
     ServiceLoopStats* stats = nullptr;
-    uint32_t requests = 0;
-    uint32_t errors = 0;
+    uint32_t requests = 0;  // answered this iteration, their latency not yet recorded
   };
   std::vector<Answered> answered_;  // by service index, this iteration's (NoteAnswered)
   bool answered_any_ = false;
