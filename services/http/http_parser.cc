@@ -1,6 +1,7 @@
 #include "services/http/http_parser.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -237,15 +238,39 @@ bool SplitFieldLine(std::string_view line, std::string_view* name, std::string_v
   return true;
 }
 
+// Request-target bytes other than '?': the path of an origin-form target.
+constexpr std::array<bool, 256> MakePathChars() {
+  std::array<bool, 256> path = http_chars::kTables.target;
+  path['?'] = false;
+  return path;
+}
+constexpr std::array<bool, 256> kPathChars = MakePathChars();
+
+inline bool IsPathChar(char c) { return kPathChars[static_cast<unsigned char>(c)]; }
+
+inline const char* FindLineFeed(const char* from, const char* end) {
+  return static_cast<const char*>(std::memchr(from, '\n', static_cast<size_t>(end - from)));
+}
+
 }  // namespace
 
 HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.reserve(16); }
 
-void HttpParser::Reset() {
+void HttpParser::ClearHead() {
   request_ = HttpRequest();
   headers_.clear();
-  chunked_body_.clear();
-  if (chunked_body_.capacity() > 64 * 1024) std::string().swap(chunked_body_);
+  host_count_ = 0;
+  content_length_seen_ = transfer_encoding_seen_ = false;
+  te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
+  connection_close_ = connection_keep_alive_ = false;
+}
+
+void HttpParser::Reset() {
+  ClearHead();
+  if (!chunked_body_.empty()) {
+    chunked_body_.clear();
+    if (chunked_body_.capacity() > 64 * 1024) std::string().swap(chunked_body_);
+  }
   phase_ = Phase::kHead;
   base_ = nullptr;
   base_size_ = 0;
@@ -257,10 +282,6 @@ void HttpParser::Reset() {
   error_status_ = 0;
   error_detail_ = {};
   request_line_done_ = false;
-  host_count_ = 0;
-  content_length_seen_ = transfer_encoding_seen_ = false;
-  te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
-  connection_close_ = connection_keep_alive_ = false;
 }
 
 HttpParser::Result HttpParser::Fail(int status, std::string_view detail) {
@@ -276,8 +297,14 @@ HttpParser::Result HttpParser::Parse(std::string_view input) {
   if (input.empty()) return Result::kNeedMore;
   Rebase(input);
   if (phase_ == Phase::kHead) {
-    const Result result = ParseHead(input);
-    if (result != Result::kComplete) return result;
+    // scan_ == 0: the line-by-line parser has not started on this message.
+    FastResult fast = FastResult::kNotSimple;
+    if (fast_path_ && scan_ == 0) fast = ParseSimpleHead(input);
+    if (fast == FastResult::kError) return Result::kError;
+    if (fast == FastResult::kNotSimple) {
+      const Result result = ParseHead(input);
+      if (result != Result::kComplete) return result;
+    }
   }
   if (phase_ == Phase::kBody) {
     const size_t end = head_end_ + static_cast<size_t>(request_.content_length);
@@ -317,6 +344,70 @@ void HttpParser::Rebase(std::string_view input) {
   }
   base_ = input.data();
   base_size_ = input.size();
+}
+
+HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
+  const char* const begin = input.data();
+  // Only within the head limit: each line read here then ends inside it, as ParseHead requires.
+  const char* const end = begin + std::min(input.size(), limits_.max_head_bytes);
+
+  // request-line = method SP origin-form SP "HTTP/1." DIGIT CRLF. Each line is found first;
+  // its CR belongs to none of the byte classes scanned, so no scan can run past it.
+  const char* lf = FindLineFeed(begin, end);
+  if (lf == nullptr || lf == begin || lf[-1] != '\r') return FastResult::kNotSimple;
+  const char* p = begin;
+  while (IsTchar(*p)) ++p;
+  const std::string_view method(begin, static_cast<size_t>(p - begin));
+  // CONNECT takes an authority-form target only: the other parser says so.
+  if (method.empty() || *p != ' ' || method == "CONNECT") return FastResult::kNotSimple;
+  const char* const target = ++p;
+  if (*p != '/') return FastResult::kNotSimple;
+  while (IsPathChar(*p)) ++p;
+  const char* const path_end = p;
+  if (*p == '?') {
+    ++p;
+    while (IsTargetChar(*p)) ++p;
+  }
+  // SP "HTTP/1." DIGIT, then the CR.
+  if (*p != ' ' || lf - p != 10 || std::memcmp(p + 1, "HTTP/1.", 7) != 0 || !IsDigit(p[8])) {
+    return FastResult::kNotSimple;
+  }
+  request_.version_minor = p[8] == '0' ? 0 : 1;
+  request_.method = method;
+  request_.target = std::string_view(target, static_cast<size_t>(p - target));
+  request_.path = std::string_view(target, static_cast<size_t>(path_end - target));
+  if (path_end != p) request_.query = std::string_view(path_end + 1, static_cast<size_t>(p - path_end - 1));
+
+  // field-line = field-name ":" OWS field-value OWS CRLF, up to the empty line.
+  for (p = lf + 1;; p = lf + 1) {
+    if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') break;
+    lf = FindLineFeed(p, end);
+    if (lf == nullptr || lf == p || lf[-1] != '\r' || headers_.size() >= limits_.max_headers) {
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    const char* const name = p;
+    while (IsTchar(*p)) ++p;
+    if (p == name || *p != ':') {
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    const std::string_view field_name(name, static_cast<size_t>(p - name));
+    ++p;
+    while (IsOws(*p)) ++p;
+    const char* const value = p;
+    while (IsFieldValueChar(*p)) ++p;
+    if (p != lf - 1) {  // a byte no field value may hold (a bare CR, NUL, ...)
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    while (p > value && IsOws(p[-1])) --p;
+    if (!AddField(field_name, std::string_view(value, static_cast<size_t>(p - value)))) {
+      return FastResult::kError;
+    }
+  }
+  head_end_ = static_cast<size_t>(p + 2 - begin);
+  return FinishHead() ? FastResult::kComplete : FastResult::kError;
 }
 
 bool HttpParser::CheckPartialRequestLine(std::string_view input) {
@@ -489,6 +580,10 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
     Fail(400, "malformed header field");
     return false;
   }
+  return AddField(name, value);
+}
+
+bool HttpParser::AddField(std::string_view name, std::string_view value) {
   headers_.push_back(HttpHeader{name, value});
 
   switch (name.size()) {

@@ -3,10 +3,13 @@
 #include <cstring>
 
 #include "services/http/http_chars.h"
+#include "services/http/http_date.h"
 
 namespace percore {
 namespace {
 
+// The status line and the Server field of the most common answer, written as one block.
+constexpr std::string_view kOkHead = "HTTP/1.1 200 OK\r\nServer: percore\r\n";
 constexpr std::string_view kServerField = "Server: percore\r\n";
 constexpr std::string_view kDatePrefix = "Date: ";
 constexpr std::string_view kContentLengthPrefix = "Content-Length: ";
@@ -20,17 +23,39 @@ char* Put(char* dst, std::string_view s) {
   return dst + s.size();
 }
 
-// Writes `n` in decimal at the end of the 20-byte `buf`; returns the digits.
-std::string_view FormatDecimal(uint64_t n, char (&buf)[20]) {
-  char* p = buf + sizeof(buf);
+// Digits of `n` in decimal.
+size_t DecimalLength(uint64_t n) {
+  size_t digits = 1;
+  for (; n >= 10; n /= 10) ++digits;
+  return digits;
+}
+
+// Writes the `digits` decimal digits of `n` at `dst`; returns the end.
+char* PutDecimal(char* dst, uint64_t n, size_t digits) {
+  char* const end = dst + digits;
+  char* p = end;
   do {
     *--p = static_cast<char>('0' + n % 10);
     n /= 10;
   } while (n != 0);
-  return std::string_view(p, static_cast<size_t>(buf + sizeof(buf) - p));
+  return end;
+}
+
+bool IsValidField(std::string_view name, std::string_view value) {
+  if (!http_chars::IsToken(name)) return false;
+  for (char c : value) {
+    if (!http_chars::IsFieldValueChar(c)) return false;
+  }
+  return true;
 }
 
 }  // namespace
+
+PreparedHeader::PreparedHeader(std::string_view name, std::string_view value) {
+  if (!IsValidField(name, value)) return;
+  line_.reserve(name.size() + value.size() + 4);
+  line_.append(name.data(), name.size()).append(": ").append(value.data(), value.size()).append("\r\n");
+}
 
 void HttpResponse::Reset() {
   status_ = 200;
@@ -40,14 +65,17 @@ void HttpResponse::Reset() {
 }
 
 bool HttpResponse::AddHeader(std::string_view name, std::string_view value) {
-  if (!http_chars::IsToken(name)) return false;
-  for (char c : value) {
-    if (!http_chars::IsFieldValueChar(c)) return false;
-  }
-  headers_.append(name.data(), name.size());
-  headers_.append(": ");
-  headers_.append(value.data(), value.size());
-  headers_.append("\r\n");
+  if (!IsValidField(name, value)) return false;
+  // One resize and direct writes: cheaper than four appends, each checking capacity.
+  const size_t old_size = headers_.size();
+  headers_.resize(old_size + name.size() + value.size() + 4);
+  char* p = headers_.data() + old_size;
+  p = Put(p, name);
+  *p++ = ':';
+  *p++ = ' ';
+  p = Put(p, value);
+  *p++ = '\r';
+  *p = '\n';
   return true;
 }
 
@@ -92,46 +120,56 @@ std::string_view HttpReasonPhrase(int status) {
 
 void AppendHttpResponse(const HttpResponse& response, const ResponseFraming& framing, Buffer& out) {
   const int status = response.status();
-  const std::string_view reason = HttpReasonPhrase(status);
   // RFC 9110 §8.6: no Content-Length in 1xx and 204; a 304 would have to state the size of a
   // representation it does not carry, so it is left out there too. These carry no body either.
   const bool bodiless_status = status < 200 || status == 204 || status == 304;
   const bool send_body = !framing.head && !bodiless_status;
   const std::string_view body = response.body();
-
-  char digits[20];
-  const std::string_view length = FormatDecimal(body.size(), digits);
+  const std::string_view headers = response.headers();
+  const std::string_view reason = status == 200 ? std::string_view() : HttpReasonPhrase(status);
+  const size_t length_digits = DecimalLength(body.size());
   std::string_view connection;
   if (framing.connection == ConnectionField::kClose) connection = kCloseField;
   if (framing.connection == ConnectionField::kKeepAlive) connection = kKeepAliveField;
 
-  // "HTTP/1.1 200 " + reason + CRLF
-  size_t total = 13 + reason.size() + 2 + kServerField.size();
+  // "HTTP/1.1 200 " + reason + CRLF + Server field
+  size_t total = status == 200 ? kOkHead.size() : 13 + reason.size() + 2 + kServerField.size();
   if (!framing.date.empty()) total += kDatePrefix.size() + framing.date.size() + 2;
-  if (!bodiless_status) total += kContentLengthPrefix.size() + length.size() + 2;
-  total += response.headers().size() + connection.size() + 2;
+  if (!bodiless_status) total += kContentLengthPrefix.size() + length_digits + 2;
+  total += headers.size() + connection.size() + 2;
   if (send_body) total += body.size();
 
   char* const begin = out.Reserve(total);
-  char* p = Put(begin, "HTTP/1.1 ");
-  *p++ = static_cast<char>('0' + status / 100);
-  *p++ = static_cast<char>('0' + status / 10 % 10);
-  *p++ = static_cast<char>('0' + status % 10);
-  *p++ = ' ';
-  p = Put(p, reason);
-  p = Put(p, kCrlf);
-  p = Put(p, kServerField);
-  if (!framing.date.empty()) {
+  char* p = begin;
+  if (status == 200) {
+    p = Put(p, kOkHead);
+  } else {
+    p = Put(p, "HTTP/1.1 ");
+    *p++ = static_cast<char>('0' + status / 100);
+    *p++ = static_cast<char>('0' + status / 10 % 10);
+    *p++ = static_cast<char>('0' + status % 10);
+    *p++ = ' ';
+    p = Put(p, reason);
+    p = Put(p, kCrlf);
+    p = Put(p, kServerField);
+  }
+  if (framing.date.size() == kHttpDateLength) {
+    // The cached date: a copy of known size, which the compiler writes without a call.
+    p = Put(p, kDatePrefix);
+    std::memcpy(p, framing.date.data(), kHttpDateLength);
+    p += kHttpDateLength;
+    p = Put(p, kCrlf);
+  } else if (!framing.date.empty()) {
     p = Put(p, kDatePrefix);
     p = Put(p, framing.date);
     p = Put(p, kCrlf);
   }
   if (!bodiless_status) {
     p = Put(p, kContentLengthPrefix);
-    p = Put(p, length);
+    p = PutDecimal(p, body.size(), length_digits);
     p = Put(p, kCrlf);
   }
-  p = Put(p, response.headers());
+  p = Put(p, headers);
   p = Put(p, connection);
   p = Put(p, kCrlf);
   if (send_body) p = Put(p, body);
