@@ -6,7 +6,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "services/http/http_request.h"
 #include "services/http/http_responder.h"
 #include "services/http/http_response.h"
@@ -64,11 +63,18 @@ class Router {
     std::vector<Route> methods;
     std::string allow;  // "GET, HEAD, POST": methods this path answers, for 405
   };
+  struct PathEntry {
+    std::string path;
+    PathRoutes routes;
+  };
   // The route for `method`, created empty if there is none yet.
   Route& Slot(std::string_view method, std::string_view path);
+  const PathEntry* FindPath(std::string_view path) const;
   static const Route* FindMethod(const PathRoutes& routes, std::string_view method);
 
-  absl::flat_hash_map<std::string, PathRoutes> routes_;
+  // Sorted by length, then by bytes: a lookup's binary search mostly compares lengths, with
+  // no hash of the path to compute. The table is small and fixed before the server starts.
+  std::vector<PathEntry> paths_;
 };
 
 }  // namespace percore
