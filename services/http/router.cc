@@ -30,7 +30,26 @@ inline int CompareSameLength(const char* a, const char* b, size_t n) {
   return 0;
 }
 
-inline bool SameBytes(const char* a, const char* b, size_t n) { return CompareSameLength(a, b, n) == 0; }
+template <typename Word>
+inline Word Load(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+// Equality of two byte strings of length `n` in at most a few word comparisons (the last words
+// overlap the ones before them instead of leaving a tail of single bytes).
+inline bool SameBytes(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (Load<uint64_t>(a + i) != Load<uint64_t>(b + i)) return false;
+    }
+    return Load<uint64_t>(a + n - 8) == Load<uint64_t>(b + n - 8);
+  }
+  if (n >= 4) return Load<uint32_t>(a) == Load<uint32_t>(b) && Load<uint32_t>(a + n - 4) == Load<uint32_t>(b + n - 4);
+  if (n >= 2) return Load<uint16_t>(a) == Load<uint16_t>(b) && Load<uint16_t>(a + n - 2) == Load<uint16_t>(b + n - 2);
+  return n == 0 || *a == *b;
+}
 
 // The order of paths_: by length, then by bytes.
 int ComparePaths(std::string_view a, std::string_view b) {
@@ -110,16 +129,15 @@ std::vector<std::string> Router::Paths() const {
   return paths;
 }
 
-const Router::Route* Router::FindMethod(const PathRoutes& routes, std::string_view method) {
+inline const Router::Route* Router::FindMethod(const PathRoutes& routes, std::string_view method) {
   for (const Route& route : routes.methods) {
     if (Same(route.method, method)) return &route;
   }
   return nullptr;
 }
 
-Router::Match Router::Find(std::string_view method, std::string_view path) const {
+inline Router::Match Router::MatchIn(const PathEntry* entry, std::string_view method) {
   Match match;
-  const PathEntry* entry = FindPath(path);
   if (entry == nullptr) {
     match.status = 404;
     return match;
@@ -137,6 +155,18 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     match.handler = &route->handler;
   }
   return match;
+}
+
+Router::Match Router::Find(std::string_view method, std::string_view path) const {
+  return MatchIn(FindPath(path), method);
+}
+
+Router::Match Router::Find(std::string_view method, std::string_view path, Hint& hint) const {
+  const auto* last = static_cast<const PathEntry*>(hint.entry_);
+  if (last != nullptr && Same(last->path, path)) return MatchIn(last, method);
+  const PathEntry* entry = FindPath(path);
+  if (entry != nullptr) hint.entry_ = entry;
+  return MatchIn(entry, method);
 }
 
 }  // namespace percore

@@ -53,6 +53,17 @@ class Router {
   };
   Match Find(std::string_view method, std::string_view path) const;
 
+  // What a caller's last lookup found. Each connection keeps its own (one router serves every
+  // loop): a client mostly asks for the path it asked for before, which one comparison then
+  // confirms without a search. Valid while the routes stay as they are, as they do once the
+  // server runs.
+  class Hint {
+   private:
+    friend class Router;
+    const void* entry_ = nullptr;  // a PathEntry of the router that filled it
+  };
+  Match Find(std::string_view method, std::string_view path, Hint& hint) const;
+
  private:
   struct Route {
     std::string method;
@@ -71,6 +82,7 @@ class Router {
   Route& Slot(std::string_view method, std::string_view path);
   const PathEntry* FindPath(std::string_view path) const;
   static const Route* FindMethod(const PathRoutes& routes, std::string_view method);
+  static Match MatchIn(const PathEntry* entry, std::string_view method);
 
   // Sorted by length, then by bytes: a lookup's binary search mostly compares lengths, with
   // no hash of the path to compute. The table is small and fixed before the server starts.
