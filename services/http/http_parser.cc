@@ -6,9 +6,14 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <span>
 #include <type_traits>
 
 #include "services/http/http_chars.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace percore {
 namespace {
@@ -277,20 +282,119 @@ inline const char* SkipClass(const char* p, const std::array<bool, 256>& table) 
   return p + i;
 }
 
-inline const char* FindLineFeed(const char* from, const char* end) {
+#if defined(__SSE2__)
+// Bit i set where block[i] == c, for the 16 bytes at `block`.
+inline unsigned MatchBytes(const char* block, char c) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(c))));
+}
+#endif
+
+// The first LF in [from, end), or nullptr. Bytes from `begin` (the input's first) to `end` may
+// be read. Heads are short: sixteen bytes at a time, inline, cost less than a memchr call.
+inline const char* FindLineFeed(const char* begin, const char* from, const char* end) {
+#if defined(__SSE2__)
+  for (; end - from >= 16; from += 16) {
+    const unsigned match = MatchBytes(from, '\n');
+    if (match != 0) return from + __builtin_ctz(match);
+  }
+  if (from == end) return nullptr;
+  if (end - begin >= 16) {
+    // The input's last sixteen bytes, less those before `from` (searched already).
+    const char* const block = end - 16;
+    const unsigned match = MatchBytes(block, '\n') >> (from - block);
+    return match != 0 ? from + __builtin_ctz(match) : nullptr;
+  }
+#endif
   return static_cast<const char*>(std::memchr(from, '\n', static_cast<size_t>(end - from)));
+}
+
+// The first byte from `p` on that is not in `table`'s class, when the caller knows such a byte
+// comes before the input ends (each line's CR does) and at or before `limit`, up to which bytes
+// may be read. A byte class test has no single SSE2 instruction, so the two long runs of a
+// typical head, the target's path and field values, have their classes spelled out below:
+// sixteen bytes at a time instead of one.
+#if defined(__SSE2__)
+inline unsigned PathCharsMask(__m128i bytes) {
+  // VCHAR (0x21-0x7e, signed greater than 0x20) or obs-text (0x80 up, signed negative), not '?'.
+  const __m128i in = _mm_or_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8(0x20)),
+                                  _mm_cmplt_epi8(bytes, _mm_setzero_si128()));
+  const __m128i out = _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7f)),
+                                   _mm_cmpeq_epi8(bytes, _mm_set1_epi8('?')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(out, in)));
+}
+
+inline unsigned FieldValueCharsMask(__m128i bytes) {
+  // VCHAR or SP (signed greater than 0x1f, less DEL), obs-text, or HTAB.
+  const __m128i in = _mm_or_si128(
+      _mm_or_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8(0x1f)), _mm_cmplt_epi8(bytes, _mm_setzero_si128())),
+      _mm_cmpeq_epi8(bytes, _mm_set1_epi8('\t')));
+  const __m128i out = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7f));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(out, in)));
+}
+
+// Letters, digits, '-' and '.': the bytes of nearly every Host, all of them reg-name bytes.
+inline unsigned HostCharsMask(__m128i bytes) {
+  const __m128i lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                       _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+  const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8('0' - 1)),
+                                      _mm_cmplt_epi8(bytes, _mm_set1_epi8('9' + 1)));
+  const __m128i mark = _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')),
+                                    _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), mark)));
+}
+
+// Skips the bytes from `p` on that kMask's class holds, sixteen at a time, up to `limit`;
+// returns where a byte-by-byte scan has to go on (or the first byte outside the class). The
+// last block may start before `p` (as far back as `begin`), its bytes before `p` ignored.
+template <unsigned (*kMask)(__m128i)>
+inline const char* SkipBlocks(const char* begin, const char* p, const char* limit) {
+  for (; limit - p >= 16; p += 16) {
+    const unsigned in = kMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    if (in != 0xffff) return p + __builtin_ctz(~in);
+  }
+  if (p == limit || limit - begin < 16) return p;
+  const char* const block = limit - 16;
+  const unsigned in = kMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block))) >> (p - block);
+  // Bits past the limit are clear, so a byte outside the class is always found.
+  return p + __builtin_ctz(~in);
+}
+#endif
+
+inline const char* SkipPathChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<PathCharsMask>(begin, p, limit);
+#endif
+  return SkipClass(p, kPathChars);
+}
+
+inline const char* SkipFieldValueChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<FieldValueCharsMask>(begin, p, limit);
+#endif
+  return SkipClass(p, http_chars::kTables.field_value);
+}
+
+inline const char* SkipRegNameChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<HostCharsMask>(begin, p, limit);  // then the other reg-name bytes, if any
+#endif
+  return SkipClass(p, http_chars::kTables.reg_name);
 }
 
 }  // namespace
 
-HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.reserve(16); }
+HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.resize(16); }
+
+void HttpParser::GrowHeaders() { headers_.resize(headers_.size() * 2); }
 
 void HttpParser::ClearHead() {
   // Built in place: an assignment from a temporary makes the compiler build it on the stack
   // and copy it over.
   static_assert(std::is_trivially_destructible_v<HttpRequest>);
   std::construct_at(&request_);
-  headers_.clear();
+  header_count_ = 0;
   host_count_ = 0;
   content_length_seen_ = transfer_encoding_seen_ = false;
   te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
@@ -370,7 +474,7 @@ void HttpParser::Rebase(std::string_view input) {
   move(request_.path);
   move(request_.query);
   move(request_.host);
-  for (HttpHeader& header : headers_) {
+  for (HttpHeader& header : std::span<HttpHeader>(headers_.data(), header_count_)) {
     move(header.name);
     move(header.value);
   }
@@ -385,7 +489,7 @@ HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
 
   // request-line = method SP origin-form SP "HTTP/1." DIGIT CRLF. Each line is found first;
   // its CR belongs to none of the byte classes scanned, so no scan can run past it.
-  const char* lf = FindLineFeed(begin, end);
+  const char* lf = FindLineFeed(begin, begin, end);
   if (lf == nullptr || lf == begin || lf[-1] != '\r') return FastResult::kNotSimple;
   const char* p = begin;
   p = SkipClass(p, http_chars::kTables.tchar);
@@ -394,7 +498,7 @@ HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
   if (method.empty() || *p != ' ' || method == "CONNECT") return FastResult::kNotSimple;
   const char* const target = ++p;
   if (*p != '/') return FastResult::kNotSimple;
-  p = SkipClass(p, kPathChars);
+  p = SkipPathChars(begin, p, lf + 1);
   const char* const path_end = p;
   if (*p == '?') {
     p = SkipClass(p + 1, http_chars::kTables.target);
@@ -412,8 +516,8 @@ HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
   // field-line = field-name ":" OWS field-value OWS CRLF, up to the empty line.
   for (p = lf + 1;; p = lf + 1) {
     if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') break;
-    lf = FindLineFeed(p, end);
-    if (lf == nullptr || lf == p || lf[-1] != '\r' || headers_.size() >= limits_.max_headers) {
+    lf = FindLineFeed(begin, p, end);
+    if (lf == nullptr || lf == p || lf[-1] != '\r' || header_count_ >= limits_.max_headers) {
       ClearHead();
       return FastResult::kNotSimple;
     }
@@ -430,7 +534,7 @@ HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
     if (field_name.size() == 4 && FieldNameIs(field_name, "host")) {
       // A Host of reg-name [":" port] is read and checked in one scan; any other (an IP
       // literal, %XX, odd bytes) goes to AddField's full check.
-      p = SkipClass(p, http_chars::kTables.reg_name);
+      p = SkipRegNameChars(begin, p, lf + 1);
       if (p != value && *p == ':') {
         ++p;
         while (IsDigit(*p)) ++p;
@@ -438,14 +542,14 @@ HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
       const char* host_end = p;
       while (IsOws(*p)) ++p;
       if (host_end != value && p == lf - 1) {
-        headers_.push_back(HttpHeader{field_name, std::string_view(value, static_cast<size_t>(host_end - value))});
+        request_.host = std::string_view(value, static_cast<size_t>(host_end - value));
+        AppendHeader(field_name, request_.host);
         ++host_count_;
-        request_.host = headers_.back().value;
         continue;
       }
       p = value;
     }
-    p = SkipClass(p, http_chars::kTables.field_value);
+    p = SkipFieldValueChars(begin, p, lf + 1);
     if (p != lf - 1) {  // a byte no field value may hold (a bare CR, NUL, ...)
       ClearHead();
       return FastResult::kNotSimple;
@@ -619,7 +723,7 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
     Fail(400, "line folding or leading whitespace in header section");
     return false;
   }
-  if (headers_.size() >= limits_.max_headers) {
+  if (header_count_ >= limits_.max_headers) {
     Fail(431, "too many header fields");
     return false;
   }
@@ -633,7 +737,7 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
 }
 
 bool HttpParser::AddField(std::string_view name, std::string_view value) {
-  headers_.push_back(HttpHeader{name, value});
+  AppendHeader(name, value);
 
   switch (name.size()) {
     case 4:
@@ -738,7 +842,7 @@ bool HttpParser::FinishHead() {
   }
   request_.keep_alive = request_.version_minor == 1 ? !connection_close_
                                                    : connection_keep_alive_ && !connection_close_;
-  request_.headers = headers_;
+  request_.headers = std::span<const HttpHeader>(headers_.data(), header_count_);
   pos_ = head_end_;
   if (request_.chunked) {
     phase_ = Phase::kChunkSize;

@@ -84,6 +84,11 @@ class HttpParser {
   bool ParseHeaderLine(std::string_view line);
   // Records a syntactically valid field and acts on the ones the parser understands.
   bool AddField(std::string_view name, std::string_view value);
+  void AppendHeader(std::string_view name, std::string_view value) {
+    if (header_count_ == headers_.size()) GrowHeaders();
+    headers_[header_count_++] = HttpHeader{name, value};
+  }
+  void GrowHeaders();
   // Forgets the request line and every field (the state ParseSimpleHead may have touched).
   void ClearHead();
   bool FinishHead();
@@ -93,7 +98,10 @@ class HttpParser {
 
   HttpParserLimits limits_;
   HttpRequest request_;
+  // The fields of this message are the first header_count_; the rest are spare slots, so a
+  // field is stored without a capacity check or a call.
   std::vector<HttpHeader> headers_;
+  size_t header_count_ = 0;
   std::string chunked_body_;
   Phase phase_ = Phase::kHead;
   const char* base_ = nullptr;  // data() of the previous input

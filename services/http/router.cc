@@ -30,27 +30,6 @@ inline int CompareSameLength(const char* a, const char* b, size_t n) {
   return 0;
 }
 
-template <typename Word>
-inline Word Load(const char* p) {
-  Word w;
-  std::memcpy(&w, p, sizeof(w));
-  return w;
-}
-
-// Equality of two byte strings of length `n` in at most a few word comparisons (the last words
-// overlap the ones before them instead of leaving a tail of single bytes).
-inline bool SameBytes(const char* a, const char* b, size_t n) {
-  if (n >= 8) {
-    for (size_t i = 0; i + 8 < n; i += 8) {
-      if (Load<uint64_t>(a + i) != Load<uint64_t>(b + i)) return false;
-    }
-    return Load<uint64_t>(a + n - 8) == Load<uint64_t>(b + n - 8);
-  }
-  if (n >= 4) return Load<uint32_t>(a) == Load<uint32_t>(b) && Load<uint32_t>(a + n - 4) == Load<uint32_t>(b + n - 4);
-  if (n >= 2) return Load<uint16_t>(a) == Load<uint16_t>(b) && Load<uint16_t>(a + n - 2) == Load<uint16_t>(b + n - 2);
-  return n == 0 || *a == *b;
-}
-
 // The order of paths_: by length, then by bytes.
 int ComparePaths(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
@@ -58,10 +37,6 @@ int ComparePaths(std::string_view a, std::string_view b) {
 }
 
 bool PathBefore(std::string_view a, std::string_view b) { return ComparePaths(a, b) < 0; }
-
-inline bool Same(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && SameBytes(a.data(), b.data(), a.size());
-}
 
 }  // namespace
 
@@ -131,7 +106,7 @@ std::vector<std::string> Router::Paths() const {
 
 inline const Router::Route* Router::FindMethod(const PathRoutes& routes, std::string_view method) {
   for (const Route& route : routes.methods) {
-    if (Same(route.method, method)) return &route;
+    if (SameText(route.method, method)) return &route;
   }
   return nullptr;
 }
@@ -143,7 +118,7 @@ inline Router::Match Router::MatchIn(const PathEntry* entry, std::string_view me
     return match;
   }
   const Route* route = FindMethod(entry->routes, method);
-  if (route == nullptr && Same(method, "HEAD")) route = FindMethod(entry->routes, "GET");
+  if (route == nullptr && SameText(method, "HEAD")) route = FindMethod(entry->routes, "GET");
   if (route == nullptr) {
     match.status = 405;
     match.allow = entry->routes.allow;
@@ -161,12 +136,23 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
   return MatchIn(FindPath(path), method);
 }
 
-Router::Match Router::Find(std::string_view method, std::string_view path, Hint& hint) const {
+Router::Match Router::FindAndRemember(std::string_view method, std::string_view path, Hint& hint) const {
   const auto* last = static_cast<const PathEntry*>(hint.entry_);
-  if (last != nullptr && Same(last->path, path)) return MatchIn(last, method);
-  const PathEntry* entry = FindPath(path);
-  if (entry != nullptr) hint.entry_ = entry;
-  return MatchIn(entry, method);
+  const PathEntry* entry = last != nullptr && SameText(last->path, path) ? last : FindPath(path);
+  if (entry == nullptr) return MatchIn(nullptr, method);
+  hint.entry_ = entry;
+  const Match match = MatchIn(entry, method);
+  // Remembered only for a route of the method asked for: HEAD answered by GET's route, 404 and
+  // 405 take the longer way each time.
+  const Route* route = FindMethod(entry->routes, method);
+  if (route != nullptr) {
+    hint.path_ = entry->path;
+    hint.method_ = route->method;
+    hint.match_ = match;
+  } else {
+    hint.match_ = Match();
+  }
+  return match;
 }
 
 }  // namespace percore
