@@ -42,14 +42,16 @@ std::string IndexPage(const Router& router) {
 
 void AddBuiltinRoutes(const HttpOptions& options, Router& router) {
   if (!router.HasPath("/plaintext")) {
-    router.Get("/plaintext", [](const HttpRequest&, HttpResponse& response) {
-      response.set_content_type("text/plain");
+    router.Get("/plaintext", [type = PreparedHeader("Content-Type", "text/plain")](
+                                 const HttpRequest&, HttpResponse& response) {
+      response.AddHeader(type);
       response.set_body(kHelloText);
     });
   }
   if (!router.HasPath("/json")) {
-    router.Get("/json", [](const HttpRequest&, HttpResponse& response) {
-      response.set_content_type("application/json");
+    router.Get("/json", [type = PreparedHeader("Content-Type", "application/json")](
+                            const HttpRequest&, HttpResponse& response) {
+      response.AddHeader(type);
       response.set_body(kHelloJson);
     });
   }
@@ -62,8 +64,9 @@ void AddBuiltinRoutes(const HttpOptions& options, Router& router) {
   if (!router.HasPath("/")) {
     // Built last so that it links to every other path; shared read-only by all loops.
     auto page = std::make_shared<const std::string>(IndexPage(router));
-    router.Get("/", [page = std::move(page)](const HttpRequest&, HttpResponse& response) {
-      response.set_content_type("text/html; charset=utf-8");
+    router.Get("/", [page = std::move(page), type = PreparedHeader("Content-Type", "text/html; charset=utf-8")](
+                        const HttpRequest&, HttpResponse& response) {
+      response.AddHeader(type);
       response.set_body(*page);
     });
   }

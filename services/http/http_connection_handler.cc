@@ -184,7 +184,7 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
 }
 
 HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, const HttpRequest& request) {
-  const Router::Match match = options_.routes.Find(request.method, request.path);
+  const Router::Match match = options_.routes.Find(request.method, request.path, route_hint_);
   if (match.async_handler != nullptr) return RespondLater(conn, request, *match.async_handler);
   response_.Reset();
   if (match.handler != nullptr) {

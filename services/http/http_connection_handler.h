@@ -46,6 +46,7 @@ class HttpConnectionHandler final : public Handler {
   HttpParser parser_;
   HttpResponse response_;
   RequestStart request_start_;
+  Router::Hint route_hint_;
   // Names this connection to the answers of asynchronous routes: they hold it weakly, so one
   // that comes after the connection (and with it this handler) is gone finds nothing.
   // Made on the first asynchronous request.

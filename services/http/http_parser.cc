@@ -1,11 +1,19 @@
 #include "services/http/http_parser.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <span>
+#include <type_traits>
 
 #include "services/http/http_chars.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace percore {
 namespace {
@@ -176,17 +184,13 @@ size_t HostLength(std::string_view s) {
     const std::string_view literal = s.substr(1, close - 1);
     return IsIpv6Address(literal) || IsIpvFuture(literal) ? close + 1 : 0;
   }
+  const size_t n = s.size();
   size_t i = 0;
-  while (i < s.size()) {
-    if (IsRegNameChar(s[i])) {
-      ++i;
-    } else if (s[i] == '%' && i + 2 < s.size() && IsHexDigit(s[i + 1]) && IsHexDigit(s[i + 2])) {
-      i += 3;
-    } else {
-      break;
-    }
+  for (;;) {
+    while (i < n && IsRegNameChar(s[i])) ++i;
+    if (i + 2 >= n || s[i] != '%' || !IsHexDigit(s[i + 1]) || !IsHexDigit(s[i + 2])) return i;
+    i += 3;
   }
-  return i;
 }
 
 // Host = uri-host [ ":" port ] with port = *DIGIT (RFC 9112 §3.2, RFC 3986 §3.2.3). The host
@@ -237,15 +241,172 @@ bool SplitFieldLine(std::string_view line, std::string_view* name, std::string_v
   return true;
 }
 
+template <typename Word>
+inline Word LoadWord(const char* p) {
+  Word w;
+  std::memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+// Whether `name`, a token, is `lower` (lowercase letters and '-', four bytes or more) in any
+// case. OR-ing 0x20 into a byte lowercases a letter and leaves '-' alone, and turns no other
+// token byte into either, so words of the name compare at once. The words may overlap.
+inline bool FieldNameIs(std::string_view name, std::string_view lower) {
+  const size_t n = lower.size();
+  if (name.size() != n) return false;
+  if (n >= 8) {
+    constexpr uint64_t kCase = 0x2020202020202020;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if ((LoadWord<uint64_t>(name.data() + i) | kCase) != LoadWord<uint64_t>(lower.data() + i)) return false;
+    }
+    return (LoadWord<uint64_t>(name.data() + n - 8) | kCase) == LoadWord<uint64_t>(lower.data() + n - 8);
+  }
+  constexpr uint32_t kCase = 0x20202020;
+  return (LoadWord<uint32_t>(name.data()) | kCase) == LoadWord<uint32_t>(lower.data()) &&
+         (LoadWord<uint32_t>(name.data() + n - 4) | kCase) == LoadWord<uint32_t>(lower.data() + n - 4);
+}
+
+// Request-target bytes other than '?': the path of an origin-form target.
+constexpr std::array<bool, 256> MakePathChars() {
+  std::array<bool, 256> path = http_chars::kTables.target;
+  path['?'] = false;
+  return path;
+}
+constexpr std::array<bool, 256> kPathChars = MakePathChars();
+
+// The first byte from `p` on outside `table`'s class; the caller knows one ends the run (a
+// line's CR) before the input does. Index form, which compiles to a four-instruction loop.
+inline const char* SkipClass(const char* p, const std::array<bool, 256>& table) {
+  size_t i = 0;
+  while (table[static_cast<unsigned char>(p[i])]) ++i;
+  return p + i;
+}
+
+#if defined(__SSE2__)
+// Bit i set where block[i] == c, for the 16 bytes at `block`.
+inline unsigned MatchBytes(const char* block, char c) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(c))));
+}
+#endif
+
+// The first LF in [from, end), or nullptr. Bytes from `begin` (the input's first) to `end` may
+// be read. Heads are short: sixteen bytes at a time, inline, cost less than a memchr call.
+inline const char* FindLineFeed(const char* begin, const char* from, const char* end) {
+#if defined(__SSE2__)
+  for (; end - from >= 16; from += 16) {
+    const unsigned match = MatchBytes(from, '\n');
+    if (match != 0) return from + __builtin_ctz(match);
+  }
+  if (from == end) return nullptr;
+  if (end - begin >= 16) {
+    // The input's last sixteen bytes, less those before `from` (searched already).
+    const char* const block = end - 16;
+    const unsigned match = MatchBytes(block, '\n') >> (from - block);
+    return match != 0 ? from + __builtin_ctz(match) : nullptr;
+  }
+#endif
+  return static_cast<const char*>(std::memchr(from, '\n', static_cast<size_t>(end - from)));
+}
+
+// The first byte from `p` on that is not in `table`'s class, when the caller knows such a byte
+// comes before the input ends (each line's CR does) and at or before `limit`, up to which bytes
+// may be read. A byte class test has no single SSE2 instruction, so the two long runs of a
+// typical head, the target's path and field values, have their classes spelled out below:
+// sixteen bytes at a time instead of one.
+#if defined(__SSE2__)
+inline unsigned PathCharsMask(__m128i bytes) {
+  // VCHAR (0x21-0x7e, signed greater than 0x20) or obs-text (0x80 up, signed negative), not '?'.
+  const __m128i in = _mm_or_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8(0x20)),
+                                  _mm_cmplt_epi8(bytes, _mm_setzero_si128()));
+  const __m128i out = _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7f)),
+                                   _mm_cmpeq_epi8(bytes, _mm_set1_epi8('?')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(out, in)));
+}
+
+inline unsigned FieldValueCharsMask(__m128i bytes) {
+  // VCHAR or SP (signed greater than 0x1f, less DEL), obs-text, or HTAB.
+  const __m128i in = _mm_or_si128(
+      _mm_or_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8(0x1f)), _mm_cmplt_epi8(bytes, _mm_setzero_si128())),
+      _mm_cmpeq_epi8(bytes, _mm_set1_epi8('\t')));
+  const __m128i out = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(0x7f));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(out, in)));
+}
+
+// Letters, digits, '-' and '.': the bytes of nearly every Host, all of them reg-name bytes.
+inline unsigned HostCharsMask(__m128i bytes) {
+  const __m128i lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                       _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+  const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8('0' - 1)),
+                                      _mm_cmplt_epi8(bytes, _mm_set1_epi8('9' + 1)));
+  const __m128i mark = _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('-')),
+                                    _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), mark)));
+}
+
+// Skips the bytes from `p` on that kMask's class holds, sixteen at a time, up to `limit`;
+// returns where a byte-by-byte scan has to go on (or the first byte outside the class). The
+// last block may start before `p` (as far back as `begin`), its bytes before `p` ignored.
+template <unsigned (*kMask)(__m128i)>
+inline const char* SkipBlocks(const char* begin, const char* p, const char* limit) {
+  for (; limit - p >= 16; p += 16) {
+    const unsigned in = kMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    if (in != 0xffff) return p + __builtin_ctz(~in);
+  }
+  if (p == limit || limit - begin < 16) return p;
+  const char* const block = limit - 16;
+  const unsigned in = kMask(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block))) >> (p - block);
+  // Bits past the limit are clear, so a byte outside the class is always found.
+  return p + __builtin_ctz(~in);
+}
+#endif
+
+inline const char* SkipPathChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<PathCharsMask>(begin, p, limit);
+#endif
+  return SkipClass(p, kPathChars);
+}
+
+inline const char* SkipFieldValueChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<FieldValueCharsMask>(begin, p, limit);
+#endif
+  return SkipClass(p, http_chars::kTables.field_value);
+}
+
+inline const char* SkipRegNameChars(const char* begin, const char* p, const char* limit) {
+#if defined(__SSE2__)
+  p = SkipBlocks<HostCharsMask>(begin, p, limit);  // then the other reg-name bytes, if any
+#endif
+  return SkipClass(p, http_chars::kTables.reg_name);
+}
+
 }  // namespace
 
-HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.reserve(16); }
+HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.resize(16); }
+
+void HttpParser::GrowHeaders() { headers_.resize(headers_.size() * 2); }
+
+void HttpParser::ClearHead() {
+  // Built in place: an assignment from a temporary makes the compiler build it on the stack
+  // and copy it over.
+  static_assert(std::is_trivially_destructible_v<HttpRequest>);
+  std::construct_at(&request_);
+  header_count_ = 0;
+  host_count_ = 0;
+  content_length_seen_ = transfer_encoding_seen_ = false;
+  te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
+  connection_close_ = connection_keep_alive_ = false;
+}
 
 void HttpParser::Reset() {
-  request_ = HttpRequest();
-  headers_.clear();
-  chunked_body_.clear();
-  if (chunked_body_.capacity() > 64 * 1024) std::string().swap(chunked_body_);
+  ClearHead();
+  if (!chunked_body_.empty()) {
+    chunked_body_.clear();
+    if (chunked_body_.capacity() > 64 * 1024) std::string().swap(chunked_body_);
+  }
   phase_ = Phase::kHead;
   base_ = nullptr;
   base_size_ = 0;
@@ -257,10 +418,6 @@ void HttpParser::Reset() {
   error_status_ = 0;
   error_detail_ = {};
   request_line_done_ = false;
-  host_count_ = 0;
-  content_length_seen_ = transfer_encoding_seen_ = false;
-  te_last_chunked_ = te_chunked_not_last_ = te_unknown_ = false;
-  connection_close_ = connection_keep_alive_ = false;
 }
 
 HttpParser::Result HttpParser::Fail(int status, std::string_view detail) {
@@ -276,8 +433,14 @@ HttpParser::Result HttpParser::Parse(std::string_view input) {
   if (input.empty()) return Result::kNeedMore;
   Rebase(input);
   if (phase_ == Phase::kHead) {
-    const Result result = ParseHead(input);
-    if (result != Result::kComplete) return result;
+    // scan_ == 0: the line-by-line parser has not started on this message.
+    FastResult fast = FastResult::kNotSimple;
+    if (fast_path_ && scan_ == 0) fast = ParseSimpleHead(input);
+    if (fast == FastResult::kError) return Result::kError;
+    if (fast == FastResult::kNotSimple) {
+      const Result result = ParseHead(input);
+      if (result != Result::kComplete) return result;
+    }
   }
   if (phase_ == Phase::kBody) {
     const size_t end = head_end_ + static_cast<size_t>(request_.content_length);
@@ -311,12 +474,93 @@ void HttpParser::Rebase(std::string_view input) {
   move(request_.path);
   move(request_.query);
   move(request_.host);
-  for (HttpHeader& header : headers_) {
+  for (HttpHeader& header : std::span<HttpHeader>(headers_.data(), header_count_)) {
     move(header.name);
     move(header.value);
   }
   base_ = input.data();
   base_size_ = input.size();
+}
+
+HttpParser::FastResult HttpParser::ParseSimpleHead(std::string_view input) {
+  const char* const begin = input.data();
+  // Only within the head limit: each line read here then ends inside it, as ParseHead requires.
+  const char* const end = begin + std::min(input.size(), limits_.max_head_bytes);
+
+  // request-line = method SP origin-form SP "HTTP/1." DIGIT CRLF. Each line is found first;
+  // its CR belongs to none of the byte classes scanned, so no scan can run past it.
+  const char* lf = FindLineFeed(begin, begin, end);
+  if (lf == nullptr || lf == begin || lf[-1] != '\r') return FastResult::kNotSimple;
+  const char* p = begin;
+  p = SkipClass(p, http_chars::kTables.tchar);
+  const std::string_view method(begin, static_cast<size_t>(p - begin));
+  // CONNECT takes an authority-form target only: the other parser says so.
+  if (method.empty() || *p != ' ' || method == "CONNECT") return FastResult::kNotSimple;
+  const char* const target = ++p;
+  if (*p != '/') return FastResult::kNotSimple;
+  p = SkipPathChars(begin, p, lf + 1);
+  const char* const path_end = p;
+  if (*p == '?') {
+    p = SkipClass(p + 1, http_chars::kTables.target);
+  }
+  // SP "HTTP/1." DIGIT, then the CR.
+  if (*p != ' ' || lf - p != 10 || std::memcmp(p + 1, "HTTP/1.", 7) != 0 || !IsDigit(p[8])) {
+    return FastResult::kNotSimple;
+  }
+  request_.version_minor = p[8] == '0' ? 0 : 1;
+  request_.method = method;
+  request_.target = std::string_view(target, static_cast<size_t>(p - target));
+  request_.path = std::string_view(target, static_cast<size_t>(path_end - target));
+  if (path_end != p) request_.query = std::string_view(path_end + 1, static_cast<size_t>(p - path_end - 1));
+
+  // field-line = field-name ":" OWS field-value OWS CRLF, up to the empty line.
+  for (p = lf + 1;; p = lf + 1) {
+    if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') break;
+    lf = FindLineFeed(begin, p, end);
+    if (lf == nullptr || lf == p || lf[-1] != '\r' || header_count_ >= limits_.max_headers) {
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    const char* const name = p;
+    p = SkipClass(p, http_chars::kTables.tchar);
+    if (p == name || *p != ':') {
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    const std::string_view field_name(name, static_cast<size_t>(p - name));
+    ++p;
+    while (IsOws(*p)) ++p;
+    const char* const value = p;
+    if (field_name.size() == 4 && FieldNameIs(field_name, "host")) {
+      // A Host of reg-name [":" port] is read and checked in one scan; any other (an IP
+      // literal, %XX, odd bytes) goes to AddField's full check.
+      p = SkipRegNameChars(begin, p, lf + 1);
+      if (p != value && *p == ':') {
+        ++p;
+        while (IsDigit(*p)) ++p;
+      }
+      const char* host_end = p;
+      while (IsOws(*p)) ++p;
+      if (host_end != value && p == lf - 1) {
+        request_.host = std::string_view(value, static_cast<size_t>(host_end - value));
+        AppendHeader(field_name, request_.host);
+        ++host_count_;
+        continue;
+      }
+      p = value;
+    }
+    p = SkipFieldValueChars(begin, p, lf + 1);
+    if (p != lf - 1) {  // a byte no field value may hold (a bare CR, NUL, ...)
+      ClearHead();
+      return FastResult::kNotSimple;
+    }
+    while (p > value && IsOws(p[-1])) --p;
+    if (!AddField(field_name, std::string_view(value, static_cast<size_t>(p - value)))) {
+      return FastResult::kError;
+    }
+  }
+  head_end_ = static_cast<size_t>(p + 2 - begin);
+  return FinishHead() ? FastResult::kComplete : FastResult::kError;
 }
 
 bool HttpParser::CheckPartialRequestLine(std::string_view input) {
@@ -479,7 +723,7 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
     Fail(400, "line folding or leading whitespace in header section");
     return false;
   }
-  if (headers_.size() >= limits_.max_headers) {
+  if (header_count_ >= limits_.max_headers) {
     Fail(431, "too many header fields");
     return false;
   }
@@ -489,11 +733,15 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
     Fail(400, "malformed header field");
     return false;
   }
-  headers_.push_back(HttpHeader{name, value});
+  return AddField(name, value);
+}
+
+bool HttpParser::AddField(std::string_view name, std::string_view value) {
+  AppendHeader(name, value);
 
   switch (name.size()) {
     case 4:
-      if (EqualsIgnoreCaseAscii(name, "host")) {
+      if (FieldNameIs(name, "host")) {
         ++host_count_;
         request_.host = value;
         // Empty is what a client sends for a target without an authority (RFC 9110 §7.2).
@@ -504,12 +752,12 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
       }
       break;
     case 6:
-      if (EqualsIgnoreCaseAscii(name, "expect") && EqualsIgnoreCaseAscii(value, "100-continue")) {
+      if (FieldNameIs(name, "expect") && EqualsIgnoreCaseAscii(value, "100-continue")) {
         request_.expect_continue = true;
       }
       break;
     case 10:
-      if (EqualsIgnoreCaseAscii(name, "connection")) {
+      if (FieldNameIs(name, "connection")) {
         size_t start = 0;
         while (start <= value.size()) {
           size_t comma = value.find(',', start);
@@ -522,7 +770,7 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
       }
       break;
     case 14:
-      if (EqualsIgnoreCaseAscii(name, "content-length")) {
+      if (FieldNameIs(name, "content-length")) {
         const int64_t length = ParseContentLength(value);
         if (length < 0 || (content_length_seen_ && length != request_.content_length)) {
           Fail(400, "invalid Content-Length");
@@ -533,7 +781,7 @@ bool HttpParser::ParseHeaderLine(std::string_view line) {
       }
       break;
     case 17:
-      if (EqualsIgnoreCaseAscii(name, "transfer-encoding")) {
+      if (FieldNameIs(name, "transfer-encoding")) {
         transfer_encoding_seen_ = true;
         size_t start = 0;
         while (start <= value.size()) {
@@ -594,7 +842,7 @@ bool HttpParser::FinishHead() {
   }
   request_.keep_alive = request_.version_minor == 1 ? !connection_close_
                                                    : connection_keep_alive_ && !connection_close_;
-  request_.headers = headers_;
+  request_.headers = std::span<const HttpHeader>(headers_.data(), header_count_);
   pos_ = head_end_;
   if (request_.chunked) {
     phase_ = Phase::kChunkSize;

@@ -31,6 +31,11 @@ struct HttpParserLimits {
 // (pipelined bytes after the message are left alone). On kError the caller answers
 // error_status() and closes: the framing of what follows is unknown.
 //
+// The common shape of a header section (an origin-form request line ending in CRLF, well-formed
+// "Name: value" CRLF field lines) is read in one pass on the first call for a message (when
+// it is all there); anything else, or a head that has not fully arrived, goes to the
+// line-by-line parser, which alone decides on errors of syntax. Both give the same results.
+//
 // No allocation per request once the header vector and the chunked-body storage have grown to
 // their working size. Not thread-safe; one parser per connection.
 class HttpParser {
@@ -58,16 +63,34 @@ class HttpParser {
   bool head_complete() const { return phase_ > Phase::kHead && phase_ != Phase::kFailed; }
   const HttpParserLimits& limits() const { return limits_; }
 
+  // Every message through the line-by-line parser: for tests that hold the one-pass reading
+  // of common requests to the same results.
+  void DisableFastPathForTesting() { fast_path_ = false; }
+
  private:
   enum class Phase : uint8_t {
     kHead, kBody, kChunkSize, kChunkData, kChunkDataEnd, kTrailers, kDone, kFailed,
   };
 
+  enum class FastResult : uint8_t { kComplete, kError, kNotSimple };
+  // The one-pass reading of a whole header section of the common shape. kNotSimple leaves
+  // no trace (the line-by-line parser then starts afresh); kError comes from a check both
+  // paths share (a field's meaning, FinishHead), so it is the error the other path gives.
+  FastResult ParseSimpleHead(std::string_view input);
   Result ParseHead(std::string_view input);
   Result ParseChunked(std::string_view input);
   Result Fail(int status, std::string_view detail);
   bool ParseRequestLine(std::string_view line);
   bool ParseHeaderLine(std::string_view line);
+  // Records a syntactically valid field and acts on the ones the parser understands.
+  bool AddField(std::string_view name, std::string_view value);
+  void AppendHeader(std::string_view name, std::string_view value) {
+    if (header_count_ == headers_.size()) GrowHeaders();
+    headers_[header_count_++] = HttpHeader{name, value};
+  }
+  void GrowHeaders();
+  // Forgets the request line and every field (the state ParseSimpleHead may have touched).
+  void ClearHead();
   bool FinishHead();
   bool CheckPartialRequestLine(std::string_view input);
   // Moves every view into the previous input onto the same offsets of the current one.
@@ -75,7 +98,10 @@ class HttpParser {
 
   HttpParserLimits limits_;
   HttpRequest request_;
+  // The fields of this message are the first header_count_; the rest are spare slots, so a
+  // field is stored without a capacity check or a call.
   std::vector<HttpHeader> headers_;
+  size_t header_count_ = 0;
   std::string chunked_body_;
   Phase phase_ = Phase::kHead;
   const char* base_ = nullptr;  // data() of the previous input
@@ -102,6 +128,7 @@ class HttpParser {
   bool te_unknown_ = false;         // a coding other than "chunked" without parameters
   bool connection_close_ = false;
   bool connection_keep_alive_ = false;
+  bool fast_path_ = true;
 };
 
 }  // namespace percore

@@ -4,8 +4,6 @@
 #include <span>
 #include <string_view>
 
-#include "absl/strings/match.h"
-#include "absl/strings/string_view.h"
 
 namespace percore {
 
@@ -39,10 +37,18 @@ struct HttpRequest {
   bool has_header(std::string_view name) const;
 };
 
-// ASCII case-insensitive equality, the comparison HTTP uses for field names and tokens: a
-// std::string_view front for absl::EqualsIgnoreCase (this Abseil's string_view is its own type).
+inline char ToLowerAscii(char c) {
+  return static_cast<unsigned char>(c - 'A') < 26 ? static_cast<char>(c + ('a' - 'A')) : c;
+}
+
+// ASCII case-insensitive equality, the comparison HTTP uses for field names and tokens. Inline:
+// the parser compares field names against short literals on every request.
 inline bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
-  return absl::EqualsIgnoreCase(absl::string_view(a.data(), a.size()), absl::string_view(b.data(), b.size()));
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ToLowerAscii(a[i]) != ToLowerAscii(b[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace percore

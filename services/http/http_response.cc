@@ -1,12 +1,16 @@
 #include "services/http/http_response.h"
 
+#include <array>
 #include <cstring>
 
 #include "services/http/http_chars.h"
+#include "services/http/http_date.h"
 
 namespace percore {
 namespace {
 
+// The status line and the Server field of the most common answer, written as one block.
+constexpr std::string_view kOkHead = "HTTP/1.1 200 OK\r\nServer: percore\r\n";
 constexpr std::string_view kServerField = "Server: percore\r\n";
 constexpr std::string_view kDatePrefix = "Date: ";
 constexpr std::string_view kContentLengthPrefix = "Content-Length: ";
@@ -20,17 +24,86 @@ char* Put(char* dst, std::string_view s) {
   return dst + s.size();
 }
 
-// Writes `n` in decimal at the end of the 20-byte `buf`; returns the digits.
-std::string_view FormatDecimal(uint64_t n, char (&buf)[20]) {
-  char* p = buf + sizeof(buf);
-  do {
-    *--p = static_cast<char>('0' + n % 10);
-    n /= 10;
-  } while (n != 0);
-  return std::string_view(p, static_cast<size_t>(buf + sizeof(buf) - p));
+// Digits of `n` in decimal; bodies are mostly short, so the small lengths are found first.
+inline size_t DecimalLength(uint64_t n) {
+  if (n < 10) return 1;
+  if (n < 100) return 2;
+  if (n < 1000) return 3;
+  size_t digits = 4;
+  for (n /= 10000; n != 0; n /= 10) ++digits;
+  return digits;
+}
+
+// "00" to "99": two digits per division.
+constexpr std::array<char, 200> MakeDigitPairs() {
+  std::array<char, 200> pairs{};
+  for (int i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}
+constexpr std::array<char, 200> kDigitPairs = MakeDigitPairs();
+
+// Writes the `digits` decimal digits of `n` at `dst`; returns the end.
+inline char* PutDecimal(char* dst, uint64_t n, size_t digits) {
+  char* const end = dst + digits;
+  char* p = end;
+  while (n >= 100) {
+    p -= 2;
+    std::memcpy(p, &kDigitPairs[2 * (n % 100)], 2);
+    n /= 100;
+  }
+  if (n >= 10) {
+    p -= 2;
+    std::memcpy(p, &kDigitPairs[2 * n], 2);
+  } else {
+    *--p = static_cast<char>('0' + n);
+  }
+  return end;
+}
+
+// The answer most requests get: 200, a Date, no Connection field, a body. Its fixed bytes are
+// copied as blocks whose sizes the compiler knows.
+void AppendOk(const HttpResponse& response, std::string_view date, Buffer& out) {
+  constexpr std::string_view kHead = "HTTP/1.1 200 OK\r\nServer: percore\r\nDate: ";
+  constexpr std::string_view kLength = "\r\nContent-Length: ";
+  const std::string_view body = response.body();
+  const std::string_view headers = response.headers();
+  const size_t digits = DecimalLength(body.size());
+  const size_t total = kHead.size() + kHttpDateLength + kLength.size() + digits + 2 + headers.size() + 2 + body.size();
+  char* const begin = out.Reserve(total);
+  char* p = begin;
+  std::memcpy(p, kHead.data(), kHead.size());
+  p += kHead.size();
+  std::memcpy(p, date.data(), kHttpDateLength);
+  p += kHttpDateLength;
+  std::memcpy(p, kLength.data(), kLength.size());
+  p = PutDecimal(p + kLength.size(), body.size(), digits);
+  *p++ = '\r';
+  *p++ = '\n';
+  p = Put(p, headers);
+  *p++ = '\r';
+  *p++ = '\n';
+  p = Put(p, body);
+  out.Commit(static_cast<size_t>(p - begin));
+}
+
+bool IsValidField(std::string_view name, std::string_view value) {
+  if (!http_chars::IsToken(name)) return false;
+  for (char c : value) {
+    if (!http_chars::IsFieldValueChar(c)) return false;
+  }
+  return true;
 }
 
 }  // namespace
+
+PreparedHeader::PreparedHeader(std::string_view name, std::string_view value) {
+  if (!IsValidField(name, value)) return;
+  line_.reserve(name.size() + value.size() + 4);
+  line_.append(name.data(), name.size()).append(": ").append(value.data(), value.size()).append("\r\n");
+}
 
 void HttpResponse::Reset() {
   status_ = 200;
@@ -40,14 +113,17 @@ void HttpResponse::Reset() {
 }
 
 bool HttpResponse::AddHeader(std::string_view name, std::string_view value) {
-  if (!http_chars::IsToken(name)) return false;
-  for (char c : value) {
-    if (!http_chars::IsFieldValueChar(c)) return false;
-  }
-  headers_.append(name.data(), name.size());
-  headers_.append(": ");
-  headers_.append(value.data(), value.size());
-  headers_.append("\r\n");
+  if (!IsValidField(name, value)) return false;
+  // One resize and direct writes: cheaper than four appends, each checking capacity.
+  const size_t old_size = headers_.size();
+  headers_.resize(old_size + name.size() + value.size() + 4);
+  char* p = headers_.data() + old_size;
+  p = Put(p, name);
+  *p++ = ':';
+  *p++ = ' ';
+  p = Put(p, value);
+  *p++ = '\r';
+  *p = '\n';
   return true;
 }
 
@@ -92,46 +168,61 @@ std::string_view HttpReasonPhrase(int status) {
 
 void AppendHttpResponse(const HttpResponse& response, const ResponseFraming& framing, Buffer& out) {
   const int status = response.status();
-  const std::string_view reason = HttpReasonPhrase(status);
+  if (status == 200 && framing.date.size() == kHttpDateLength && framing.connection == ConnectionField::kNone &&
+      !framing.head) {
+    AppendOk(response, framing.date, out);
+    return;
+  }
   // RFC 9110 §8.6: no Content-Length in 1xx and 204; a 304 would have to state the size of a
   // representation it does not carry, so it is left out there too. These carry no body either.
   const bool bodiless_status = status < 200 || status == 204 || status == 304;
   const bool send_body = !framing.head && !bodiless_status;
   const std::string_view body = response.body();
-
-  char digits[20];
-  const std::string_view length = FormatDecimal(body.size(), digits);
+  const std::string_view headers = response.headers();
+  const std::string_view reason = status == 200 ? std::string_view() : HttpReasonPhrase(status);
+  const size_t length_digits = DecimalLength(body.size());
   std::string_view connection;
   if (framing.connection == ConnectionField::kClose) connection = kCloseField;
   if (framing.connection == ConnectionField::kKeepAlive) connection = kKeepAliveField;
 
-  // "HTTP/1.1 200 " + reason + CRLF
-  size_t total = 13 + reason.size() + 2 + kServerField.size();
+  // "HTTP/1.1 200 " + reason + CRLF + Server field
+  size_t total = status == 200 ? kOkHead.size() : 13 + reason.size() + 2 + kServerField.size();
   if (!framing.date.empty()) total += kDatePrefix.size() + framing.date.size() + 2;
-  if (!bodiless_status) total += kContentLengthPrefix.size() + length.size() + 2;
-  total += response.headers().size() + connection.size() + 2;
+  if (!bodiless_status) total += kContentLengthPrefix.size() + length_digits + 2;
+  total += headers.size() + connection.size() + 2;
   if (send_body) total += body.size();
 
   char* const begin = out.Reserve(total);
-  char* p = Put(begin, "HTTP/1.1 ");
-  *p++ = static_cast<char>('0' + status / 100);
-  *p++ = static_cast<char>('0' + status / 10 % 10);
-  *p++ = static_cast<char>('0' + status % 10);
-  *p++ = ' ';
-  p = Put(p, reason);
-  p = Put(p, kCrlf);
-  p = Put(p, kServerField);
-  if (!framing.date.empty()) {
+  char* p = begin;
+  if (status == 200) {
+    p = Put(p, kOkHead);
+  } else {
+    p = Put(p, "HTTP/1.1 ");
+    *p++ = static_cast<char>('0' + status / 100);
+    *p++ = static_cast<char>('0' + status / 10 % 10);
+    *p++ = static_cast<char>('0' + status % 10);
+    *p++ = ' ';
+    p = Put(p, reason);
+    p = Put(p, kCrlf);
+    p = Put(p, kServerField);
+  }
+  if (framing.date.size() == kHttpDateLength) {
+    // The cached date: a copy of known size, which the compiler writes without a call.
+    p = Put(p, kDatePrefix);
+    std::memcpy(p, framing.date.data(), kHttpDateLength);
+    p += kHttpDateLength;
+    p = Put(p, kCrlf);
+  } else if (!framing.date.empty()) {
     p = Put(p, kDatePrefix);
     p = Put(p, framing.date);
     p = Put(p, kCrlf);
   }
   if (!bodiless_status) {
     p = Put(p, kContentLengthPrefix);
-    p = Put(p, length);
+    p = PutDecimal(p, body.size(), length_digits);
     p = Put(p, kCrlf);
   }
-  p = Put(p, response.headers());
+  p = Put(p, headers);
   p = Put(p, connection);
   p = Put(p, kCrlf);
   if (send_body) p = Put(p, body);

@@ -8,6 +8,21 @@
 
 namespace percore {
 
+// A header field line checked and formatted once ("Name: value\r\n"), for the fields a route
+// sends with every response: adding it to a response is one copy, with no per-request check.
+// Make it where the route is set up and keep it alive while the route may run.
+class PreparedHeader {
+ public:
+  // valid() is false, and the line empty, when AddHeader would refuse the field.
+  PreparedHeader(std::string_view name, std::string_view value);
+
+  bool valid() const { return !line_.empty(); }
+  std::string_view line() const { return line_; }
+
+ private:
+  std::string line_;
+};
+
 // What a route handler fills in: status, header fields and body. The server adds the framing
 // fields itself (Date, Server, Content-Length, Connection), so handlers do not set those.
 // One object per connection is reused for every response; its strings keep their capacity, so
@@ -24,13 +39,21 @@ class HttpResponse {
   // Adds a field line. Returns false and adds nothing when `name` is not a token or `value`
   // holds a control character (CR, LF, NUL, ...): a handler cannot split the response.
   bool AddHeader(std::string_view name, std::string_view value);
+  // Adds a prepared field line: a copy, checked when `header` was made. False for an invalid one.
+  bool AddHeader(const PreparedHeader& header) {
+    headers_.append(header.line().data(), header.line().size());
+    return header.valid();
+  }
   bool set_content_type(std::string_view type) { return AddHeader("Content-Type", type); }
   // The added fields, serialized as "Name: value\r\n" lines.
   const std::string& headers() const { return headers_; }
 
   const std::string& body() const { return body_; }
   std::string* mutable_body() { return &body_; }
-  void set_body(std::string_view body) { body_.assign(body.data(), body.size()); }
+  void set_body(std::string_view body) {
+    body_.clear();  // then an append: cheaper than assign, which must allow for aliasing
+    body_.append(body.data(), body.size());
+  }
 
   // Close the connection once this response is written.
   bool close_connection() const { return close_connection_; }

@@ -1,12 +1,13 @@
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "services/http/http_request.h"
 #include "services/http/http_responder.h"
 #include "services/http/http_response.h"
@@ -54,6 +55,25 @@ class Router {
   };
   Match Find(std::string_view method, std::string_view path) const;
 
+  // What a caller's last lookup found. Each connection keeps its own (one router serves every
+  // loop): a client mostly repeats the method and path it asked for before, which two short
+  // comparisons then confirm without a search. Valid while the routes stay as they are, as
+  // they do once the server runs.
+  class Hint {
+   private:
+    friend class Router;
+    const void* entry_ = nullptr;  // a PathEntry of the router that filled it: the last path found
+    // The last route found under the request's own method, as the router spells it.
+    std::string_view path_;
+    std::string_view method_;
+    Match match_;
+  };
+  // Inline: the repeated request is answered here, without a call.
+  Match Find(std::string_view method, std::string_view path, Hint& hint) const {
+    if (hint.match_.found() && SameText(hint.path_, path) && SameText(hint.method_, method)) return hint.match_;
+    return FindAndRemember(method, path, hint);
+  }
+
  private:
   struct Route {
     std::string method;
@@ -64,11 +84,50 @@ class Router {
     std::vector<Route> methods;
     std::string allow;  // "GET, HEAD, POST": methods this path answers, for 405
   };
+  struct PathEntry {
+    std::string path;
+    PathRoutes routes;
+  };
   // The route for `method`, created empty if there is none yet.
   Route& Slot(std::string_view method, std::string_view path);
+  const PathEntry* FindPath(std::string_view path) const;
   static const Route* FindMethod(const PathRoutes& routes, std::string_view method);
+  static Match MatchIn(const PathEntry* entry, std::string_view method);
+  Match FindAndRemember(std::string_view method, std::string_view path, Hint& hint) const;
 
-  absl::flat_hash_map<std::string, PathRoutes> routes_;
+  template <typename Word>
+  static Word LoadWord(const char* p) {
+    Word w;
+    std::memcpy(&w, p, sizeof(w));
+    return w;
+  }
+  // Equality of two byte strings of length `n` in a few word comparisons (the last words
+  // overlap the ones before them instead of leaving single bytes): paths and methods are
+  // short, and a memcmp call costs more than comparing them.
+  static bool SameBytes(const char* a, const char* b, size_t n) {
+    if (n >= 8) {
+      for (size_t i = 0; i + 8 < n; i += 8) {
+        if (LoadWord<uint64_t>(a + i) != LoadWord<uint64_t>(b + i)) return false;
+      }
+      return LoadWord<uint64_t>(a + n - 8) == LoadWord<uint64_t>(b + n - 8);
+    }
+    if (n >= 4) {
+      return LoadWord<uint32_t>(a) == LoadWord<uint32_t>(b) &&
+             LoadWord<uint32_t>(a + n - 4) == LoadWord<uint32_t>(b + n - 4);
+    }
+    if (n >= 2) {
+      return LoadWord<uint16_t>(a) == LoadWord<uint16_t>(b) &&
+             LoadWord<uint16_t>(a + n - 2) == LoadWord<uint16_t>(b + n - 2);
+    }
+    return n == 0 || *a == *b;
+  }
+  static bool SameText(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && SameBytes(a.data(), b.data(), a.size());
+  }
+
+  // Sorted by length, then by bytes: a lookup's binary search mostly compares lengths, with
+  // no hash of the path to compute. The table is small and fixed before the server starts.
+  std::vector<PathEntry> paths_;
 };
 
 }  // namespace percore
