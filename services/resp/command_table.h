@@ -81,6 +81,9 @@ struct CommandSpec {
 std::span<const CommandSpec> AllCommands();
 // The top-level command named `name` in any letter case, or null.
 const CommandSpec* FindCommand(std::string_view name);
+// GET or SET when `args` (not empty) names one of them with a valid argument count, found
+// without FindCommand's scan; null for anything else, which ResolveCommand then decides.
+const CommandSpec* ResolveGetOrSet(CommandArgs args);
 // The subcommand of `container` named `name` in any letter case, or null.
 const CommandSpec* FindSubcommand(const CommandSpec& container, std::string_view name);
 // MGET's per-key part: one element of MGET's reply (a bulk string or null).
