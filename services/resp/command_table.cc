@@ -310,35 +310,8 @@ std::span<const CommandSpec> AllCommands() { return kCommands; }
 
 const CommandSpec& MgetPartSpec() { return kMgetElement; }
 
-namespace {
-
-// The three bytes of a name packed as one word, each with the ASCII case bit set.
-constexpr uint32_t PackLower3(char a, char b, char c) {
-  return (static_cast<uint32_t>(static_cast<unsigned char>(a)) |
-          static_cast<uint32_t>(static_cast<unsigned char>(b)) << 8 |
-          static_cast<uint32_t>(static_cast<unsigned char>(c)) << 16) |
-         0x202020u;
-}
-
-// GET and SET, which nearly every request names, without lowercasing and scanning: the only
-// bytes that become a given letter with the case bit set are that letter in either case, so
-// the packed comparison is exact for names of letters.
-const CommandSpec* FindGetOrSet(std::string_view name) {
-  if (name.size() != 3) return nullptr;
-  const uint32_t word = PackLower3(name[0], name[1], name[2]);
-  if (word == PackLower3('g', 'e', 't')) return &kCommands[0];
-  if (word == PackLower3('s', 'e', 't')) return &kCommands[1];
-  return nullptr;
-}
-
-}  // namespace
-
-const CommandSpec* ResolveGetOrSet(CommandArgs args) {
-  const CommandSpec* spec = FindGetOrSet(args[0]);
-  if (spec == nullptr) return nullptr;
-  const int n = static_cast<int>(args.size());
-  return (spec->arity >= 0 ? n == spec->arity : n >= -spec->arity) ? spec : nullptr;
-}
+const CommandSpec& kGetSpec = kCommands[0];
+const CommandSpec& kSetSpec = kCommands[1];
 
 const CommandSpec* FindCommand(std::string_view name) {
   if (const CommandSpec* spec = FindGetOrSet(name)) return spec;
