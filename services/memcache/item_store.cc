@@ -7,8 +7,6 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/hash/hash.h"
-#include "absl/strings/string_view.h"
 
 namespace percore::memcache {
 namespace {
@@ -37,10 +35,6 @@ bool ParseCounter(std::string_view text, uint64_t* value) {
 size_t FootprintOf(const Item& item) { return ItemFootprint(item.key_size, item.value_size); }
 
 }  // namespace
-
-size_t ItemStore::KeyHash::operator()(std::string_view key) const {
-  return absl::Hash<absl::string_view>{}(absl::string_view(key.data(), key.size()));
-}
 
 ItemStore::ItemStore(ItemStoreOptions options)
     : options_(std::move(options)), next_cas_(options_.cas_start) {

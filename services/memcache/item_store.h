@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "core/counter.h"
 #include "services/memcache/item.h"
+#include "services/memcache/key_hash.h"
 
 namespace percore::memcache {
 
@@ -110,7 +111,7 @@ class ItemStore {
  private:
   struct KeyHash {
     using is_transparent = void;
-    size_t operator()(std::string_view key) const;
+    size_t operator()(std::string_view key) const { return KeyHasher::Hash(key); }
     size_t operator()(const Item* item) const { return (*this)(item->key()); }
   };
   struct KeyEq {

@@ -31,7 +31,9 @@ MemcacheHandler::MemcacheHandler(MemcacheService& service)
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
   if (closing_) return pending_.empty() ? Action::CloseAfterWrite(close_reason_) : Action::Pause();
   while (!input.empty()) {
-    if (pending_.size() >= max_inflight_ || held_items_ > kMaxHeldItems || held_bytes_ > kMaxHeldBytes) {
+    // (std::deque::size() is not free: it is asked only when something is pending.)
+    if ((!pending_.empty() && pending_.size() >= max_inflight_) || held_items_ > kMaxHeldItems ||
+        held_bytes_ > kMaxHeldBytes) {
       return Action::Pause();
     }
     // Replies to pipelined gets can be far larger than the requests: stop while the output is
@@ -93,6 +95,14 @@ void MemcacheHandler::Reply(Connection& conn, std::string_view text, bool error)
 }
 
 void MemcacheHandler::Dispatch(Connection& conn, const Command& cmd) {
+  if (cmd.error == ParseError::kNone && IsRetrievalCommand(cmd.kind)) {
+    DispatchRetrieval(conn, cmd);
+    return;
+  }
+  DispatchOther(conn, cmd);
+}
+
+void MemcacheHandler::DispatchOther(Connection& conn, const Command& cmd) {
   if (cmd.error != ParseError::kNone) {
     if (cmd.error == ParseError::kTooLarge) {
       local_.counters.store_too_large.Increment();
@@ -180,6 +190,23 @@ void MemcacheHandler::KeepItem(Pending& p, const Item* item) {
 }
 
 void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
+  if (cmd.key.empty() || !pending_.empty() || conn.above_high_water() ||
+      shards_.OwnerOf(cmd.key) != here_) {
+    DispatchKeys(conn, cmd);
+    return;
+  }
+  // The usual request: one key, on this loop, with room in the output. The reply goes
+  // straight out, END included.
+  OutputQueue& out = conn.output();
+  if (const Item* item = LookUp(local_.store, cmd.kind, cmd.exptime, cmd.key)) {
+    AppendValue(*item, WithCas(cmd.kind), out, kEnd);
+  } else {
+    out.Append(kEnd);
+  }
+  conn.RecordRequest();
+}
+
+void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
   const bool with_cas = WithCas(cmd.kind);
   std::string_view keys = cmd.keys;
   std::string_view key;

@@ -72,7 +72,12 @@ class MemcacheHandler final : public Handler {
 
   void Dispatch(Connection& conn, const Command& cmd);
   void DispatchKeyOp(Connection& conn, const Command& cmd);
+  // Everything but a retrieval, and the errors the parser answered.
+  void DispatchOther(Connection& conn, const Command& cmd);
+  // get/gets/gat/gats: one local key with the output free is answered at once; the rest goes
+  // to DispatchKeys.
   void DispatchRetrieval(Connection& conn, const Command& cmd);
+  void DispatchKeys(Connection& conn, const Command& cmd);
   void DispatchFlush(Connection& conn, const Command& cmd);
   // A reply produced on this loop: straight to the output when nothing is pending.
   void Reply(Connection& conn, std::string_view text, bool error);

@@ -32,15 +32,22 @@ std::string_view StoreReply(StoreResult result) {
 
 char* PutNumber(char* p, char* end, uint64_t value) { return std::to_chars(p, end, value).ptr; }
 
-}  // namespace
+// Longest "VALUE <key> <flags> <bytes> <cas>\r\n": the key and three numbers of at most 20
+// digits each.
+constexpr size_t kMaxValueLine = 6 + kMaxKeySize + 3 * 21 + 2;
 
-void AppendValue(const Item& item, bool with_cas, OutputQueue& out) {
-  // "VALUE <key> <flags> <bytes>[ <cas>]\r\n": the numbers (at most 20 digits each) are
-  // formatted on the stack, so a hit costs a few copies into the reply and nothing else.
-  char numbers[80];
-  char* p = numbers;
+// Writes the VALUE line of `item` at `p` (room for kMaxValueLine bytes); returns its end.
+char* PutValueLine(char* p, const Item& item, bool with_cas) {
+  std::memcpy(p, "VALUE ", 6);
+  p += 6;
+  std::memcpy(p, item.key_data(), item.key_size);
+  p += item.key_size;
   *p++ = ' ';
-  p = PutNumber(p, p + 20, item.flags);
+  if (item.flags == 0) {  // most clients never set flags
+    *p++ = '0';
+  } else {
+    p = PutNumber(p, p + 20, item.flags);
+  }
   *p++ = ' ';
   p = PutNumber(p, p + 20, item.value_size);
   if (with_cas) {
@@ -49,19 +56,40 @@ void AppendValue(const Item& item, bool with_cas, OutputQueue& out) {
   }
   *p++ = '\r';
   *p++ = '\n';
-  out.Append("VALUE ");
-  out.Append(std::string_view(item.key_data(), item.key_size));
-  out.Append(std::string_view(numbers, static_cast<size_t>(p - numbers)));
-  const std::string_view value = item.value_with_crlf();
-  if (value.size() < OutputQueue::kShareAtLeast) {
-    out.Append(value);
-    return;
-  }
+  return p;
+}
+
+// A large value goes out from the item itself: the output keeps a reference to it.
+void AppendSharedValue(const Item& item, bool with_cas, OutputQueue& out, std::string_view tail) {
+  char* const start = out.Reserve(kMaxValueLine);
+  out.Commit(static_cast<size_t>(PutValueLine(start, item, with_cas) - start));
   // The shared_ptr's deleter drops the item reference (also if making the control block
   // throws).
-  out.AppendShared(value, std::shared_ptr<const void>(ShareItem(item).release(), [](const void* p) {
+  out.AppendShared(item.value_with_crlf(),
+                   std::shared_ptr<const void>(ShareItem(item).release(), [](const void* p) {
                      ItemDeleter()(static_cast<Item*>(const_cast<void*>(p)));
                    }));
+  out.Append(tail);
+}
+
+}  // namespace
+
+void AppendValue(const Item& item, bool with_cas, OutputQueue& out, std::string_view tail) {
+  const std::string_view value = item.value_with_crlf();
+  if (value.size() >= OutputQueue::kShareAtLeast) {
+    AppendSharedValue(item, with_cas, out, tail);
+    return;
+  }
+  // The whole block (and what follows it) formatted in place with one reservation.
+  char* const start = out.Reserve(kMaxValueLine + value.size() + tail.size());
+  char* p = PutValueLine(start, item, with_cas);
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  if (!tail.empty()) {
+    std::memcpy(p, tail.data(), tail.size());
+    p += tail.size();
+  }
+  out.Commit(static_cast<size_t>(p - start));
 }
 
 const Item* LookUp(ItemStore& store, CommandKind kind, int64_t exptime, std::string_view key) {

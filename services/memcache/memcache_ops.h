@@ -58,10 +58,11 @@ const Item* LookUp(ItemStore& store, CommandKind kind, int64_t exptime, std::str
 
 inline bool WithCas(CommandKind kind) { return kind == CommandKind::kGets || kind == CommandKind::kGats; }
 
-// Appends "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n". A value of
+// Appends "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n", then `tail` (the END of a
+// one-key reply, so that a small hit costs one reservation). A value of
 // OutputQueue::kShareAtLeast bytes or more is not copied: the output holds a reference to the
 // item and sends the value from it. On the store's thread, or by a holder of a reference.
-void AppendValue(const Item& item, bool with_cas, OutputQueue& out);
+void AppendValue(const Item& item, bool with_cas, OutputQueue& out, std::string_view tail = {});
 
 inline constexpr std::string_view kEnd = "END\r\n";
 

@@ -137,9 +137,15 @@ ParseStatus MemcacheParser::Parse(std::string_view input, Command* cmd, size_t* 
     return ParseStatus::kClose;
   }
   const size_t eol = static_cast<size_t>(static_cast<const char*>(nl) - input.data());
-  const size_t limit = IsRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
   std::string_view line = input.substr(0, eol);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // A line starting "get " is a retrieval line: within its bound, the fast path may take it.
+  if (limits_.single_get_fast_path && line.size() <= limits_.max_retrieval_line &&
+      ParseSingleGet(line, cmd)) {
+    *consumed = skipped + eol + 1;
+    return ParseStatus::kCommand;
+  }
+  const size_t limit = IsRetrievalLine(input) ? limits_.max_retrieval_line : limits_.max_line;
   if (line.size() > limit) {
     *cmd = Command();
     cmd->error = ParseError::kLineTooLong;
@@ -149,6 +155,26 @@ ParseStatus MemcacheParser::Parse(std::string_view input, Command* cmd, size_t* 
   const ParseStatus status = ParseLine(input, line, eol + 1, cmd, &used);
   *consumed = skipped + used;
   return status;
+}
+
+bool MemcacheParser::ParseSingleGet(std::string_view line, Command* cmd) const {
+  // Exactly the lines on which ParseLine's tokens are the name and one key: no leading or
+  // trailing space, one space after the name, none in the key.
+  size_t name = 0;
+  if (line.size() > 4 && std::memcmp(line.data(), "get ", 4) == 0) {
+    name = 3;
+  } else if (line.size() > 5 && std::memcmp(line.data(), "gets ", 5) == 0) {
+    name = 4;
+  } else {
+    return false;
+  }
+  const std::string_view key = line.substr(name + 1);
+  if (key.size() > kMaxKeySize || std::memchr(key.data(), ' ', key.size()) != nullptr) return false;
+  *cmd = Command();
+  cmd->kind = name == 3 ? CommandKind::kGet : CommandKind::kGets;
+  cmd->keys = line.substr(name);  // as ParseLine leaves it: from the space after the name
+  cmd->key = key;
+  return true;
 }
 
 ParseStatus MemcacheParser::ParseLine(std::string_view input, std::string_view line,
@@ -181,9 +207,12 @@ ParseStatus MemcacheParser::ParseLine(std::string_view input, std::string_view l
     }
     cmd->keys = rest;
     std::string_view key;
+    size_t count = 0;
     while (NextKey(&rest, &key)) {
       if (key.size() > kMaxKeySize) return fail(ParseError::kBadFormat);
+      if (++count == 1) cmd->key = key;
     }
+    if (count != 1) cmd->key = {};
     return ParseStatus::kCommand;
   }
 

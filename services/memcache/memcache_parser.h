@@ -41,7 +41,9 @@ struct Command {
   CommandKind kind = CommandKind::kGet;
   ParseError error = ParseError::kNone;  // set: answer ErrorReply(error) (unless noreply)
   bool noreply = false;
-  std::string_view key;    // set/add/.../cas, touch, delete, incr, decr
+  // set/add/.../cas, touch, delete, incr, decr; get/gets/gat/gats: the key when there is
+  // exactly one (the common case, served without splitting `keys` again), else empty.
+  std::string_view key;
   std::string_view keys;   // get/gets/gat/gats: one or more keys separated by spaces
   uint32_t flags = 0;      // storage commands
   int64_t exptime = 0;     // storage commands, touch, gat/gats; the delay of flush_all
@@ -63,6 +65,9 @@ struct ParserLimits {
   // get the larger bound.
   size_t max_line = 2048;
   size_t max_retrieval_line = size_t{1} << 20;
+  // Whether "get <key>" / "gets <key>" take the one-key fast path. Off, every line goes
+  // through the general tokenizer: tests and the fuzz target compare the two.
+  bool single_get_fast_path = true;
 };
 
 enum class ParseStatus : uint8_t {
@@ -85,6 +90,9 @@ class MemcacheParser {
   size_t swallowing() const { return swallow_; }
 
  private:
+  // The common request shape, "get <key>" or "gets <key>" with one key of a valid length:
+  // fills *cmd as ParseLine would and returns true; anything else is left to ParseLine.
+  bool ParseSingleGet(std::string_view line, Command* cmd) const;
   ParseStatus ParseLine(std::string_view input, std::string_view line, size_t line_bytes,
                         Command* cmd, size_t* consumed);
   ParseStatus ParseStorage(std::string_view input, size_t line_bytes, Command* cmd,

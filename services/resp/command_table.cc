@@ -1,5 +1,6 @@
 #include "services/resp/command_table.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "services/resp/ascii.h"
@@ -156,7 +157,7 @@ const CommandSpec kMgetElement = {
     .name = "mget", .arity = 2, .kind = CommandKind::kSingleKey,
     .store_fn = MgetPartCommand, .first_key = 1, .last_key = 1, .step = 1};
 
-// Hot commands first: FindCommand scans in this order.
+// Hot commands first: FindCommand scans in this order (and knows GET and SET by position).
 const CommandSpec kCommands[] = {
     {.name = "get", .arity = 2, .kind = CommandKind::kSingleKey, .store_fn = GetCommand,
      .first_key = 1, .last_key = 1, .step = 1, .flags = kReadFast,
@@ -309,7 +310,11 @@ std::span<const CommandSpec> AllCommands() { return kCommands; }
 
 const CommandSpec& MgetPartSpec() { return kMgetElement; }
 
+const CommandSpec& kGetSpec = kCommands[0];
+const CommandSpec& kSetSpec = kCommands[1];
+
 const CommandSpec* FindCommand(std::string_view name) {
+  if (const CommandSpec* spec = FindGetOrSet(name)) return spec;
   char buf[16];
   if (!Lowercase(name, buf, sizeof(buf))) return nullptr;
   const std::string_view lower(buf, name.size());

@@ -81,6 +81,37 @@ struct CommandSpec {
 std::span<const CommandSpec> AllCommands();
 // The top-level command named `name` in any letter case, or null.
 const CommandSpec* FindCommand(std::string_view name);
+// The specs of GET and SET, which nearly every request names.
+extern const CommandSpec& kGetSpec;
+extern const CommandSpec& kSetSpec;
+
+// The three bytes of a name packed as one word, each with the ASCII case bit set.
+constexpr uint32_t PackLower3(char a, char b, char c) {
+  return (static_cast<uint32_t>(static_cast<unsigned char>(a)) |
+          static_cast<uint32_t>(static_cast<unsigned char>(b)) << 8 |
+          static_cast<uint32_t>(static_cast<unsigned char>(c)) << 16) |
+         0x202020u;
+}
+
+// GET or SET named by `name`, without lowercasing and scanning: the only bytes that become a
+// given letter with the case bit set are that letter in either case, so the packed comparison
+// is exact for names of letters. Null for any other name.
+inline const CommandSpec* FindGetOrSet(std::string_view name) {
+  if (name.size() != 3) return nullptr;
+  const uint32_t word = PackLower3(name[0], name[1], name[2]);
+  if (word == PackLower3('g', 'e', 't')) return &kGetSpec;
+  if (word == PackLower3('s', 'e', 't')) return &kSetSpec;
+  return nullptr;
+}
+
+// GET or SET when `args` (not empty) names one of them with a valid argument count, found
+// without FindCommand's scan; null for anything else, which ResolveCommand then decides.
+inline const CommandSpec* ResolveGetOrSet(CommandArgs args) {
+  const CommandSpec* spec = FindGetOrSet(args[0]);
+  if (spec == nullptr) return nullptr;
+  const int n = static_cast<int>(args.size());
+  return (spec->arity >= 0 ? n == spec->arity : n >= -spec->arity) ? spec : nullptr;
+}
 // The subcommand of `container` named `name` in any letter case, or null.
 const CommandSpec* FindSubcommand(const CommandSpec& container, std::string_view name);
 // MGET's per-key part: one element of MGET's reply (a bulk string or null).

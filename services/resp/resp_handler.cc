@@ -69,6 +69,17 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
       continue;
     }
     out.BeginReply();
+    if (!batching_) {
+      // GET and SET of a key on this loop's shard, as Dispatch would run them, without the
+      // general resolution.
+      const CommandSpec* spec = ResolveGetOrSet(args);
+      if (spec != nullptr && shards_.OwnerOf(args[1]) == here_) {
+        spec->store_fn(args, local_store_, options_, out);
+        input.Consume(parser_.consumed());
+        conn.RecordRequest(out.StartsWithError());
+        continue;
+      }
+    }
     Step step = Step::kNext;
     Buffer& error_out = batching_ ? local_.bytes() : conn.output().bytes();
     if (const CommandSpec* spec = ResolveCommand(args, error_out)) {

@@ -1,5 +1,7 @@
 #include "services/resp/resp_parser.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "services/resp/resp_numbers.h"
@@ -28,18 +30,34 @@ bool ParseHeaderNumber(std::string_view line, int64_t* value) {
 // Reads a "N\r\n" header number at `p` for the fast path: plain digits only (no sign, no
 // leading zero but "0" itself, at most 9 digits), followed by CRLF within `end`. Advances `p`
 // past the CRLF. Anything else returns false and leaves the request to the general path.
-bool ReadPlainNumber(const char*& p, const char* end, size_t* value) {
-  const char* q = p;
-  if (q == end || *q < '0' || *q > '9') return false;
-  size_t n = static_cast<size_t>(*q++ - '0');
-  if (n == 0) {
-    if (q == end || *q != '\r') return false;
-  } else {
-    for (int digits = 1; q != end && *q >= '0' && *q <= '9'; ++q) {
-      if (++digits > 9) return false;
-      n = n * 10 + static_cast<size_t>(*q - '0');
-    }
+// Inlined, with one- and two-digit numbers (argument counts, command names, most keys) first.
+[[gnu::always_inline]] inline bool ReadPlainNumber(const char*& p, const char* end,
+                                                   size_t* value) {
+  if (end - p < 3) return false;  // the shortest is one digit and CRLF
+  const unsigned first = static_cast<unsigned char>(p[0]) - unsigned{'0'};
+  if (first > 9) return false;
+  if (p[1] == '\r') {
+    if (p[2] != '\n') return false;
+    p += 3;
+    *value = first;
+    return true;
   }
+  if (first == 0) return false;  // a leading zero
+  const unsigned second = static_cast<unsigned char>(p[1]) - unsigned{'0'};
+  if (second <= 9 && end - p >= 4 && p[2] == '\r') {
+    if (p[3] != '\n') return false;
+    p += 4;
+    *value = first * 10 + second;
+    return true;
+  }
+  const char* q = p + 1;
+  size_t n = first;
+  const char* const last = q + std::min<ptrdiff_t>(8, end - q);  // up to 9 digits in all
+  for (unsigned digit; q != last && (digit = static_cast<unsigned char>(*q) - unsigned{'0'}) <= 9;
+       ++q) {
+    n = n * 10 + digit;
+  }
+  if (q != end && static_cast<unsigned char>(*q) - unsigned{'0'} <= 9) return false;  // a 10th
   if (end - q < 2 || q[0] != '\r' || q[1] != '\n') return false;
   p = q + 2;
   *value = n;
@@ -52,12 +70,6 @@ bool ReadPlainNumber(const char*& p, const char* end, size_t* value) {
 // general path's line-length check, so it is used only when that check cannot trip on them.
 RespParser::RespParser(const RespOptions& options)
     : options_(options), whole_path_(options.max_inline_bytes >= 16) {}
-
-RespParser::Result RespParser::Parse(std::string_view input) {
-  if (input.empty()) return Result::kIncomplete;
-  if (input[0] == '*') return ParseMultibulk(input);
-  return ParseInline(input);
-}
 
 size_t RespParser::FindLineEnd(std::string_view in, size_t from) const {
   // The limit is on the line without its terminator: max_inline_bytes, then "\r\n" or "\n".
@@ -78,30 +90,47 @@ size_t RespParser::FindLineEnd(std::string_view in, size_t from) const {
 // request, bytes still to come, any error) it leaves to the general path, which defines what
 // is accepted and every error's wording. The fuzz target checks the two agree: a request given
 // whole takes this path, the same request given byte by byte takes the other.
-bool RespParser::ParseWholeMultibulk(std::string_view in) {
+[[gnu::always_inline]] inline bool RespParser::ParseWholeMultibulk(std::string_view in) {
   const char* const begin = in.data();
   const char* const end = begin + in.size();
   const char* p = begin + 1;  // past '*'
   size_t count = 0;
   if (!ReadPlainNumber(p, end, &count) || count == 0 || count > options_.max_args) return false;
-  args_.clear();
+  std::string_view* args = inline_args_;
+  if (count > kInlineArgs) {
+    args_.resize(count);
+    args = args_.data();
+  }
   for (size_t i = 0; i < count; ++i) {
     if (p == end || *p != '$') return false;
     ++p;
     size_t length = 0;
     if (!ReadPlainNumber(p, end, &length) || length > options_.max_bulk_bytes) return false;
     if (static_cast<size_t>(end - p) < length + 2 || p[length] != '\r' || p[length + 1] != '\n') return false;
-    args_.emplace_back(p, length);
+    args[i] = std::string_view(p, length);
     p += length + 2;
   }
   // Offsets only grow, so the whole request within the limit means every prefix was too.
   if (static_cast<size_t>(p - begin) > options_.max_request_bytes) return false;
   consumed_ = static_cast<size_t>(p - begin);
+  view_ = std::span<const std::string_view>(args, count);
   return true;
 }
 
+RespParser::Result RespParser::Parse(std::string_view input) {
+  if (input.empty()) return Result::kIncomplete;
+  Result result;
+  if (input[0] == '*') {
+    if (expected_args_ < 0 && whole_path_ && ParseWholeMultibulk(input)) return Result::kCommand;
+    result = ParseMultibulk(input);
+  } else {
+    result = ParseInline(input);
+  }
+  view_ = args_;
+  return result;
+}
+
 RespParser::Result RespParser::ParseMultibulk(std::string_view in) {
-  if (expected_args_ < 0 && whole_path_ && ParseWholeMultibulk(in)) return Result::kCommand;
   if (expected_args_ < 0) {
     const size_t nl = FindLineEnd(in, 0);
     if (nl == kTooLong) return Fail("Protocol error: too big mbulk count string");

@@ -38,7 +38,7 @@ class RespParser {
 
   // After kCommand: the request's arguments, valid until the next Parse or until the input's
   // bytes change. An empty span is an empty request ("*0\r\n", a blank line): Redis ignores it.
-  std::span<const std::string_view> args() const { return args_; }
+  std::span<const std::string_view> args() const { return view_; }
   // After kCommand: how many bytes the request occupied.
   size_t consumed() const { return consumed_; }
   // After kError: Redis's wording, e.g. "Protocol error: invalid bulk length" (no "ERR ").
@@ -65,7 +65,11 @@ class RespParser {
   size_t pos_ = 0;
   std::vector<std::pair<size_t, size_t>> spans_;  // (offset, length) of each argument so far
 
+  // The arguments: of a whole request with few of them in inline_args_, else in args_.
+  static constexpr size_t kInlineArgs = 8;
+  std::string_view inline_args_[kInlineArgs];
   std::vector<std::string_view> args_;
+  std::span<const std::string_view> view_;
   std::string scratch_;
   std::string error_;
   size_t consumed_ = 0;

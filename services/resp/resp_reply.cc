@@ -17,6 +17,27 @@ void AppendNumberLine(Buffer& out, char prefix, int64_t n) {
   out.Commit(static_cast<size_t>(p - start));
 }
 
+// Writes the decimal `n` at `p` (room for 20 digits); returns its end. Lengths below 1000,
+// nearly every bulk string a reply carries, are written digit by digit without a loop.
+char* PutLength(char* p, size_t n) {
+  if (n < 10) {
+    *p = static_cast<char>('0' + n);
+    return p + 1;
+  }
+  if (n < 100) {
+    p[0] = static_cast<char>('0' + n / 10);
+    p[1] = static_cast<char>('0' + n % 10);
+    return p + 2;
+  }
+  if (n < 1000) {
+    p[0] = static_cast<char>('0' + n / 100);
+    p[1] = static_cast<char>('0' + n / 10 % 10);
+    p[2] = static_cast<char>('0' + n % 10);
+    return p + 3;
+  }
+  return std::to_chars(p, p + 20, static_cast<uint64_t>(n)).ptr;
+}
+
 }  // namespace
 
 void AppendStatus(Buffer& out, std::string_view text) {
@@ -46,7 +67,7 @@ void AppendBulk(Buffer& out, std::string_view bytes) {
   char* p = out.Reserve(bytes.size() + 26);
   char* start = p;
   *p++ = '$';
-  p = std::to_chars(p, start + 22, static_cast<uint64_t>(bytes.size())).ptr;
+  p = PutLength(p, bytes.size());
   *p++ = '\r';
   *p++ = '\n';
   if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());

@@ -12,8 +12,6 @@
 namespace percore {
 namespace {
 
-absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
 }  // namespace
 
 std::string_view ValueTypeName(ValueType type) {
@@ -34,7 +32,7 @@ StringStore::Clock StringStore::MonotonicClockMs() {
 StringStore::StringStore(Clock clock) : clock_(std::move(clock)) {}
 
 StringStore::Map::iterator StringStore::FindLive(std::string_view key) {
-  auto it = map_.find(AsAbsl(key));
+  auto it = map_.find(key);
   if (it == map_.end()) return it;
   if (it->second.expire_at_ms != 0 && NowMs() >= it->second.expire_at_ms) {
     EraseAt(it);
@@ -74,7 +72,7 @@ void StringStore::RemoveExpirySlot(uint32_t slot) {
   const size_t last = expiring_.size() - 1;
   if (slot != last) {
     expiring_[slot] = std::move(expiring_[last]);
-    map_.find(AsAbsl(expiring_[slot]))->second.expiry_slot = slot;
+    map_.find(std::string_view(expiring_[slot]))->second.expiry_slot = slot;
   }
   expiring_.pop_back();
 }
@@ -284,7 +282,7 @@ size_t StringStore::ExpireSome(int sample, int max_rounds) {
     int expired = 0;
     while (checked < sample && !expiring_.empty()) {
       if (sample_cursor_ >= expiring_.size()) sample_cursor_ = 0;
-      auto it = map_.find(AsAbsl(expiring_[sample_cursor_]));
+      auto it = map_.find(std::string_view(expiring_[sample_cursor_]));
       if (it->second.expire_at_ms <= now) {
         // The last key moves into this slot; it is examined next without advancing.
         EraseAt(it);

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/counter.h"
+#include "services/memcache/key_hash.h"
 
 namespace percore {
 
@@ -168,7 +169,16 @@ class StringStore {
     uint32_t expiry_slot = kNoSlot;  // index in expiring_ when expire_at_ms != 0
     ValueType type = ValueType::kString;
   };
-  using Map = absl::flat_hash_map<std::string, Entry>;
+  // Looked up by std::string_view (the request's bytes) without making a string.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return KeyHasher::Hash(key); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  };
+  using Map = absl::flat_hash_map<std::string, Entry, KeyHash, KeyEq>;
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   static std::string_view BytesOf(const Entry& entry) {

@@ -6,6 +6,8 @@
 // view kept across calls). Checked with abort(): *consumed stays inside the input, a command's
 // views lie inside the bytes given, and both runs produce the same sequence of commands at the
 // same offsets (except where an oversized data block ends: it is swallowed as it arrives).
+// The whole input is also parsed with the one-key get fast path off, which must not change
+// a single result.
 
 #include <algorithm>
 #include <cstdint>
@@ -26,8 +28,9 @@ using percore::memcache::ParseError;
 using percore::memcache::ParseStatus;
 
 // Small limits so that every bound is reachable from short inputs.
-percore::memcache::ParserLimits FuzzLimits() {
+percore::memcache::ParserLimits FuzzLimits(bool fast = true) {
   percore::memcache::ParserLimits limits;
+  limits.single_get_fast_path = fast;
   limits.max_item_size = 300;
   limits.max_line = 64;
   limits.max_retrieval_line = 128;
@@ -67,9 +70,9 @@ void Check(ParseStatus status, const Command& c, size_t consumed, std::string_vi
 }
 
 // Feeds `bytes` in reads of `step` bytes (step >= bytes.size(): all at once).
-std::vector<std::string> Run(std::string_view bytes, size_t step) {
+std::vector<std::string> Run(std::string_view bytes, size_t step, bool fast = true) {
   std::vector<std::string> results;
-  MemcacheParser parser(FuzzLimits());
+  MemcacheParser parser(FuzzLimits(fast));
   size_t pos = 0;
   size_t end = std::min(step, bytes.size());
   // Every call either consumes bytes or waits for a read; bound the loop regardless.
@@ -97,6 +100,13 @@ std::vector<std::string> Run(std::string_view bytes, size_t step) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto whole = [](std::string_view bytes) { return Run(bytes, bytes.size() + 1); };
-  return percore::fuzz::CheckWholeEqualsSplit("memcache_parser_fuzz", data, size, whole, Run);
+  auto whole = [](std::string_view bytes) {
+    std::vector<std::string> results = Run(bytes, bytes.size() + 1);
+    if (results != Run(bytes, bytes.size() + 1, /*fast=*/false)) {
+      Fail("the one-key get fast path disagrees with the tokenizer");
+    }
+    return results;
+  };
+  auto in_reads = [](std::string_view bytes, size_t step) { return Run(bytes, step); };
+  return percore::fuzz::CheckWholeEqualsSplit("memcache_parser_fuzz", data, size, whole, in_reads);
 }

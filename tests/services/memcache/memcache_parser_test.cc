@@ -385,6 +385,90 @@ TEST(MemcacheParserTest, SplitAtEveryByte) {
   EXPECT_EQ(Feed(parser, bytes), whole);
 }
 
+// Everything a result carries for a retrieval, views as they are (`keys` keeps its spaces):
+// what the one-key fast path must reproduce exactly.
+std::string DescribeRaw(ParseStatus status, const Command& cmd, size_t consumed) {
+  return absl::StrCat(static_cast<int>(status), " ", Describe(cmd), " key=<", Sv(cmd.key),
+                      "> keys=<", Sv(cmd.keys), "> used=", consumed);
+}
+
+// Parses `input` (fed in `pieces` cut at `cut`, 0: whole) with the fast path on or off.
+std::vector<std::string> ParseRaw(std::string_view input, bool fast, size_t cut = 0,
+                                  ParserLimits limits = {}) {
+  limits.single_get_fast_path = fast;
+  MemcacheParser parser(limits);
+  std::vector<std::string> out;
+  std::string buffer(input.substr(0, cut == 0 ? input.size() : cut));
+  size_t fed = buffer.size();
+  for (;;) {
+    Command cmd;
+    size_t consumed = 0;
+    const ParseStatus status = parser.Parse(buffer, &cmd, &consumed);
+    if (status != ParseStatus::kNeedMore) out.push_back(DescribeRaw(status, cmd, consumed));
+    if (status == ParseStatus::kClose) return out;
+    buffer.erase(0, consumed);
+    if (status == ParseStatus::kNeedMore) {
+      if (fed == input.size()) return out;
+      buffer.append(input.substr(fed));
+      fed = input.size();
+    }
+  }
+}
+
+void ExpectFastAgrees(std::string_view input, ParserLimits limits = {}) {
+  const std::vector<std::string> strict = ParseRaw(input, false, 0, limits);
+  EXPECT_EQ(ParseRaw(input, true, 0, limits), strict) << ::testing::PrintToString(std::string(input));
+  for (size_t cut = 1; cut < input.size(); ++cut) {
+    EXPECT_EQ(ParseRaw(input, true, cut, limits), strict) << "cut at " << cut;
+  }
+}
+
+TEST(MemcacheParserTest, OneKeyGetSetsKey) {
+  for (bool fast : {true, false}) {
+    EXPECT_EQ(ParseRaw("get abc\r\n", fast), Results{"1 get <abc> key=<abc> keys=< abc> used=9"});
+    EXPECT_EQ(ParseRaw("gets abc\n", fast), Results{"1 gets <abc> key=<abc> keys=< abc> used=9"});
+    // More than one key: no single key.
+    EXPECT_EQ(ParseRaw("get a b\r\n", fast), Results{"1 get <a> <b> key=<> keys=< a b> used=9"});
+    EXPECT_EQ(ParseRaw("gat 1 a\r\n", fast), Results{"1 gat exp=1 <a> key=<a> keys=< a> used=9"});
+  }
+}
+
+// The one-key fast path against the general tokenizer: the same results on lines it takes,
+// on lines that look almost like them, and wherever the bytes are cut.
+TEST(MemcacheParserTest, OneKeyFastPathAgreesWithTokenizer) {
+  const std::string max_key(kMaxKeySize, 'k');
+  const std::string shapes[] = {
+      "get a\r\n", "gets a\r\n", "get a\n", "get a\r\r\n", "get " + max_key + "\r\n",
+      "gets " + max_key + "\r\n", "get " + max_key + "k\r\n", "gets " + max_key + "k\r\n",
+      "get a b\r\n", "get  a\r\n", "get a \r\n", " get a\r\n", "get\ta\r\n", "get a\tb\r\n",
+      "get\r\n", "get \r\n", "gets\r\n", "gets \r\n", "GET a\r\n", "getx a\r\n",
+      "gets  a\r\n", "get noreply\r\n", "get a\r\nget b\r\ngets c\r\n",
+      "get a\r\nset a 0 0 1\r\nx\r\nget a\r\n",
+  };
+  for (const std::string& input : shapes) ExpectFastAgrees(input);
+  // A bad byte at every position of a fast-path request.
+  const std::string base = "gets somekey\r\nget k\r\n";
+  for (size_t i = 0; i < base.size(); ++i) {
+    for (char bad : {' ', '\t', '\r', '\n', '\0', 'x'}) {
+      std::string input = base;
+      input[i] = bad;
+      ExpectFastAgrees(input);
+    }
+  }
+}
+
+// The retrieval line bound applies the same way with and without the fast path.
+TEST(MemcacheParserTest, OneKeyFastPathKeepsTheLineBound) {
+  for (size_t max_retrieval_line : {8, 9, 10, 11}) {
+    ParserLimits limits;
+    limits.max_line = 6;
+    limits.max_retrieval_line = max_retrieval_line;
+    for (const char* input : {"get abcd\r\n", "gets abcd\r\n", "get abcde\n", "get abc\r\n"}) {
+      ExpectFastAgrees(input, limits);
+    }
+  }
+}
+
 TEST(MemcacheParserTest, GarbageNeverCrashes) {
   uint32_t seed = 12345;
   for (int round = 0; round < 2000; ++round) {

@@ -109,6 +109,45 @@ TEST_F(CommandsTest, CaseInsensitiveNames) {
   EXPECT_EQ(Run({"CoNfIg", "GeT", "databases"}), "*2\r\n" + Bulk("databases") + Bulk("1"));
 }
 
+// GET and SET are found without the table scan: in any letter case, and only with a valid
+// argument count (anything else is ResolveCommand's to answer).
+TEST(ResolveGetOrSetTest, AgreesWithFindCommand) {
+  for (std::string_view name : {"get", "GET", "gEt"}) {
+    const std::vector<std::string_view> args = {name, "k"};
+    EXPECT_EQ(ResolveGetOrSet(args), FindCommand("get")) << name;
+    EXPECT_EQ(FindCommand(name), FindCommand("get")) << name;
+  }
+  for (std::string_view name : {"set", "SET", "SeT"}) {
+    const std::vector<std::string_view> args = {name, "k", "v", "EX", "1"};
+    EXPECT_EQ(ResolveGetOrSet(args), FindCommand("set")) << name;
+    EXPECT_EQ(FindCommand(name), FindCommand("set")) << name;
+  }
+  ASSERT_NE(FindCommand("get"), nullptr);
+  EXPECT_EQ(FindCommand("get")->name, "get");
+  EXPECT_EQ(FindCommand("set")->name, "set");
+  const std::vector<std::string_view> get_args = {"get", "k", "extra"};
+  EXPECT_EQ(ResolveGetOrSet(CommandArgs(get_args.data(), 1)), nullptr);
+  EXPECT_EQ(ResolveGetOrSet(CommandArgs(get_args.data(), 3)), nullptr);
+  const std::vector<std::string_view> set_args = {"set", "k"};
+  EXPECT_EQ(ResolveGetOrSet(set_args), nullptr);
+  // Near misses: other lengths, and bytes that differ from the letters in more than the case
+  // bit (the high bit, or bits below it).
+  using namespace std::string_literals;
+  for (std::string_view name : {"get\0"s, "\0get"s, "ge"s, "gets"s, "g\x05t"s, "\xc7\xc5\xd4"s,
+                                "'et"s, "gE\x14"s, "gFt"s, "ges"s}) {
+    const std::vector<std::string_view> args = {name, "k"};
+    EXPECT_EQ(ResolveGetOrSet(args), nullptr) << name;
+    EXPECT_EQ(FindCommand(name), nullptr) << name;
+  }
+}
+
+TEST_F(CommandsTest, GetSetInAnyCase) {
+  EXPECT_EQ(Run({"SeT", "k", "v"}), kOk);
+  EXPECT_EQ(Run({"gEt", "k"}), Bulk("v"));
+  EXPECT_EQ(Run({"GET", "k", "x"}), "-ERR wrong number of arguments for 'get' command\r\n");
+  EXPECT_EQ(Run({"SET", "k"}), "-ERR wrong number of arguments for 'set' command\r\n");
+}
+
 TEST_F(CommandsTest, PingEcho) {
   EXPECT_EQ(Run({"ping"}), "+PONG\r\n");
   EXPECT_EQ(Run({"ping", "hi there"}), Bulk("hi there"));

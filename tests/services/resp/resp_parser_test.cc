@@ -219,6 +219,71 @@ TEST(RespParserTest, WholeAndPieceByPieceAgree) {
   }
 }
 
+// The whole-request path reads header numbers of one and two digits on their own, and keeps up
+// to eight arguments beside the vector: at each of those edges, and with a bad byte anywhere in
+// a request, its results are the general path's (which a request fed a byte at a time takes).
+TEST(RespParserTest, WholePathEdgesAgreeWithGeneralPath) {
+  const auto describe = [](const std::string& whole, size_t step) {
+    RespParser parser(RespOptions{});
+    std::string log;
+    std::string input;
+    size_t fed = 0;
+    while (true) {
+      const Result r = parser.Parse(input);
+      if (r == Result::kCommand) {
+        log += "[";
+        for (std::string_view arg : parser.args()) log += std::string(arg) + "|";
+        log += "] ";
+        input.erase(0, parser.consumed());
+        continue;
+      }
+      if (r == Result::kError) return log + "error: " + std::string(parser.error());
+      if (fed == whole.size()) return log + "incomplete: " + input;
+      input += whole.substr(fed, step);
+      fed = std::min(whole.size(), fed + step);
+    }
+  };
+  const auto bulk = [](size_t n) { return "$" + std::to_string(n) + "\r\n" + std::string(n, 'v') + "\r\n"; };
+  const auto request = [&](size_t args, size_t len) {
+    std::string out = "*" + std::to_string(args) + "\r\n";
+    for (size_t i = 0; i < args; ++i) out += bulk(len);
+    return out;
+  };
+  std::vector<std::string> inputs = {
+      "*2\r\n$3\r\nGET\r\n$32\r\n" + std::string(32, 'k') + "\r\n",
+      request(1, 0), request(1, 9), request(1, 10), request(1, 99), request(1, 100),
+      request(7, 1), request(8, 1), request(9, 1), request(10, 2), request(16, 3),
+      "*1\r\n$05\r\nabcde\r\n", "*1\r\n$0\r\r\n", "*1\r\n$1\r\r\na\r\n",
+      "*1\r\n$12\r\r\n", "*1\r\n$12\n", "*1\r\n$1a\r\n", "*1\n$1\r\na\r\n",
+      "*1\r\n$123456789\r\n", "*1\r\n$1234567890\r\n", "*1\r\n$-1\r\n",
+  };
+  const std::string get = inputs[0];
+  for (size_t i = 0; i < get.size(); ++i) {
+    for (char bad : {'\r', '\n', '0', '9', '$', '*', 'x'}) {
+      std::string input = get;
+      input[i] = bad;
+      inputs.push_back(input);
+    }
+  }
+  for (const std::string& input : inputs) {
+    EXPECT_EQ(describe(input, input.size()), describe(input, 1)) << input;
+  }
+}
+
+// Arguments kept beside the vector stay valid (and right) from one request to the next, also
+// when a request with more of them comes between.
+TEST(RespParserTest, FewAndManyArgumentsAlternate) {
+  RespParser parser(RespOptions{});
+  const std::string input =
+      "*2\r\n$3\r\nGET\r\n$1\r\na\r\n"
+      "*9\r\n$4\r\nMSET\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n"
+      "$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n$1\r\n8\r\n"
+      "*2\r\n$3\r\nGET\r\n$1\r\nb\r\n";
+  EXPECT_THAT(ParseAll(parser, input),
+              ElementsAre(Args{"GET", "a"}, Args{"MSET", "1", "2", "3", "4", "5", "6", "7", "8"},
+                          Args{"GET", "b"}));
+}
+
 TEST(RespParserTest, TruncatedIsIncomplete) {
   const std::string full = "*2\r\n$4\r\nECHO\r\n$10\r\n0123456789\r\n";
   for (size_t n = 1; n < full.size(); ++n) {
