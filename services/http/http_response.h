@@ -51,6 +51,10 @@ class HttpResponse {
   const std::string& body() const { return body_; }
   std::string* mutable_body() { return &body_; }
   void set_body(std::string_view body) {
+    if (body.data() >= body_.data() && body.data() < body_.data() + body_.size()) {
+      body_.assign(body.data(), body.size());  // a part of the body itself: assign allows overlap
+      return;
+    }
     body_.clear();  // then an append: cheaper than assign, which must allow for aliasing
     body_.append(body.data(), body.size());
   }

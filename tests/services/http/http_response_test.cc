@@ -46,6 +46,16 @@ TEST(HttpResponseTest, SerializesStatusFieldsAndBody) {
             "Hello, World!");
 }
 
+TEST(HttpResponseTest, SetBodyFromAPartOfItsOwnBody) {
+  HttpResponse response;
+  response.set_body("0123456789abcdefghijklmnopqrstuvwxyz");
+  const std::string_view tail = std::string_view(response.body()).substr(10);
+  response.set_body(tail);
+  EXPECT_EQ(response.body(), "abcdefghijklmnopqrstuvwxyz");
+  response.set_body(std::string_view(response.body()).substr(0, 3));
+  EXPECT_EQ(response.body(), "abc");
+}
+
 TEST(HttpResponseTest, ConnectionFieldAndNoDate) {
   HttpResponse response;
   EXPECT_EQ(Serialize(response, Framing(false, ConnectionField::kClose, "")),
