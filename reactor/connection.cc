@@ -596,7 +596,9 @@ void Connection::Finish(CloseReason reason) {
     if (hangup_watch_) uring_->Cancel(this, UringPoller::kOpHangup);
     uring_->Close(fd_);
   } else {
-    if (!unwatched_) (void)loop_.Unwatch(fd_);
+    // The socket is the connection's alone (never duplicated): closing it takes it out of the
+    // epoll set, and Unwatch's EPOLL_CTL_DEL is skipped.
+    if (!unwatched_) (void)loop_.UnwatchBeforeClose(fd_);
     CloseFd(fd_);
   }
   fd_ = -1;

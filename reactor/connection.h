@@ -179,6 +179,8 @@ class Connection final : private IoWatcher {
   void ContinueFlush();
   // io_uring: arms again the receive that ended because the loop's buffer ring was empty.
   void RearmStarvedReceive();
+  // The connection's socket, its only descriptor (nothing duplicates it: on epoll, closing it
+  // is what takes it out of the loop's set).
   int fd() const { return fd_; }
   Handler* handler() const { return handler_.get(); }
   int64_t opened_ns() const { return opened_ns_; }

@@ -70,6 +70,13 @@ absl::Status EpollPoller::Remove(int fd) {
   return absl::OkStatus();
 }
 
+absl::Status EpollPoller::RemoveBeforeClose(int fd) {
+  if (!IsAdded(fd)) return absl::NotFoundError(absl::StrCat("epoll: fd ", fd, " not added"));
+  watches_[fd] = Watch{};
+  --size_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> EpollPoller::Wait(int timeout_ms, std::span<PollEvent> out) {
   if (out.empty()) return absl::InvalidArgumentError("epoll: empty event span");
   if (events_.size() < out.size()) events_.resize(out.size());

@@ -29,6 +29,9 @@ class EpollPoller final : public Poller {
   // Forgets `fd` even if the kernel refuses (e.g. the fd was already closed, which removes it
   // from the epoll set by itself); the kernel's error is still returned.
   absl::Status Remove(int fd) override;
+  // Bookkeeping only: closing the fd (its only descriptor) takes it out of the epoll set, as
+  // EPOLL_CTL_DEL would.
+  absl::Status RemoveBeforeClose(int fd) override;
   absl::StatusOr<int> Wait(int timeout_ms, std::span<PollEvent> out) override;
   int size() const override { return size_; }
   PollerBackend backend() const override { return PollerBackend::kEpoll; }

@@ -487,9 +487,8 @@ void EventLoop::AdoptPending() {
       stats_.closed[static_cast<int>(CloseReason::kServerDrain)].Increment();
       continue;
     }
-    // Replies leave as soon as they are written: without TCP_NODELAY a second small write
-    // waits for the peer's delayed ACK (~40 ms) behind Nagle's algorithm.
-    (void)SetNoDelay(a.fd, true);
+    // TCP_NODELAY is on already: every listener sets it, and accepted sockets inherit it
+    // (ListenTcp).
     if (a.peer.length == 0) {
       if (absl::StatusOr<SocketAddress> peer = PeerAddress(a.fd); peer.ok()) a.peer = *peer;
     }
@@ -583,8 +582,7 @@ absl::Status EventLoop::Rewatch(int fd, uint32_t interest) {
   return poller_->Modify(fd, interest);
 }
 
-absl::Status EventLoop::Unwatch(int fd) {
-  AssertInLoopThread();
+void EventLoop::DropReadyEvents(int fd) {
   if (epoll_ != nullptr) {
     epoll_->DropReady(fd, dispatch_next_, dispatch_end_);
   } else {
@@ -592,7 +590,18 @@ absl::Status EventLoop::Unwatch(int fd) {
       if (events_[i].fd == fd) events_[i].context = nullptr;
     }
   }
+}
+
+absl::Status EventLoop::Unwatch(int fd) {
+  AssertInLoopThread();
+  DropReadyEvents(fd);
   return poller_->Remove(fd);
+}
+
+absl::Status EventLoop::UnwatchBeforeClose(int fd) {
+  AssertInLoopThread();
+  DropReadyEvents(fd);
+  return poller_->RemoveBeforeClose(fd);
 }
 
 int64_t EventLoop::RefreshNow() {

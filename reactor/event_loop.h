@@ -138,6 +138,9 @@ class EventLoop final : private IoWatcher {
   absl::Status Watch(int fd, uint32_t interest, IoWatcher* watcher);
   absl::Status Rewatch(int fd, uint32_t interest);
   absl::Status Unwatch(int fd);
+  // Unwatch for an fd closed right after, never duplicated (a connection's own socket): on
+  // epoll, close(2) takes it out of the set and the EPOLL_CTL_DEL is skipped.
+  absl::Status UnwatchBeforeClose(int fd);
 
   // Loop thread only. The connection with `id` if it is still open on this loop.
   Connection* FindConnection(uint64_t id);
@@ -231,6 +234,8 @@ class EventLoop final : private IoWatcher {
   void OnCompletion(const PollEvent& event) override;  // io_uring: a wake-up by MSG_RING
   // Called by a Connection once it is closed; the loop frees it at a safe point.
   void RetireConnection(Connection* conn, CloseReason reason);
+  // Unwatch: the events of `fd` still waiting in this batch are not delivered.
+  void DropReadyEvents(int fd);
   void FreeRetired();
   // Connection: `requests` of service `service_index` (`errors` of them failed) were answered
   // inline, by a callback of this iteration. Counted now (a client that reads its reply and

@@ -62,6 +62,10 @@ class Poller {
   virtual absl::Status Modify(int fd, uint32_t interest) = 0;
   // Stops watching `fd`. Must be called before the fd is closed.
   virtual absl::Status Remove(int fd) = 0;
+  // Stops watching `fd`, which the caller closes right after and has never duplicated: the
+  // same as Remove, but a back end whose kernel forgets a closed fd by itself (epoll) skips the
+  // system call.
+  virtual absl::Status RemoveBeforeClose(int fd) { return Remove(fd); }
   // Blocks up to `timeout_ms` (-1: forever, 0: do not block) and fills `out` with ready fds.
   // Returns how many entries were filled (0 on timeout); EINTR yields 0, not an error.
   virtual absl::StatusOr<int> Wait(int timeout_ms, std::span<PollEvent> out) = 0;

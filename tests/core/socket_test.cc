@@ -250,6 +250,12 @@ TEST(ListenTcpTest, PortZeroGetsARealPortAndAcceptsConnections) {
   Fd accepted(::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_GE(accepted.get(), 0) << std::strerror(errno);
 
+  // TCP_NODELAY is set on the listener, and the accepted socket inherits it.
+  int nodelay = 0;
+  socklen_t nodelay_len = sizeof(nodelay);
+  ASSERT_EQ(::getsockopt(accepted.get(), IPPROTO_TCP, TCP_NODELAY, &nodelay, &nodelay_len), 0);
+  EXPECT_EQ(nodelay, 1);
+
   absl::StatusOr<SocketAddress> peer = PeerAddress(accepted.get());
   absl::StatusOr<SocketAddress> client_local = LocalAddress(client->get());
   ASSERT_TRUE(peer.ok()) << peer.status();

@@ -2,7 +2,12 @@
 // the one backpressure rule at its edge, request accounting by the framework, deadlines and
 // timers in absl::Duration.
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -193,6 +198,38 @@ TEST_F(ConnectionApiTest, ADeferredReplyIsTimedFromItsRequest) {
   EXPECT_TRUE(test::WaitUntil([&] { return ServiceStats().requests.Get() == 2; }, Soon()));
   // The deferred request's latency covers its 30 ms wait.
   EXPECT_GE(ServiceStats().latency_ns.Snapshot().max, 30'000'000u);
+}
+
+// The server runs in this process: its end of a client's connection is the socket whose peer
+// is the client's local address. Returns that socket's TCP_NODELAY, or -1 if none is found.
+int ServerSideNoDelay(int client_fd) {
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof(local);
+  if (::getsockname(client_fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return -1;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (fd == client_fd) continue;
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof(peer);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (peer_len != local_len || std::memcmp(&peer, &local, local_len) != 0) continue;
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) return -1;
+    return on;
+  }
+  return -1;
+}
+
+TEST_F(ConnectionApiTest, AcceptedConnectionsHaveNoDelayOn) {
+  // Set on the listener and inherited: no connection needs its own setsockopt.
+  for (int i = 0; i < 3; ++i) {
+    test::ScopedFd fd = Connect();
+    // Served: the connection is adopted by its loop (an OK is answered).
+    ASSERT_TRUE(test::WriteAll(fd.get(), "OK\n", Soon()).ok());
+    absl::StatusOr<std::string> ok = test::ReadExactly(fd.get(), 3, Soon());
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_EQ(ServerSideNoDelay(fd.get()), 1);
+  }
 }
 
 TEST_F(ConnectionApiTest, NoDelayAndDeadlinesTakeTypedValues) {

@@ -234,6 +234,28 @@ TEST_P(PollerTest, RemoveStopsReporting) {
   EXPECT_EQ(WaitForOne().context, &context);
 }
 
+TEST_P(PollerTest, RemoveBeforeCloseForgetsTheFdAndItsNumberCanBeReused) {
+  SocketPair pair = MakeSocketPair();
+  const int fd = pair.near.get();
+  ASSERT_TRUE(poller_->Add(fd, kPollIn, nullptr).ok());
+  WriteByte(pair.far);  // ready, and never read: a registration left behind would report it
+  EXPECT_EQ(WaitForOne().fd, fd);
+  ASSERT_TRUE(poller_->RemoveBeforeClose(fd).ok());
+  EXPECT_EQ(poller_->size(), 0);
+  EXPECT_EQ(poller_->Remove(fd).code(), absl::StatusCode::kNotFound);
+  pair.near.Reset();
+
+  // The lowest free number is the one just closed: the next socket usually gets it.
+  SocketPair next = MakeSocketPair();
+  int context = 0;
+  ASSERT_TRUE(poller_->Add(next.near.get(), kPollIn, &context).ok());
+  EXPECT_TRUE(WaitOnce(0).empty()) << "the closed socket's readiness was reported";
+  WriteByte(next.far);
+  const PollEvent event = WaitForOne();
+  EXPECT_EQ(event.fd, next.near.get());
+  EXPECT_EQ(event.context, &context);
+}
+
 TEST_P(PollerTest, AddTwiceFails) {
   SocketPair pair = MakeSocketPair();
   ASSERT_TRUE(poller_->Add(pair.near.get(), kPollIn, nullptr).ok());
