@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,7 +32,7 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
     : loop_(loop),
       id_(id),
       fd_(fd),
-      peer_(peer),
+      peer_(Compact(peer)),
       service_index_(service_index),
       service_stats_(service_stats),
       options_(options),
@@ -65,6 +66,22 @@ absl::Status CheckConnectionOptions(const ConnectionOptions& options) {
   // A cap below high_water + read_budget is allowed: it is how a hard bound stricter than
   // backpressure is set (a client that pipelines that far is then closed as output_overflow).
   return absl::OkStatus();
+}
+
+Connection::PeerAddress Connection::Compact(const SocketAddress& peer) {
+  PeerAddress out;
+  if (peer.length > 0 && peer.length <= sizeof(out.address)) {
+    std::memcpy(&out.address, &peer.storage, peer.length);
+    out.length = peer.length;
+  }
+  return out;
+}
+
+SocketAddress Connection::peer() const {
+  SocketAddress out;
+  std::memcpy(&out.storage, &peer_.address, peer_.length);
+  out.length = peer_.length;
+  return out;
 }
 
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string_view>
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -137,7 +138,7 @@ class Connection final : private IoWatcher {
   EventLoop& loop() const { return loop_; }
   uint64_t id() const { return id_; }
   ConnectionHandle handle() const;
-  const SocketAddress& peer() const { return peer_; }
+  SocketAddress peer() const;  // rebuilt from the compact copy the connection keeps
   ConnectionState state() const { return state_; }
   int service_index() const { return service_index_; }
   ConnectionStats stats() const;
@@ -300,7 +301,14 @@ class Connection final : private IoWatcher {
   EventLoop& loop_;
   const uint64_t id_;
   int fd_;
-  const SocketAddress peer_;
+  // The peer's address in the space of an IPv6 one (a TCP peer is IPv4 or IPv6): a
+  // sockaddr_storage would be 136 bytes of every idle connection.
+  struct PeerAddress {
+    sockaddr_in6 address{};
+    socklen_t length = 0;  // 0: not known (longer than an IPv6 address, or never given)
+  };
+  static PeerAddress Compact(const SocketAddress& peer);
+  const PeerAddress peer_;
   const int service_index_;
   ServiceLoopStats* const service_stats_;
   const ConnectionOptions& options_;

@@ -385,9 +385,10 @@ inline const char* SkipRegNameChars(const char* begin, const char* p, const char
 
 }  // namespace
 
-HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) { headers_.resize(16); }
+HttpParser::HttpParser(HttpParserLimits limits) : limits_(limits) {}
 
-void HttpParser::GrowHeaders() { headers_.resize(headers_.size() * 2); }
+// The slots come with the first field: a connection that never sends a request holds none.
+void HttpParser::GrowHeaders() { headers_.resize(headers_.empty() ? 16 : headers_.size() * 2); }
 
 void HttpParser::ClearHead() {
   // Built in place: an assignment from a temporary makes the compiler build it on the stack
