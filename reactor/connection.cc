@@ -44,9 +44,9 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       sending_(&loop.buffer_pool()),
       opened_ns_(loop.now_ns()),
       last_activity_ns_(loop.now_ns()),
-      idle_timer_(*this, &Connection::OnIdleTimer),
-      handler_deadline_(*this, &Connection::OnHandlerDeadline),
-      io_timer_(*this, &Connection::OnIoTimer) {}
+      idle_timer_(*this),
+      handler_deadline_(*this),
+      io_timer_(*this) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) {

@@ -31,7 +31,6 @@ MemcacheHandler::MemcacheHandler(MemcacheService& service)
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
   if (closing_) return pending_.empty() ? Action::CloseAfterWrite(close_reason_) : Action::Pause();
   while (!input.empty()) {
-    // (std::deque::size() is not free: it is asked only when something is pending.)
     if ((!pending_.empty() && pending_.size() >= max_inflight_) || held_items_ > kMaxHeldItems ||
         held_bytes_ > kMaxHeldBytes) {
       return Action::Pause();

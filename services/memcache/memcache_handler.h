@@ -1,12 +1,12 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/lazy_deque.h"
 #include "reactor/close_reason.h"
 #include "reactor/connection.h"
 #include "reactor/handler.h"
@@ -98,7 +98,7 @@ class MemcacheHandler final : public Handler {
   const ShardId here_;  // this loop's shard
   Shard& local_;
   MemcacheParser parser_;
-  std::deque<Pending> pending_;
+  LazyDeque<Pending> pending_;  // nothing allocated while nothing is pending
   uint64_t next_seq_ = 0;
   size_t max_inflight_;
   // What a remote key not answered yet counts for in held_bytes_: the largest item, up to

@@ -2,7 +2,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <limits>
 #include <memory>
 #include <string_view>
@@ -11,6 +10,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "core/buffer.h"
+#include "core/lazy_deque.h"
 #include "core/output_queue.h"
 #include "services/resp/resp_reply.h"
 
@@ -108,7 +108,7 @@ class ReplyQueue {
 
   Buffer bytes_;
   uint64_t emitted_ = 0;  // stream position of bytes_'s first byte (bytes EmitTo moved on)
-  std::deque<Piece> pieces_;
+  LazyDeque<Piece> pieces_;  // nothing allocated while no piece is shared
   size_t shared_bytes_ = 0;
   std::vector<End> ends_;
   size_t copied_values_ = 0;  // value bytes copied in since the last Clear
