@@ -28,6 +28,9 @@ ABSL_FLAG(uint64_t, requests, 0, "Stop after this many requests in total (overri
 ABSL_FLAG(bool, connect_per_request, false,
           "Open a new connection for every request and close it after the reply; reports connections/s.");
 ABSL_FLAG(int, idle_connections, 0, "Connections opened before the run and held idle through it.");
+ABSL_FLAG(bool, idle_after_request, false,
+          "Each --idle_connections connection first sends one request of the workload and reads "
+          "its reply, then is held idle (a connection that has served a request).");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5),
           "Give up (as errors) on outstanding requests after this long without any reply.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the key and operation choices.");
@@ -85,6 +88,7 @@ absl::StatusOr<LoadOptions> OptionsFromFlags() {
   o.duration_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_duration));
   o.connect_per_request = absl::GetFlag(FLAGS_connect_per_request);
   o.idle_connections = absl::GetFlag(FLAGS_idle_connections);
+  o.idle_after_request = absl::GetFlag(FLAGS_idle_after_request);
   o.timeout_ns = absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_timeout));
   o.preload = absl::GetFlag(FLAGS_preload);
   o.seed = absl::GetFlag(FLAGS_seed);

@@ -116,6 +116,19 @@ TEST(LoadgenEchoTest, IdleConnectionsAreOpenedAndHeld) {
   EXPECT_EQ(server.bytes_in(), 2000u * 100);
 }
 
+TEST(LoadgenEchoTest, IdleConnectionsCanServeOneRequestFirst) {
+  EchoServer server;
+  LoadOptions o = EchoLoad(server.port());
+  o.idle_connections = 20;
+  o.idle_after_request = true;
+  const Report r = *RunLoad(o);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(r.idle_connections, 20);
+  // The run's 2,000 requests of 100 bytes, and one message of the workload's size per idle one.
+  EXPECT_TRUE(WaitUntil([&] { return server.bytes_in() == 2000u * 100 + 20u * 100; }, Deadline::In(absl::Seconds(10))))
+      << server.bytes_in();
+}
+
 TEST(LoadgenEchoTest, BadOptionsAndNoServerAreSetupFailures) {
   LoadOptions o = EchoLoad(1);
   o.depth = 0;

@@ -258,12 +258,14 @@ loadgen() { echo "$bin/loadgen" --duration="${duration}s" --threads=1 --json "$@
 
 # hold_idle PORT N: a loadgen that opens N idle connections to PORT and holds them; returns
 # once the server process has them all (its fd count grew by N).
-hold_idle() {
+hold_idle() {  # port count [protocol: each connection first has one request of it answered]
   local port=$1 n=$2 base tries=0
+  local served=()
+  [[ -n "${3:-}" ]] && served=(--protocol="$3" --idle_after_request)
   base=$(fd_count "$server_pid")
-  echo "taskset -c $CLIENT_CPU $bin/loadgen --server=127.0.0.1:$port --connections=0 --idle_connections=$n --duration=600s" >>"$commands"
+  echo "taskset -c $CLIENT_CPU $bin/loadgen --server=127.0.0.1:$port --connections=0 --idle_connections=$n ${served[*]} --duration=600s" >>"$commands"
   taskset -c "$CLIENT_CPU" "$bin/loadgen" --server="127.0.0.1:$port" --connections=0 --idle_connections="$n" \
-    --duration=600s >/dev/null 2>"$work/holder.log" &
+    "${served[@]}" --duration=600s >/dev/null 2>"$work/holder.log" &
   holder_pid=$!
   until [[ $(fd_count "$server_pid") -ge $((base + n)) ]]; do
     tries=$((tries + 1))
@@ -417,19 +419,20 @@ scenario_7() {  # admin overhead: scenario 1 (16 connections) with percorectl wa
 
 memory_rows="$work/memory.tsv"
 : >"$memory_rows"
-scenario_8() {  # RSS per idle connection
-  local entries=("percore (echo):$PERCORE_ECHO:start_percored")
-  has_service http && entries+=("percore (http):$PERCORE_HTTP:start_percored")
-  has_service memcache && entries+=("percore (memcache):$PERCORE_MEMCACHE:start_percored")
-  entries+=("nginx:$NGINX_HTTP:start_nginx" "memcached:$MEMCACHED:start_memcached" "redis:$REDIS:start_redis"
-            "floor:$FLOOR_ECHO:start_floor $FLOOR_ECHO echo")
-  local entry name port starter rest held
+scenario_8() {  # RSS per idle connection, each having served one request first
+  local entries=("percore (echo):$PERCORE_ECHO:echo:start_percored")
+  has_service http && entries+=("percore (http):$PERCORE_HTTP:http:start_percored")
+  has_service memcache && entries+=("percore (memcache):$PERCORE_MEMCACHE:memcache:start_percored")
+  has_service resp && entries+=("percore (resp):$PERCORE_RESP:resp:start_percored")
+  entries+=("nginx:$NGINX_HTTP:http:start_nginx" "memcached:$MEMCACHED:memcache:start_memcached"
+            "redis:$REDIS:resp:start_redis" "floor:$FLOOR_ECHO:echo:start_floor $FLOOR_ECHO echo")
+  local entry name port protocol starter rest held
   for entry in "${entries[@]}"; do
-    IFS=: read -r name port starter <<<"$entry"
+    IFS=: read -r name port protocol starter <<<"$entry"
     $starter
     sleep 1  # let start-up allocations (threads, the admin service) settle before "at rest"
     rest=$(rss_kib "$server_pid")
-    hold_idle "$port" "$IDLE_MANY"
+    hold_idle "$port" "$IDLE_MANY" "$protocol"
     held=$(rss_kib "$server_pid")
     release_idle
     stop_server
@@ -639,7 +642,7 @@ EOF
     echo
   done
   if wants 8; then
-    echo "## 8. Memory per idle connection ($IDLE_MANY idle connections)"
+    echo "## 8. Memory per idle connection ($IDLE_MANY idle connections, each after one request answered)"
     echo
     echo "| server | RSS at rest (KiB) | RSS holding $IDLE_MANY (KiB) | bytes per connection |"
     echo "|---|---:|---:|---:|"

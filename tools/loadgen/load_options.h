@@ -49,6 +49,9 @@ struct LoadOptions {
   int64_t duration_ns = 5'000'000'000;
   bool connect_per_request = false;  // one request per connection: measures accepts
   int idle_connections = 0;          // opened before the run and held, never used
+  // Each idle connection first sends one request and reads its reply (a connection that has
+  // served a request, as a real idle client's has), then is held idle.
+  bool idle_after_request = false;
   int64_t timeout_ns = 5'000'000'000;  // a worker with requests outstanding and no reply for
                                        // this long gives them up as errors
   bool preload = false;  // memcache/resp: set every key once before the run

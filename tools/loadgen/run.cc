@@ -3,10 +3,13 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -37,7 +40,8 @@ class IdleConnections {
   ~IdleConnections() {
     for (int fd : fds_) CloseFd(fd);
   }
-  absl::Status Open(const SocketAddress& server, int n) {
+  // With `codec`, each connection first has one request answered (OneRequest).
+  absl::Status Open(const SocketAddress& server, int n, const Codec* codec, Protocol protocol) {
     fds_.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
       const int fd = socket(server.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -46,12 +50,51 @@ class IdleConnections {
       if (connect(fd, reinterpret_cast<const sockaddr*>(&server.storage), server.length) != 0) {
         return ErrnoStatus(errno, absl::StrCat("idle connection ", i));
       }
+      if (codec == nullptr) continue;
+      if (absl::Status s = OneRequest(fd, *codec, protocol); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("idle connection ", i, ": ", s.message()));
+      }
     }
     return absl::OkStatus();
   }
   int size() const { return static_cast<int>(fds_.size()); }
 
  private:
+  // Sends one request on the blocking socket `fd` and reads its whole reply (10 s at most).
+  static absl::Status OneRequest(int fd, const Codec& codec, Protocol protocol) {
+    Request request;
+    switch (protocol) {
+      case Protocol::kEcho: request.op = Request::Op::kEcho; break;
+      case Protocol::kHttp: request.op = Request::Op::kHttpGet; break;
+      case Protocol::kMemcache:
+      case Protocol::kResp: request.op = Request::Op::kGet; break;  // a miss is an answer too
+    }
+    const timeval limit{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    Buffer out;
+    codec.Encode(request, out);
+    while (!out.empty()) {
+      const ssize_t n = out.WriteToFd(fd);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoStatus(n < 0 ? errno : EPIPE, "send");
+    }
+    std::string input;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, "recv");
+      if (n == 0) return absl::UnavailableError("the server closed before replying");
+      input.append(chunk, static_cast<size_t>(n));
+      const ReplyCheck check = codec.Check(request, input);
+      if (check.status == ReplyCheck::Status::kWrong) return absl::DataLossError(check.error);
+      if (check.status == ReplyCheck::Status::kNeedMore) continue;
+      if (check.server_closes) return absl::UnavailableError("the server closes after its reply");
+      return absl::OkStatus();
+    }
+  }
+
   std::vector<int> fds_;
 };
 
@@ -145,7 +188,10 @@ absl::StatusOr<Report> RunLoad(const LoadOptions& options_in) {
 
   Report report;
   IdleConnections idle;
-  if (absl::Status s = idle.Open(*server, options.idle_connections); !s.ok()) return s;
+  const std::unique_ptr<Codec> idle_codec = options.idle_after_request ? NewCodec(options.workload) : nullptr;
+  if (absl::Status s = idle.Open(*server, options.idle_connections, idle_codec.get(), options.workload.protocol); !s.ok()) {
+    return s;
+  }
   report.idle_connections = idle.size();
 
   if (options.preload && options.connections > 0) {
