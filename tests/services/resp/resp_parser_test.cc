@@ -46,6 +46,28 @@ std::string ErrorOf(std::string_view input, RespOptions options = {}) {
   return error;
 }
 
+// Feeds `whole` to `parser` `step` bytes at a time and describes what it made of it: each
+// command's arguments, then the error or the incomplete rest.
+std::string DescribeParse(RespParser& parser, const std::string& whole, size_t step) {
+  std::string log;
+  std::string input;
+  size_t fed = 0;
+  while (true) {
+    const Result r = parser.Parse(input);
+    if (r == Result::kCommand) {
+      log += "[";
+      for (std::string_view arg : parser.args()) log += std::string(arg) + "|";
+      log += "] ";
+      input.erase(0, parser.consumed());
+      continue;
+    }
+    if (r == Result::kError) return log + "error: " + std::string(parser.error());
+    if (fed == whole.size()) return log + "incomplete: " + input;
+    input += whole.substr(fed, step);
+    fed = std::min(whole.size(), fed + step);
+  }
+}
+
 TEST(RespParserTest, Multibulk) {
   RespParser parser(RespOptions{});
   const std::string input = "*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n";
@@ -194,23 +216,7 @@ TEST(RespParserTest, WholeAndPieceByPieceAgree) {
       "*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",                      // empty requests first
   };
   const auto describe = [](RespParser& parser, const std::string& whole, size_t step) {
-    std::string log;
-    std::string input;
-    size_t fed = 0;
-    while (true) {
-      const Result r = parser.Parse(input);
-      if (r == Result::kCommand) {
-        log += "[";
-        for (std::string_view arg : parser.args()) log += std::string(arg) + "|";
-        log += "] ";
-        input.erase(0, parser.consumed());
-        continue;
-      }
-      if (r == Result::kError) return log + "error: " + std::string(parser.error());
-      if (fed == whole.size()) return log + "incomplete: " + input;
-      input += whole.substr(fed, step);
-      fed = std::min(whole.size(), fed + step);
-    }
+    return DescribeParse(parser, whole, step);
   };
   for (const std::string& input : inputs) {
     RespParser whole_parser(options);
@@ -225,23 +231,7 @@ TEST(RespParserTest, WholeAndPieceByPieceAgree) {
 TEST(RespParserTest, WholePathEdgesAgreeWithGeneralPath) {
   const auto describe = [](const std::string& whole, size_t step) {
     RespParser parser(RespOptions{});
-    std::string log;
-    std::string input;
-    size_t fed = 0;
-    while (true) {
-      const Result r = parser.Parse(input);
-      if (r == Result::kCommand) {
-        log += "[";
-        for (std::string_view arg : parser.args()) log += std::string(arg) + "|";
-        log += "] ";
-        input.erase(0, parser.consumed());
-        continue;
-      }
-      if (r == Result::kError) return log + "error: " + std::string(parser.error());
-      if (fed == whole.size()) return log + "incomplete: " + input;
-      input += whole.substr(fed, step);
-      fed = std::min(whole.size(), fed + step);
-    }
+    return DescribeParse(parser, whole, step);
   };
   const auto bulk = [](size_t n) { return "$" + std::to_string(n) + "\r\n" + std::string(n, 'v') + "\r\n"; };
   const auto request = [&](size_t args, size_t len) {
