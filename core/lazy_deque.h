@@ -15,7 +15,7 @@ namespace percore {
 template <typename T>
 class LazyDeque {
  public:
-  bool empty() const { return !items_ || items_->empty(); }
+  bool empty() const { return !items_.has_value(); }
   size_t size() const { return items_ ? items_->size() : 0; }
   T& front() { return items_->front(); }
   const T& front() const { return items_->front(); }
