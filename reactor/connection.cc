@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -43,10 +44,7 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       output_(&loop.buffer_pool()),
       sending_(&loop.buffer_pool()),
       opened_ns_(loop.now_ns()),
-      last_activity_ns_(loop.now_ns()),
-      idle_timer_(*this),
-      handler_deadline_(*this),
-      io_timer_(*this) {}
+      last_activity_ns_(loop.now_ns()) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) {
@@ -146,10 +144,11 @@ void Connection::Resume() {
 }
 
 void Connection::SetDeadline(absl::Duration delay) {
-  loop_.wheel().Schedule(&handler_deadline_, loop_.now_ns() + DurationNanos(delay));
+  handler_deadline_ns_ = loop_.now_ns() + DurationNanos(delay);
+  ArmTimer(handler_deadline_ns_);
 }
 
-void Connection::ClearDeadline() { loop_.wheel().Cancel(&handler_deadline_); }
+void Connection::ClearDeadline() { handler_deadline_ns_ = kNoDeadline; }
 
 void Connection::Close(CloseReason reason, CloseMode mode) {
   loop_.AssertInLoopThread();
@@ -521,7 +520,7 @@ void Connection::Flush() {
   if (Queued() == 0) {
     loop_.buffer_pool().Release(output_.bytes());
     if (uring_ != nullptr) loop_.buffer_pool().Release(sending_.bytes());
-    if (io_timer_.armed() && !fin_sent_) loop_.wheel().Cancel(&io_timer_);
+    if (!fin_sent_) io_deadline_ns_ = kNoDeadline;
   } else {
     // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its
     // memory is bounded by the write budget.
@@ -531,8 +530,8 @@ void Connection::Flush() {
       return;
     }
     // The write deadline counts from the last progress.
-    if ((progressed || !io_timer_.armed()) && loop_.timeouts_.write_ns > 0) {
-      loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.write_ns);
+    if ((progressed || io_deadline_ns_ == kNoDeadline) && loop_.timeouts_.write_ns > 0) {
+      SetIoDeadline(loop_.now_ns() + loop_.timeouts_.write_ns);
     }
   }
 
@@ -560,7 +559,7 @@ void Connection::Flush() {
         // destroys the reply in flight.
         ::shutdown(fd_, SHUT_WR);
         fin_sent_ = true;
-        loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.linger_ns);
+        SetIoDeadline(loop_.now_ns() + loop_.timeouts_.linger_ns);
       }
       break;
     default:
@@ -585,14 +584,14 @@ void Connection::BeginClosing(CloseReason reason) {
   if (state_ == ConnectionState::kClosing || finished_) return;
   state_ = ConnectionState::kClosing;
   close_reason_ = reason;
-  loop_.wheel().Cancel(&handler_deadline_);
-  loop_.wheel().Cancel(&idle_timer_);
+  handler_deadline_ns_ = kNoDeadline;
+  idle_timing_ = false;
   input_.Clear();
   stash_.Clear();
   loop_.buffer_pool().Release(input_);
   loop_.buffer_pool().Release(stash_);
-  if (Queued() != 0 && !io_timer_.armed() && loop_.timeouts_.write_ns > 0) {
-    loop_.wheel().Schedule(&io_timer_, loop_.now_ns() + loop_.timeouts_.write_ns);
+  if (Queued() != 0 && io_deadline_ns_ == kNoDeadline && loop_.timeouts_.write_ns > 0) {
+    SetIoDeadline(loop_.now_ns() + loop_.timeouts_.write_ns);
   }
 }
 
@@ -600,9 +599,9 @@ void Connection::Finish(CloseReason reason) {
   if (finished_) return;
   finished_ = true;
   state_ = ConnectionState::kClosed;
-  loop_.wheel().Cancel(&idle_timer_);
-  loop_.wheel().Cancel(&handler_deadline_);
-  loop_.wheel().Cancel(&io_timer_);
+  loop_.wheel().Cancel(this);
+  idle_timing_ = false;
+  handler_deadline_ns_ = io_deadline_ns_ = kNoDeadline;
   if (uring_ != nullptr) {
     // What is in flight is cancelled; its completions still arrive, and the loop keeps this
     // connection (and the bytes of its send) until they have. The fd is closed through the
@@ -678,23 +677,59 @@ void Connection::UpdateInterest() {
 
 void Connection::Touch() {
   last_activity_ns_ = loop_.now_ns();
-  if (loop_.timeouts_.idle_ns > 0 && !idle_timer_.armed()) {
-    loop_.wheel().Schedule(&idle_timer_, last_activity_ns_ + loop_.timeouts_.idle_ns);
+  if (loop_.timeouts_.idle_ns > 0 && !idle_timing_) {
+    idle_timing_ = true;
+    ArmTimer(last_activity_ns_ + loop_.timeouts_.idle_ns);
   }
 }
 
-// The idle timer is re-armed lazily: traffic only moves last_activity_ns_, and the timer, when
-// it fires, pushes itself to the real deadline. One wheel operation per idle period instead of
-// one per read.
-void Connection::OnIdleTimer() {
-  const int64_t deadline = last_activity_ns_ + loop_.timeouts_.idle_ns;
-  if (deadline > loop_.now_ns() || state_ == ConnectionState::kWriting ||
-      state_ == ConnectionState::kClosing) {
-    loop_.wheel().Schedule(&idle_timer_, std::max(deadline, loop_.now_ns() + 1));
-    return;
-  }
-  Finish(CloseReason::kIdleTimeout);
+void Connection::ArmTimer(int64_t deadline_ns) {
+  if (!TimerEntry::armed() || deadline_ns < TimerEntry::deadline_ns()) loop_.wheel().Schedule(this, deadline_ns);
 }
+
+void Connection::RearmTimer() {
+  int64_t earliest = std::numeric_limits<int64_t>::max();
+  if (io_deadline_ns_ != kNoDeadline) earliest = io_deadline_ns_;
+  if (handler_deadline_ns_ != kNoDeadline) earliest = std::min(earliest, handler_deadline_ns_);
+  if (idle_timing_) {
+    // Traffic only moves last_activity_ns_; the deadline it implies is taken here. While backed
+    // up the connection is not idle (the write deadline governs it), so the idle check comes
+    // back on the next tick.
+    const int64_t idle = std::max(last_activity_ns_ + loop_.timeouts_.idle_ns, loop_.now_ns() + 1);
+    earliest = std::min(earliest, idle);
+  }
+  if (earliest == std::numeric_limits<int64_t>::max()) {
+    loop_.wheel().Cancel(this);
+  } else {
+    loop_.wheel().Schedule(this, earliest);
+  }
+}
+
+// Fired (and disarmed) by the wheel at the earliest deadline it was armed for, which may since
+// have moved later or been cleared: each deadline is checked against the time, what is due is
+// done, and the entry re-arms for what remains.
+void Connection::OnTimer() {
+  if (finished_) return;
+  const int64_t now = loop_.now_ns();
+  if (io_deadline_ns_ != kNoDeadline && io_deadline_ns_ <= now) {
+    io_deadline_ns_ = kNoDeadline;
+    OnIoTimeout();
+    if (finished_) return;
+  }
+  if (handler_deadline_ns_ != kNoDeadline && handler_deadline_ns_ <= now) {
+    handler_deadline_ns_ = kNoDeadline;
+    OnHandlerDeadline();
+    if (finished_) return;
+  }
+  if (idle_timing_ && last_activity_ns_ + loop_.timeouts_.idle_ns <= now &&
+      state_ != ConnectionState::kWriting && state_ != ConnectionState::kClosing) {
+    OnIdleTimeout();
+    if (finished_) return;
+  }
+  RearmTimer();
+}
+
+void Connection::OnIdleTimeout() { Finish(CloseReason::kIdleTimeout); }
 
 void Connection::OnHandlerDeadline() {
   if (finished_ || state_ == ConnectionState::kClosing) return;
@@ -706,8 +741,7 @@ void Connection::OnHandlerDeadline() {
   if (!finished_ && WantsOnWritable()) FlushAndDeliver();
 }
 
-void Connection::OnIoTimer() {
-  if (finished_) return;
+void Connection::OnIoTimeout() {
   // While lingering, the deadline bounds how long we wait for the peer's FIN: the reply was
   // delivered, so the close keeps its reason. Otherwise the output made no progress in time.
   Finish(fin_sent_ ? close_reason_ : CloseReason::kWriteTimeout);

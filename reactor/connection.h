@@ -83,7 +83,7 @@ struct ConnectionHandle {
 // A TCP connection owned by one loop. Every method must be called on that loop's thread.
 // Created and destroyed by its EventLoop; a handler refers to it only during callbacks or
 // through a ConnectionHandle.
-class Connection final : private IoWatcher {
+class Connection final : private IoWatcher, private TimerEntry {
  public:
   Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress& peer, int service_index,
              ServiceLoopStats* service_stats, const ConnectionOptions& options);
@@ -195,17 +195,6 @@ class Connection final : private IoWatcher {
   // A Sharded continuation: RecordRequest measures from the callback that made the call.
   void ContinueRequest(RequestStart start) { callback_start_ns_ = start.ns_; }
 
-  // One of the connection's timers; which member it calls is part of its type (a member
-  // function pointer would be 16 more bytes in each of the three, on every idle connection).
-  template <void (Connection::*Fire)()>
-  class Deadline : public TimerEntry {
-   public:
-    explicit Deadline(Connection& conn) : conn_(conn) {}
-   private:
-    void OnTimer() override { (conn_.*Fire)(); }
-    Connection& conn_;
-  };
-
   // Whether the multishot receive (io_uring) is in the kernel, or being cancelled.
   enum class ReceiveState : uint8_t { kIdle, kArmed, kCancelling };
   struct SendVector {
@@ -294,9 +283,22 @@ class Connection final : private IoWatcher {
   void Finish(CloseReason reason);
   void UpdateInterest();
   void Touch();
-  void OnIdleTimer();
+  // The connection's one timer entry serves its three deadlines: the idle one (from
+  // last_activity_ns_), the handler's (SetDeadline) and the I/O one (write progress, linger).
+  // The entry is armed no later than the earliest of them; moving one later, or clearing it,
+  // only changes its field, and the entry, when it fires, does what is due and re-arms itself
+  // for the earliest that remains. One wheel entry per connection instead of three, and no wheel
+  // operation for a deadline that moves later.
+  void OnTimer() override;
+  void ArmTimer(int64_t deadline_ns);
+  void RearmTimer();
+  void SetIoDeadline(int64_t deadline_ns) {
+    io_deadline_ns_ = deadline_ns;
+    ArmTimer(deadline_ns);
+  }
+  void OnIdleTimeout();
   void OnHandlerDeadline();
-  void OnIoTimer();
+  void OnIoTimeout();
   bool ShouldRead() const;
   CloseReason ReasonForErrno(int err) const;
 
@@ -366,9 +368,10 @@ class Connection final : private IoWatcher {
   uint32_t batch_requests_ = 0;
   uint32_t batch_errors_ = 0;
   uint32_t awaiting_ = 0;          // Sharded<T>::Await calls not answered yet
-  Deadline<&Connection::OnIdleTimer> idle_timer_;
-  Deadline<&Connection::OnHandlerDeadline> handler_deadline_;
-  Deadline<&Connection::OnIoTimer> io_timer_;  // write progress while Writing, linger bound while Closing
+  static constexpr int64_t kNoDeadline = -1;
+  int64_t handler_deadline_ns_ = kNoDeadline;  // SetDeadline
+  int64_t io_deadline_ns_ = kNoDeadline;  // write progress while Writing, linger bound while Closing
+  bool idle_timing_ = false;  // the idle deadline counts: open, not closing, idle_timeout set
 };
 
 template <typename Fn>

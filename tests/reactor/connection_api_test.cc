@@ -42,6 +42,7 @@ constexpr size_t kHighWater = 4096;
 //   LATER ms                 answers "later\n" after ms milliseconds, counted from the request
 //   NODELAY                  "0\n" when SetNoDelay(true) succeeded
 //   DEADLINE ms              arms the handler's deadline; OnDeadline answers "late\n" and closes
+//   CLEAR                    clears the handler's deadline
 class ApiService final : public Service {
  public:
   std::string_view name() const override { return "api"; }
@@ -100,6 +101,10 @@ class ApiService final : public Service {
         conn.SetDeadline(absl::Milliseconds(arg));
         return Action::Continue();
       }
+      if (verb == "CLEAR") {
+        conn.ClearDeadline();
+        return Action::Continue();
+      }
       return Action::CloseNow(CloseReason::kProtocolError);
     }
 
@@ -112,11 +117,14 @@ class ApiService final : public Service {
 
 class ConnectionApiTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { StartServer(absl::ZeroDuration()); }
+  void StartServer(absl::Duration idle_timeout) {
+    if (server_ != nullptr) server_->Stop(absl::Seconds(5));
     ServerOptions options;
     options.loops = 1;
     options.connection.high_water = kHighWater;
     options.connection.low_water = kHighWater / 4;
+    if (idle_timeout > absl::ZeroDuration()) options.connection.idle_timeout = idle_timeout;
     server_ = std::make_unique<Server>(options);
     ASSERT_TRUE(server_->AddService(std::make_shared<ApiService>()).ok());
     absl::StatusOr<ListenerInfo> listener = server_->Listen("api", HostPort{"127.0.0.1", 0});
@@ -246,6 +254,65 @@ TEST_F(ConnectionApiTest, NoDelayAndDeadlinesTakeTypedValues) {
   EXPECT_GE(absl::Now() - armed, absl::Milliseconds(50));
   fd.reset();
   EXPECT_TRUE(test::WaitUntil([&] { return Closed(CloseReason::kReadTimeout) == 1; }, Soon()));
+}
+
+// The handler's deadline, the idle deadline and the write deadline share one timer entry that
+// is armed for the earliest and re-arms itself when it fires early; what the handler sees must
+// be exactly what three timers would give.
+TEST_F(ConnectionApiTest, ADeadlineMovedLaterFiresAtTheLaterTime) {
+  test::ScopedFd fd = Connect();
+  const absl::Time armed = absl::Now();
+  ASSERT_TRUE(test::WriteAll(fd.get(), "DEADLINE 20\nDEADLINE 250\n", Soon()).ok());
+  absl::StatusOr<std::string> late = test::ReadToEof(fd.get(), Soon());
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(*late, "late\n");
+  EXPECT_GE(absl::Now() - armed, absl::Milliseconds(250));
+}
+
+TEST_F(ConnectionApiTest, AClearedDeadlineNeverFires) {
+  test::ScopedFd fd = Connect();
+  ASSERT_TRUE(test::WriteAll(fd.get(), "DEADLINE 20\nCLEAR\n", Soon()).ok());
+  // Ten times the deadline: nothing may arrive, and the connection must still answer.
+  EXPECT_TRUE(absl::IsDeadlineExceeded(test::WaitReadable(fd.get(), Deadline::In(absl::Milliseconds(200)))));
+  ASSERT_TRUE(test::WriteAll(fd.get(), "OK\n", Soon()).ok());
+  absl::StatusOr<std::string> ok = test::ReadExactly(fd.get(), 3, Soon());
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, "ok\n");
+  EXPECT_EQ(Closed(CloseReason::kReadTimeout), 0u);
+}
+
+TEST_F(ConnectionApiTest, TheHandlerDeadlineFiresBeforeALaterIdleTimeout) {
+  StartServer(absl::Seconds(2));
+  test::ScopedFd fd = Connect();
+  const absl::Time armed = absl::Now();
+  ASSERT_TRUE(test::WriteAll(fd.get(), "DEADLINE 50\n", Soon()).ok());
+  absl::StatusOr<std::string> late = test::ReadToEof(fd.get(), Soon());
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(*late, "late\n");
+  EXPECT_LT(absl::Now() - armed, absl::Seconds(2));
+  EXPECT_TRUE(test::WaitUntil([&] { return Closed(CloseReason::kReadTimeout) == 1; }, Soon()));
+  EXPECT_EQ(Closed(CloseReason::kIdleTimeout), 0u);
+}
+
+TEST_F(ConnectionApiTest, TheIdleTimeoutFiresBeforeALaterHandlerDeadlineAndCountsFromTheLastRequest) {
+  StartServer(absl::Milliseconds(150));
+  test::ScopedFd fd = Connect();
+  ASSERT_TRUE(test::WriteAll(fd.get(), "DEADLINE 5000\n", Soon()).ok());
+  // Traffic keeps the connection alive past its first idle deadline.
+  absl::Time last = absl::Now();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(test::WriteAll(fd.get(), "OK\n", Soon()).ok());
+    last = absl::Now();
+    absl::StatusOr<std::string> ok = test::ReadExactly(fd.get(), 3, Soon());
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    absl::SleepFor(absl::Milliseconds(60));  // part of the scenario: 240 ms in all, each gap < 150
+  }
+  absl::StatusOr<std::string> rest = test::ReadToEof(fd.get(), Soon());
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, "");  // closed for idleness, not by the handler's deadline ("late")
+  EXPECT_GE(absl::Now() - last, absl::Milliseconds(150));
+  EXPECT_TRUE(test::WaitUntil([&] { return Closed(CloseReason::kIdleTimeout) == 1; }, Soon()));
+  EXPECT_EQ(Closed(CloseReason::kReadTimeout), 0u);
 }
 
 }  // namespace
