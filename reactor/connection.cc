@@ -39,14 +39,17 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       options_(options),
       uring_(loop.uring()),
       loop_now_ns_(&loop.now_ns_),
-      input_(&loop.buffer_pool()),
-      stash_(&loop.buffer_pool()),
-      output_(&loop.buffer_pool()),
-      sending_(&loop.buffer_pool()),
       opened_ns_(loop.now_ns()),
       last_activity_ns_(loop.now_ns()) {}
 
 Connection::~Connection() {
+  if (io_ != nullptr && io_->empty() && !send_in_flight_) {
+    loop_.buffer_pool().Release(io_->input);
+    loop_.buffer_pool().Release(io_->stash);
+    loop_.buffer_pool().Release(io_->output.bytes());
+    loop_.buffer_pool().Release(io_->sending.bytes());
+    loop_.connection_io().Give(std::move(io_));
+  }
   if (fd_ >= 0) {
     if (uring_ == nullptr) (void)loop_.Unwatch(fd_);
     CloseFd(fd_);
@@ -106,6 +109,7 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
   // A RequestWritable made in the callback is answered now: the output may have drained in this
   // very write, and then no POLLOUT would ever bring the OnWritable call.
   if (!finished_ && WantsOnWritable()) FlushAndDeliver();
+  GiveBackIoIfIdle();
 }
 
 void Connection::ServeArrived() {
@@ -116,7 +120,8 @@ void Connection::ServeArrived() {
   // order; otherwise the armed receive could take bytes concurrently, and the collected
   // completions are all this connection serves.
   if (uring_ != nullptr &&
-      (!uring_->completions_only_when_waiting() || !stash_.empty() || uring_->completions_pending())) {
+      (!uring_->completions_only_when_waiting() || (io_ != nullptr && !io_->stash.empty()) ||
+       uring_->completions_pending())) {
     return;
   }
   HandleReadable();
@@ -130,7 +135,24 @@ void Connection::ServeArrivedThenClose(CloseReason reason) {
 // ---------------------------------------------------------------------------------------------
 // Handler-facing API.
 
-void Connection::Send(std::string_view bytes) { output_.Append(bytes); }
+void Connection::Send(std::string_view bytes) { io().output.Append(bytes); }
+
+void Connection::TakeIo() { io_ = loop_.connection_io().Take(&loop_.buffer_pool()); }
+
+void Connection::GiveBackIoIfIdle() {
+  if (io_ == nullptr || in_callback_ || send_in_flight_ || finished_) return;
+  ConnectionIo& io = *io_;
+  if (!io.empty()) return;
+  // Empty buffers may still hold a block (one consumed by a Deliver outside a read): the loop's
+  // pool takes them back, so a kept ConnectionIo holds nothing but its own bytes.
+  BufferPool& pool = loop_.buffer_pool();
+  pool.Release(io.input);
+  pool.Release(io.stash);
+  pool.Release(io.output.bytes());
+  pool.Release(io.sending.bytes());
+  io.send_asked = 0;
+  loop_.connection_io().Give(std::move(io_));
+}
 
 void Connection::Resume() {
   loop_.AssertInLoopThread();
@@ -182,12 +204,12 @@ void Connection::CloseGracefully(CloseReason reason, bool after_in_flight) {
   // is offered to the handler now, whatever the high-water mark (it is bounded by the read
   // budget, and the output cap still applies).
   if (state_ == ConnectionState::kWriting) state_ = ConnectionState::kReading;
-  TakeStashed(stash_.size());  // io_uring: bytes received behind backpressure were read too
-  while (state_ == ConnectionState::kReading && !input_.empty()) {
-    const size_t before = input_.size();
-    RunCallback([this] { return handler_->OnData(*this, input_); });
+  TakeStashed(io().stash.size());  // io_uring: bytes received behind backpressure were read too
+  while (state_ == ConnectionState::kReading && !io().input.empty()) {
+    const size_t before = io().input.size();
+    RunCallback([this] { return handler_->OnData(*this, io().input); });
     if (finished_) return;
-    if (input_.size() == before) break;
+    if (io().input.size() == before) break;
   }
   if (state_ == ConnectionState::kPaused) {
     // A request is in flight: answer it first, then close (see FinishPendingWork).
@@ -227,7 +249,7 @@ void Connection::CountContinued() {
 
 Action Connection::TimedOnData() {
   const int64_t start = MonotonicNanos();
-  const Action action = Call([this] { return handler_->OnData(*this, input_); });
+  const Action action = Call([this] { return handler_->OnData(*this, io().input); });
   loop_.stats().handler_ns.Record(static_cast<uint64_t>(MonotonicNanos() - start));
   return action;
 }
@@ -280,7 +302,7 @@ void Connection::HandleIoEvent(uint32_t events) {
       const int err = PendingSocketError(fd_);
       if (err != 0) {
         Finish(ReasonForErrno(err));
-      } else if (!output_.empty()) {
+      } else if (io_ != nullptr && !io_->output.empty()) {
         Flush();  // the write reports EPIPE/ECONNRESET if the peer is really gone
       } else if (state_ != ConnectionState::kPaused) {
         Finish(peer_eof_ ? CloseReason::kPeerClosed : CloseReason::kPeerReset);
@@ -299,9 +321,10 @@ void Connection::HandleReadable() {
   LoopStats& stats = loop_.stats();
   size_t budget = options_.read_budget;
   while (ShouldRead() && budget > 0) {
-    if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
-    const size_t offered = std::min(budget, input_.writable() + 64 * 1024);
-    const ssize_t n = input_.ReadFromFd(fd_, offered);
+    Buffer& input = io().input;
+    if (!input.has_storage()) loop_.buffer_pool().Attach(input);
+    const size_t offered = std::min(budget, input.writable() + 64 * 1024);
+    const ssize_t n = input.ReadFromFd(fd_, offered);
     stats.read_calls.Increment();
     if (n > 0) {
       const size_t got = static_cast<size_t>(n);
@@ -332,7 +355,7 @@ void Connection::HandleReadable() {
     Finish(ReasonForErrno(err));
     return;
   }
-  if (input_.empty()) loop_.buffer_pool().Release(input_);
+  if (io().input.empty()) loop_.buffer_pool().Release(io().input);
   FlushAndDeliver();
 }
 
@@ -341,7 +364,8 @@ void Connection::ReportPeerEof() {
   // have taken yet (stashed behind backpressure, or left in the input while it streams a reply
   // and waits for OnWritable). It is reported once those are offered, as the readiness back
   // ends, which stop reading under backpressure, would read it.
-  while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading && stash_.empty() &&
+  while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading &&
+         (io_ == nullptr || io_->stash.empty()) &&
          !writable_requested_ && !writable_due_) {
     eof_unreported_ = false;
     RunCallback([this] { return handler_->OnPeerClosed(*this); });
@@ -369,13 +393,13 @@ void Connection::FlushAndDeliverInput() {
       }
       if (Queued() != before) continue;  // write what it produced, within the budget
     }
-    if (state_ != ConnectionState::kReading || (input_.empty() && stash_.empty())) return;
+    if (state_ != ConnectionState::kReading || io_ == nullptr || (io_->input.empty() && io_->stash.empty())) return;
     // Input that waited behind the high-water mark: the write just made room for its replies.
     // Nothing else would offer it again, since the peer may send nothing more until it gets them.
-    const size_t before = input_.size() + stash_.size();
+    const size_t before = io().input.size() + io().stash.size();
     Deliver();
     if (finished_) return;
-    if (input_.size() + stash_.size() == before) {
+    if (io().input.size() + io().stash.size() == before) {
       Flush();
       return;
     }
@@ -386,26 +410,29 @@ void Connection::Deliver() {
   while (state_ == ConnectionState::kReading && Unsent() <= options_.high_water) {
     // io_uring: what was received behind backpressure joins the input one read budget at a
     // time, as the readiness back ends would read it.
-    if (!stash_.empty()) TakeStashed(options_.read_budget);
-    if (input_.empty()) return;
-    const size_t before = input_.size();
+    if (io_ == nullptr) return;
+    if (!io_->stash.empty()) TakeStashed(options_.read_budget);
+    if (io_->input.empty()) return;
+    const size_t before = io().input.size();
     callback_start_ns_ = loop_.now_ns();  // what this callback's RecordRequest measures from
     const Action action = loop_.TimeThisCallback() ? TimedOnData()
-                                                   : Call([this] { return handler_->OnData(*this, input_); });
+                                                   : Call([this] { return handler_->OnData(*this, io().input); });
     if (batch_requests_ != 0) CountAnswered();
     Apply(action);
     if (finished_) return;
-    if (input_.size() == before && stash_.empty()) return;
+    if (io().input.size() == before && io().stash.empty()) return;
   }
 }
 
 void Connection::TakeStashed(size_t max_bytes) {
-  const size_t n = std::min(max_bytes, stash_.size());
+  if (io_ == nullptr) return;
+  ConnectionIo& io = *io_;
+  const size_t n = std::min(max_bytes, io.stash.size());
   if (n == 0) return;
-  if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
-  input_.Append(stash_.data(), n);
-  stash_.Consume(n);
-  if (stash_.empty()) loop_.buffer_pool().Release(stash_);
+  if (!io.input.has_storage()) loop_.buffer_pool().Attach(io.input);
+  io.input.Append(io.stash.data(), n);
+  io.stash.Consume(n);
+  if (io.stash.empty()) loop_.buffer_pool().Release(io.stash);
 }
 
 void Connection::ApplySlow(Action action) {
@@ -483,15 +510,15 @@ void Connection::Flush() {
     SubmitSend();
     budget = write_budget_left_;
   }
-  while (uring_ == nullptr && !output_.empty()) {
+  while (uring_ == nullptr && io_ != nullptr && !io_->output.empty()) {
     if (budget == 0) {
       // One connection's large reply does not hold the loop: the rest goes out in the next
       // iterations, after the other connections had their turn.
       stats.write_budget_yields.Increment();
       break;
     }
-    const size_t asked = std::min(output_.size(), budget);
-    const ssize_t n = output_.WriteToFd(fd_, asked);
+    const size_t asked = std::min(io_->output.size(), budget);
+    const ssize_t n = io_->output.WriteToFd(fd_, asked);
     stats.write_calls.Increment();
     if (n > 0) {
       const size_t wrote = static_cast<size_t>(n);
@@ -518,14 +545,16 @@ void Connection::Flush() {
   if (progressed) last_activity_ns_ = loop_.now_ns();
 
   if (Queued() == 0) {
-    loop_.buffer_pool().Release(output_.bytes());
-    if (uring_ != nullptr) loop_.buffer_pool().Release(sending_.bytes());
+    if (io_ != nullptr) {
+      loop_.buffer_pool().Release(io_->output.bytes());
+      if (uring_ != nullptr) loop_.buffer_pool().Release(io_->sending.bytes());
+    }
     if (!fin_sent_) io_deadline_ns_ = kNoDeadline;
   } else {
     // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its
     // memory is bounded by the write budget.
-    const size_t in_flight_copied = send_in_flight_ ? std::min(send_asked_, sending_.copied_size()) : 0;
-    if (output_.copied_size() + sending_.copied_size() - in_flight_copied > options_.output_cap) {
+    const size_t in_flight_copied = send_in_flight_ ? std::min(io().send_asked, io().sending.copied_size()) : 0;
+    if (io().output.copied_size() + io().sending.copied_size() - in_flight_copied > options_.output_cap) {
       Finish(CloseReason::kOutputOverflow);
       return;
     }
@@ -586,10 +615,12 @@ void Connection::BeginClosing(CloseReason reason) {
   close_reason_ = reason;
   handler_deadline_ns_ = kNoDeadline;
   idle_timing_ = false;
-  input_.Clear();
-  stash_.Clear();
-  loop_.buffer_pool().Release(input_);
-  loop_.buffer_pool().Release(stash_);
+  if (io_ != nullptr) {
+    io_->input.Clear();
+    io_->stash.Clear();
+    loop_.buffer_pool().Release(io_->input);
+    loop_.buffer_pool().Release(io_->stash);
+  }
   if (Queued() != 0 && io_deadline_ns_ == kNoDeadline && loop_.timeouts_.write_ns > 0) {
     SetIoDeadline(loop_.now_ns() + loop_.timeouts_.write_ns);
   }
@@ -618,13 +649,15 @@ void Connection::Finish(CloseReason reason) {
     CloseFd(fd_);
   }
   fd_ = -1;
-  input_.Clear();
-  stash_.Clear();
-  output_.Clear();
-  if (!send_in_flight_) sending_.Clear();
-  loop_.buffer_pool().Release(input_);
-  loop_.buffer_pool().Release(stash_);
-  loop_.buffer_pool().Release(output_.bytes());
+  if (io_ != nullptr) {
+    io_->input.Clear();
+    io_->stash.Clear();
+    io_->output.Clear();
+    if (!send_in_flight_) io_->sending.Clear();
+    loop_.buffer_pool().Release(io_->input);
+    loop_.buffer_pool().Release(io_->stash);
+    loop_.buffer_pool().Release(io_->output.bytes());
+  }
   if (handler_) {
     try {
       handler_->OnClose(*this, reason);
@@ -645,11 +678,11 @@ void Connection::UpdateInterest() {
   switch (state_) {
     case ConnectionState::kReading:
       wanted = peer_eof_ ? 0u : uint32_t{kPollIn};
-      if (!output_.empty()) wanted |= kPollOut;
+      if (io_ != nullptr && !io_->output.empty()) wanted |= kPollOut;
       break;
     case ConnectionState::kWriting:
     case ConnectionState::kPaused:
-      if (!output_.empty()) wanted = kPollOut;
+      if (io_ != nullptr && !io_->output.empty()) wanted = kPollOut;
       break;
     case ConnectionState::kClosing:
       wanted = fin_sent_ ? uint32_t{kPollIn} : uint32_t{kPollOut};
@@ -727,6 +760,7 @@ void Connection::OnTimer() {
     if (finished_) return;
   }
   RearmTimer();
+  GiveBackIoIfIdle();
 }
 
 void Connection::OnIdleTimeout() { Finish(CloseReason::kIdleTimeout); }
@@ -749,8 +783,9 @@ void Connection::OnIoTimeout() {
 
 // ---------------------------------------------------------------------------------------------
 // The completion back end (io_uring). The state machine above is shared; what differs is how
-// bytes come in (a multishot receive into the loop's buffer ring, copied into input_) and go
-// out (one send in flight at a time, from sending_, whose bytes stay put until it completes).
+// bytes come in (a multishot receive into the loop's buffer ring, copied into the input) and go
+// out (one send in flight at a time, from the sending queue, whose bytes stay put until it
+// completes).
 
 void Connection::UpdateReceive() {
   bool want;
@@ -761,9 +796,9 @@ void Connection::UpdateReceive() {
   } else if (state_ == ConnectionState::kReading || state_ == ConnectionState::kClosing) {
     want = true;  // closing before our FIN: what arrives is discarded, as lingering would
   } else {
-    // Paused or backed up: bytes keep arriving (into stash_) up to one read budget, then the
+    // Paused or backed up: bytes keep arriving (into the stash) up to one read budget, then the
     // receive is cancelled until reading resumes (a pause per request costs nothing extra).
-    want = stash_.size() < options_.read_budget;
+    want = io_ == nullptr || io_->stash.size() < options_.read_budget;
   }
   if (want && recv_ == ReceiveState::kIdle && !starved_) {
     uring_->Receive(fd_, this);
@@ -841,13 +876,14 @@ void Connection::OnReceived(std::string_view bytes) {
   if (fin_sent_ || state_ == ConnectionState::kClosing) return;  // closing: nothing more is read
   LoopStats& stats = loop_.stats();
   // Straight to the handler's input while it may take more; behind backpressure or a pause,
-  // and behind bytes already waiting there, into stash_ (Deliver takes them in order).
-  if (stash_.empty() && ShouldRead() && Unsent() <= options_.high_water) {
-    if (!input_.has_storage()) loop_.buffer_pool().Attach(input_);
-    input_.Append(bytes);
+  // and behind bytes already waiting there, into the stash (Deliver takes them in order).
+  ConnectionIo& io = this->io();
+  if (io.stash.empty() && ShouldRead() && Unsent() <= options_.high_water) {
+    if (!io.input.has_storage()) loop_.buffer_pool().Attach(io.input);
+    io.input.Append(bytes);
   } else {
-    if (!stash_.has_storage()) loop_.buffer_pool().Attach(stash_);
-    stash_.Append(bytes);
+    if (!io.stash.has_storage()) loop_.buffer_pool().Attach(io.stash);
+    io.stash.Append(bytes);
   }
   bytes_in_ += bytes.size();
   stats.bytes_in.Add(bytes.size());
@@ -857,7 +893,7 @@ void Connection::OnReceived(std::string_view bytes) {
     Deliver();
     if (finished_) return;
   }
-  if (input_.empty()) loop_.buffer_pool().Release(input_);
+  if (io.input.empty()) loop_.buffer_pool().Release(io.input);
   FlushAndDeliver();
 }
 
@@ -889,10 +925,11 @@ void Connection::OnHangup(int result) {
 }
 
 void Connection::SubmitSend() {
-  if (send_in_flight_ || finished_) return;
-  if (sending_.empty()) {
-    if (output_.empty()) return;
-    std::swap(sending_, output_);  // the queued bytes become the send's; new output starts afresh
+  if (send_in_flight_ || finished_ || io_ == nullptr) return;
+  ConnectionIo& io = *io_;
+  if (io.sending.empty()) {
+    if (io.output.empty()) return;
+    std::swap(io.sending, io.output);  // the queued bytes become the send's; new output starts afresh
   }
   const size_t budget = WriteBudgetLeft();
   if (budget == 0) {
@@ -903,20 +940,20 @@ void Connection::SubmitSend() {
     return;
   }
   size_t asked = 0;
-  if (sending_.shared_pieces() == 0) {
-    asked = std::min(sending_.size(), budget);
-    uring_->Send(fd_, sending_.bytes().data(), asked, this);
+  if (io.sending.shared_pieces() == 0) {
+    asked = std::min(io.sending.size(), budget);
+    uring_->Send(fd_, io.sending.bytes().data(), asked, this);
   } else {
-    if (send_vector_ == nullptr) send_vector_ = std::make_unique<SendVector>();
-    const int count = sending_.Gather(budget, send_vector_->iov, OutputQueue::kMaxPieces, &asked);
-    send_vector_->msg = msghdr{};
-    send_vector_->msg.msg_iov = send_vector_->iov;
-    send_vector_->msg.msg_iovlen = static_cast<size_t>(count);
-    uring_->SendMsg(fd_, &send_vector_->msg, this);
+    if (io.send_vector == nullptr) io.send_vector = std::make_unique<ConnectionIo::SendVector>();
+    const int count = io.sending.Gather(budget, io.send_vector->iov, OutputQueue::kMaxPieces, &asked);
+    io.send_vector->msg = msghdr{};
+    io.send_vector->msg.msg_iov = io.send_vector->iov;
+    io.send_vector->msg.msg_iovlen = static_cast<size_t>(count);
+    uring_->SendMsg(fd_, &io.send_vector->msg, this);
   }
   if (asked == budget && Queued() > asked) loop_.stats().write_budget_yields.Increment();
   send_in_flight_ = true;
-  send_asked_ = asked;
+  io.send_asked = asked;
   write_budget_left_ = budget - asked;
   loop_.stats().write_calls.Increment();
 }
@@ -924,15 +961,15 @@ void Connection::SubmitSend() {
 void Connection::OnSendCompleted(int result) {
   send_in_flight_ = false;
   if (finished_) {
-    sending_.Clear();
+    io().sending.Clear();
     return;
   }
   if (result > 0) {
     const size_t wrote = static_cast<size_t>(result);
-    sending_.Consume(wrote);
+    io().sending.Consume(wrote);
     bytes_out_ += wrote;
     loop_.stats().bytes_out.Add(wrote);
-    if (wrote < send_asked_) loop_.stats().partial_writes.Increment();  // continues from there
+    if (wrote < io().send_asked) loop_.stats().partial_writes.Increment();  // continues from there
     send_progressed_ = true;
   } else if (result == 0 || (-result != EINTR && -result != EAGAIN && -result != ECANCELED)) {
     Finish(result == 0 ? CloseReason::kIoError : ReasonForErrno(-result));

@@ -83,6 +83,31 @@ struct ConnectionHandle {
 // A TCP connection owned by one loop. Every method must be called on that loop's thread.
 // Created and destroyed by its EventLoop; a handler refers to it only during callbacks or
 // through a ConnectionHandle.
+// A connection's buffers and output queues, held only while it has something in them: an idle
+// connection (nothing partial read, nothing owed to the peer, no send in flight) gives them back
+// to its loop, which hands them to the next connection that reads or writes. What an idle
+// connection costs is then its Connection alone. Single-threaded, like the loop that keeps them.
+struct ConnectionIo {
+  explicit ConnectionIo(BufferPool* pool) : input(pool), stash(pool), output(pool), sending(pool) {}
+  // True when nothing is in any of them (they hold no pool block then either).
+  bool empty() const { return input.empty() && stash.empty() && output.empty() && sending.empty(); }
+
+  Buffer input;
+  // io_uring: bytes received while the handler may not take them (paused, backed up), in
+  // order after input; see Connection::OnReceived and Deliver.
+  Buffer stash;
+  OutputQueue output;
+  // io_uring: the bytes of the send in flight, kept in place until its completion (new output
+  // goes to output meanwhile, so nothing the kernel reads can move), then what it left.
+  OutputQueue sending;
+  struct SendVector {
+    msghdr msg;
+    iovec iov[OutputQueue::kMaxPieces];
+  };
+  std::unique_ptr<SendVector> send_vector;  // for a send with shared pieces; made on first use
+  size_t send_asked = 0;  // bytes of the send in flight
+};
+
 class Connection final : private IoWatcher, private TimerEntry {
  public:
   Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress& peer, int service_index,
@@ -94,7 +119,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   // --- For handlers: everything a handler may touch ---
   // Queues bytes for the peer. Written after the current callback returns.
   void Send(std::string_view bytes);
-  OutputQueue& output() { return output_; }
+  OutputQueue& output() { return io().output; }
   // Whether output is backed up: more than ConnectionOptions::high_water bytes not yet handed
   // to the kernel. The one backpressure rule (handler.h says how a handler uses it).
   bool above_high_water() const { return Unsent() > options_.high_water; }
@@ -142,6 +167,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   ConnectionState state() const { return state_; }
   int service_index() const { return service_index_; }
   ConnectionStats stats() const;
+  // Whether it holds buffers now (an idle connection does not: see ConnectionIo).
+  bool holds_io() const { return io_ != nullptr; }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t requests() const { return requests_ + batch_requests_; }
@@ -197,10 +224,6 @@ class Connection final : private IoWatcher, private TimerEntry {
 
   // Whether the multishot receive (io_uring) is in the kernel, or being cancelled.
   enum class ReceiveState : uint8_t { kIdle, kArmed, kCancelling };
-  struct SendVector {
-    msghdr msg;
-    iovec iov[OutputQueue::kMaxPieces];
-  };
 
   void OnIoEvent(uint32_t events) override;
   void HandleIoEvent(uint32_t events);
@@ -216,8 +239,17 @@ class Connection final : private IoWatcher, private TimerEntry {
   void UpdateReceive();
   void CancelReceive();
   // Every byte owed to the peer, a send in flight (io_uring) included.
-  size_t Queued() const { return output_.size() + sending_.size(); }
-  size_t Unsent() const { return Queued() - (send_in_flight_ ? send_asked_ : 0); }
+  size_t Queued() const { return io_ == nullptr ? 0 : io_->output.size() + io_->sending.size(); }
+  size_t Unsent() const { return Queued() - (send_in_flight_ ? io_->send_asked : 0); }
+  // The connection's buffers, taken from the loop when it first needs them (see ConnectionIo).
+  ConnectionIo& io() {
+    if (io_ == nullptr) TakeIo();
+    return *io_;
+  }
+  void TakeIo();
+  // Gives the buffers back to the loop if the connection holds nothing in them; called where
+  // no reference into them can be live (the end of FlushAndDeliver outside a callback).
+  void GiveBackIoIfIdle();
   void HandleReadable();
   void HandleWritable();
   void HandleLinger();
@@ -272,6 +304,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   void FlushAndDeliver() {
     FlushAndDeliverInput();
     if (eof_unreported_) ReportPeerEof();
+    GiveBackIoIfIdle();
   }
   void FlushAndDeliverInput();
   void ReportPeerEof();
@@ -319,16 +352,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   UringPoller* const uring_;  // the loop's completion back end, or nullptr (poll, epoll)
   const int64_t* const loop_now_ns_;  // EventLoop::now_ns(), which connection.h cannot see
   std::unique_ptr<Handler> handler_;
-  Buffer input_;
-  // io_uring: bytes received while the handler may not take them (paused, backed up), in
-  // order after input_; see OnReceived and Deliver.
-  Buffer stash_;
-  OutputQueue output_;
-  // io_uring: the bytes of the send in flight, kept in place until its completion (new output
-  // goes to output_ meanwhile, so nothing the kernel reads can move), then what it left.
-  OutputQueue sending_;
-  std::unique_ptr<SendVector> send_vector_;  // for a send with shared pieces; allocated on first use
-  size_t send_asked_ = 0;
+  std::unique_ptr<ConnectionIo> io_;  // null while idle
   ReceiveState recv_ = ReceiveState::kIdle;
   bool send_in_flight_ = false;
   bool send_progressed_ = false;  // a send completed with bytes since the last Flush

@@ -13,6 +13,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "core/buffer.h"
+#include "core/free_list.h"
 #include "core/mutex.h"
 #include "core/socket.h"
 #include "core/task_queue.h"
@@ -144,6 +145,8 @@ class EventLoop final : private IoWatcher {
 
   // Loop thread only. The connection with `id` if it is still open on this loop.
   Connection* FindConnection(uint64_t id);
+  // The buffers its busy connections hold and its idle ones gave back (see ConnectionIo).
+  FreeList<ConnectionIo>& connection_io() { return connection_io_; }
   template <typename Fn>
   void ForEachConnection(Fn&& fn) {
     AssertInLoopThread();
@@ -327,6 +330,8 @@ class EventLoop final : private IoWatcher {
   TimerId next_timer_id_ = 1;
   uint64_t next_connection_seq_ = 1;
   BufferPool buffer_pool_;
+  // The buffers of connections that hold something in them; an idle one gives its back.
+  FreeList<ConnectionIo> connection_io_;
   LoopStats stats_;
 };
 

@@ -627,6 +627,59 @@ TEST_P(ConnectionLifecycleTest, DrainAnswersWhatArrivedBeforeItBegan) {
   EXPECT_EQ(loop.stats().bytes_out.Get(), 100u + request.size());
 }
 
+// What loop 0 says about its connections' buffers: how many hold some, and how many
+// ConnectionIo objects it ever made. Asked on the loop's own thread.
+struct IoHeld {
+  size_t connections = 0;
+  size_t holding = 0;
+  size_t made = 0;
+};
+IoHeld AskIoHeld(Server& server) {
+  std::promise<IoHeld> answer;
+  EventLoop& loop = server.loop(0);
+  loop.Post([&] {
+    IoHeld held;
+    loop.ForEachConnection([&](Connection& c) {
+      ++held.connections;
+      if (c.holds_io()) ++held.holding;
+    });
+    held.made = loop.connection_io().made();
+    answer.set_value(held);
+  });
+  return answer.get_future().get();
+}
+
+// An idle connection (nothing partial read, nothing owed to the peer) holds no buffers: it gives
+// them back to its loop, and the next connection to read or write takes them from there, so the
+// loop makes as many as were busy at once, not one per connection.
+TEST_P(ConnectionLifecycleTest, IdleConnectionsHoldNoBuffers) {
+  StartServer(WithLoops(1));
+  std::vector<ScopedFd> clients;
+  for (int i = 0; i < 40; ++i) {
+    clients.push_back(Connect());
+    ASSERT_TRUE(EchoesBack(clients.back().get(), Random(200))) << "connection " << i;
+  }
+  IoHeld held;
+  EXPECT_TRUE(WaitUntil([&] {
+    held = AskIoHeld(*server_);
+    return held.connections == 40 && held.holding == 0;
+  }, Soon())) << held.holding << " of " << held.connections << " connections hold buffers";
+  EXPECT_LE(held.made, 4u);  // one request at a time: one set in use, whatever the count
+
+  // A peer that does not read keeps its connection's output, and so its buffers, until it
+  // does; then they go back.
+  ScopedFd slow = Connect();
+  const std::string big = Random(64 << 20);  // more than the socket buffers on both sides hold
+  std::thread writer([&] { (void)test::WriteAll(slow.get(), big, Soon()); });
+  EXPECT_TRUE(WaitUntil([&] { return AskIoHeld(*server_).holding == 1; }, Soon()));
+  absl::StatusOr<std::string> back = test::ReadExactly(slow.get(), big.size(), Soon());
+  writer.join();
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back == big, true);
+  EXPECT_TRUE(WaitUntil([&] { return AskIoHeld(*server_).holding == 0; }, Soon()));
+  for (ScopedFd& fd : clients) EXPECT_TRUE(EchoesBack(fd.get(), Random(300)));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConnectionLifecycleTest,
                          ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring),
                          [](const ::testing::TestParamInfo<PollerBackend>& info) {
