@@ -139,19 +139,20 @@ void Connection::Send(std::string_view bytes) { io().output.Append(bytes); }
 
 void Connection::TakeIo() { io_ = loop_.connection_io().Take(&loop_.buffer_pool()); }
 
-void Connection::GiveBackIoIfIdle() {
-  if (io_ == nullptr || in_callback_ || send_in_flight_ || finished_) return;
+void Connection::GiveBackIoIfEmpty() {
   ConnectionIo& io = *io_;
-  if (!io.empty()) return;
-  // Empty buffers may still hold a block (one consumed by a Deliver outside a read): the loop's
-  // pool takes them back, so a kept ConnectionIo holds nothing but its own bytes.
-  BufferPool& pool = loop_.buffer_pool();
-  pool.Release(io.input);
-  pool.Release(io.stash);
-  pool.Release(io.output.bytes());
-  pool.Release(io.sending.bytes());
-  io.send_asked = 0;
-  loop_.connection_io().Give(std::move(io_));
+  if (io.output.size() != 0 || io.sending.size() != 0 || !io.input.empty() || !io.stash.empty()) return;
+  if (io.input.has_storage() || io.stash.has_storage() || io.output.bytes().has_storage() ||
+      io.sending.bytes().has_storage()) {
+    // An empty buffer may still hold a block (input consumed by a Deliver outside a read): the
+    // pool takes it back, so a kept ConnectionIo holds nothing but its own bytes.
+    BufferPool& pool = loop_.buffer_pool();
+    pool.Release(io.input);
+    pool.Release(io.stash);
+    pool.Release(io.output.bytes());
+    pool.Release(io.sending.bytes());
+  }
+  loop_.connection_io().Give(io_.release());
 }
 
 void Connection::Resume() {

@@ -249,7 +249,10 @@ class Connection final : private IoWatcher, private TimerEntry {
   void TakeIo();
   // Gives the buffers back to the loop if the connection holds nothing in them; called where
   // no reference into them can be live (the end of FlushAndDeliver outside a callback).
-  void GiveBackIoIfIdle();
+  void GiveBackIoIfIdle() {
+    if (io_ != nullptr && !in_callback_ && !send_in_flight_ && !finished_) GiveBackIoIfEmpty();
+  }
+  void GiveBackIoIfEmpty();
   void HandleReadable();
   void HandleWritable();
   void HandleLinger();
