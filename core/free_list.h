@@ -40,6 +40,7 @@ class FreeList {
   }
   // The same for an object released from its unique_ptr (no unique_ptr crosses a call).
   void Give(T* item) {
+    if (item == nullptr) return;
     if (count_ < max_free_) {
       slots_[count_++] = item;
     } else {
