@@ -7,32 +7,23 @@
 #include "services/memcache/memcache_service.h"
 
 namespace percore::memcache {
-namespace {
 
-ParserLimits LimitsOf(const MemcacheOptions& options) {
-  ParserLimits limits;
-  limits.max_item_size = options.max_item_size;
-  limits.max_line = options.max_line;
-  limits.max_retrieval_line = options.max_retrieval_line;
-  return limits;
+MemcacheHandler::MemcacheHandler(Shard& local) : local_(local) {}
+
+MemcacheService& MemcacheHandler::service() const { return local_.service; }
+Sharded<Shard>& MemcacheHandler::shards() const { return local_.service.shards(); }
+
+void MemcacheHandler::ReleaseIfIdle() {
+  if (state_->idle()) local_.request_states.Give(std::move(state_));
 }
 
-}  // namespace
-
-MemcacheHandler::MemcacheHandler(MemcacheService& service)
-    : service_(service),
-      shards_(service.shards()),
-      here_(shards_.here()),
-      local_(shards_.local()),
-      parser_(LimitsOf(service.options())),
-      max_inflight_(static_cast<size_t>(std::max(service.options().max_inflight, 1))),
-      remote_key_reserve_(std::min(service.options().max_item_size, kMaxHeldBytes / 64)) {}
-
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
-  if (closing_) return pending_.empty() ? Action::CloseAfterWrite(close_reason_) : Action::Pause();
+  if (state_ == nullptr) state_ = local_.request_states.Take(local_.request_limits);
+  RequestState& s = *state_;
+  if (s.closing) return s.pending.empty() ? Action::CloseAfterWrite(s.close_reason) : Action::Pause();
   while (!input.empty()) {
-    if ((!pending_.empty() && pending_.size() >= max_inflight_) || held_items_ > kMaxHeldItems ||
-        held_bytes_ > kMaxHeldBytes) {
+    if ((!s.pending.empty() && s.pending.size() >= s.max_inflight) ||
+        s.held_items > kMaxHeldItems || s.held_bytes > kMaxHeldBytes) {
       return Action::Pause();
     }
     // Replies to pipelined gets can be far larger than the requests: stop while the output is
@@ -40,7 +31,7 @@ Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
     if (conn.above_high_water()) break;
     Command cmd;
     size_t consumed = 0;
-    const ParseStatus status = parser_.Parse(input.view(), &cmd, &consumed);
+    const ParseStatus status = s.parser.Parse(input.view(), &cmd, &consumed);
     if (status == ParseStatus::kClose) {
       Reply(conn, ErrorReply(cmd.error), /*error=*/true);
       input.Consume(input.size());
@@ -56,39 +47,46 @@ Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
       return CloseWhenDone(CloseReason::kServiceClose);
     }
   }
-  return pending_.empty() ? Action::Continue() : Action::Pause();
+  if (!s.pending.empty()) return Action::Pause();
+  // Everything read is answered: the state goes back unless a partial request waits for more.
+  if (input.empty()) ReleaseIfIdle();
+  return Action::Continue();
 }
 
 void MemcacheHandler::OnClose(Connection& conn, CloseReason reason) {
   local_.counters.curr_connections.Add(-1);
+  // A state closed mid-request (replies pending, a data block half swallowed) is dropped with
+  // what it holds rather than cleaned for reuse.
+  if (state_ != nullptr) ReleaseIfIdle();
+  state_.reset();
 }
 
 Action MemcacheHandler::CloseWhenDone(CloseReason reason) {
-  closing_ = true;
-  close_reason_ = reason;
-  return pending_.empty() ? Action::CloseAfterWrite(reason) : Action::Pause();
+  state_->closing = true;
+  state_->close_reason = reason;
+  return state_->pending.empty() ? Action::CloseAfterWrite(reason) : Action::Pause();
 }
 
-MemcacheHandler::Pending& MemcacheHandler::AddPending(Connection& conn) {
-  Pending& p = pending_.emplace_back();
-  p.seq = next_seq_++;
+PendingReply& MemcacheHandler::AddPending(Connection& conn) {
+  PendingReply& p = state_->pending.emplace_back();
+  p.seq = state_->next_seq++;
   p.start = conn.BeginRequest();
   return p;
 }
 
-MemcacheHandler::Pending& MemcacheHandler::Answered(uint64_t seq) {
-  Pending& p = pending_[seq - pending_.front().seq];
+PendingReply& MemcacheHandler::Answered(uint64_t seq) {
+  PendingReply& p = state_->pending[seq - state_->pending.front().seq];
   --p.waiting;
   return p;
 }
 
 void MemcacheHandler::Reply(Connection& conn, std::string_view text, bool error) {
-  if (pending_.empty()) {
+  if (state_->pending.empty()) {
     conn.output().Append(text);
     conn.RecordRequest(error);
     return;
   }
-  Pending& p = AddPending(conn);
+  PendingReply& p = AddPending(conn);
   p.text.assign(text.data(), text.size());
   p.error = error;
 }
@@ -107,7 +105,7 @@ void MemcacheHandler::DispatchOther(Connection& conn, const Command& cmd) {
       local_.counters.store_too_large.Increment();
       // memcached drops the old value when a set is refused, so no stale data outlives it.
       if (cmd.kind == CommandKind::kSet) {
-        shards_.Post(shards_.OwnerOf(cmd.key),
+        shards().Post(shards().OwnerOf(cmd.key),
                      [key = std::string(cmd.key)](Shard& shard) { shard.store.Unlink(key); });
       }
     }
@@ -126,12 +124,12 @@ void MemcacheHandler::DispatchOther(Connection& conn, const Command& cmd) {
       return;
     case CommandKind::kStats: {
       std::string text;
-      const bool known = service_.AppendStats(cmd.args, &text);
+      const bool known = service().AppendStats(cmd.args, &text);
       Reply(conn, known ? std::string_view(text) : ErrorReply(ParseError::kUnknownCommand), !known);
       return;
     }
     case CommandKind::kVersion:
-      Reply(conn, "VERSION " + service_.options().version + "\r\n", false);
+      Reply(conn, "VERSION " + service().options().version + "\r\n", false);
       return;
     case CommandKind::kVerbosity:  // accepted; this server has no log levels
       Reply(conn, cmd.noreply ? "" : "OK\r\n", false);
@@ -145,25 +143,25 @@ void MemcacheHandler::DispatchOther(Connection& conn, const Command& cmd) {
 }
 
 void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd) {
-  const ShardId owner = shards_.OwnerOf(cmd.key);
+  const ShardId owner = shards().OwnerOf(cmd.key);
   const KeyOp op = KeyOp::From(cmd);
   ItemPtr item = IsStorageCommand(cmd.kind) ? ItemFor(cmd) : nullptr;
-  if (owner == here_) {
-    if (pending_.empty()) {
+  if (owner == here()) {
+    if (state_->pending.empty()) {
       ReplySink out(&conn.output().bytes());
       conn.RecordRequest(ExecuteKeyOp(local_.store, op, cmd.key, std::move(item), out));
     } else {
-      Pending& p = AddPending(conn);
+      PendingReply& p = AddPending(conn);
       ReplySink out(&p.text);
       p.error = ExecuteKeyOp(local_.store, op, cmd.key, std::move(item), out);
     }
     return;
   }
-  Pending& p = AddPending(conn);
+  PendingReply& p = AddPending(conn);
   p.waiting = 1;
   // A storage command's key travels inside its item; others copy the key.
   std::string key = item == nullptr ? std::string(cmd.key) : std::string();
-  shards_.Call(
+  shards().Call(
       conn, owner,
       [op, key = std::move(key), item = std::move(item)](Shard& shard) mutable {
         KeyOpReply reply;
@@ -173,24 +171,24 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd) {
         return reply;
       },
       [this, seq = p.seq](Connection& c, KeyOpReply reply) {
-        Pending& answered = Answered(seq);
+        PendingReply& answered = Answered(seq);
         answered.text += reply.text;
         answered.error = answered.error || reply.error;
-        FlushReady(c);
+        OnAnswer(c);
       });
 }
 
-void MemcacheHandler::KeepItem(Pending& p, const Item* item) {
+void MemcacheHandler::KeepItem(PendingReply& p, const Item* item) {
   p.items.push_back(item != nullptr ? ShareItem(*item) : nullptr);
   if (item != nullptr) {
-    ++held_items_;
-    held_bytes_ += item->value_size;
+    ++state_->held_items;
+    state_->held_bytes += item->value_size;
   }
 }
 
 void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
-  if (cmd.key.empty() || !pending_.empty() || conn.above_high_water() ||
-      shards_.OwnerOf(cmd.key) != here_) {
+  if (cmd.key.empty() || !state_->pending.empty() || conn.above_high_water() ||
+      shards().OwnerOf(cmd.key) != here()) {
     DispatchKeys(conn, cmd);
     return;
   }
@@ -213,16 +211,16 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
   bool all_local = true;
   // With one shard every key is local without looking (key_count is needed only when some key
   // is not).
-  if (shards_.count() > 1) {
+  if (shards().count() > 1) {
     while (NextKey(&keys, &key)) {
       ++key_count;
-      if (shards_.OwnerOf(key) != here_) all_local = false;
+      if (shards().OwnerOf(key) != here()) all_local = false;
     }
   }
 
   if (all_local) {  // the common case: no hop, formatted straight into the output
     OutputQueue& out = conn.output();
-    Pending* rest = pending_.empty() ? nullptr : &AddPending(conn);
+    PendingReply* rest = state_->pending.empty() ? nullptr : &AddPending(conn);
     keys = cmd.keys;
     while (NextKey(&keys, &key)) {
       const Item* item = LookUp(local_.store, cmd.kind, cmd.exptime, key);
@@ -249,30 +247,30 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
   // Keys on other loops: local hits are kept in their place so VALUE blocks keep the order of
   // the request; remote keys go to their owners, one call per shard, which answer with
   // references to the items they found.
-  Pending& p = AddPending(conn);
+  PendingReply& p = AddPending(conn);
   p.retrieval = true;
   p.with_cas = with_cas;
   p.items.reserve(key_count);
-  std::vector<std::vector<std::pair<uint32_t, std::string>>> remote(shards_.count());
+  std::vector<std::vector<std::pair<uint32_t, std::string>>> remote(shards().count());
   keys = cmd.keys;
   for (uint32_t index = 0; NextKey(&keys, &key); ++index) {
-    const ShardId owner = shards_.OwnerOf(key);
-    if (owner == here_) {
+    const ShardId owner = shards().OwnerOf(key);
+    if (owner == here()) {
       KeepItem(p, LookUp(local_.store, cmd.kind, cmd.exptime, key));
     } else {
       p.items.emplace_back();
       remote[owner].emplace_back(index, std::string(key));
-      ++held_items_;
+      ++state_->held_items;
       // Until the owner answers, a remote key counts as a large item, so that requests parsed
       // meanwhile cannot run far past the bound before any answer is back.
-      held_bytes_ += remote_key_reserve_;
+      state_->held_bytes += state_->remote_key_reserve;
     }
   }
-  for (ShardId owner = 0; owner < shards_.count(); ++owner) {
+  for (ShardId owner = 0; owner < shards().count(); ++owner) {
     if (remote[owner].empty()) continue;
     ++p.waiting;
     const size_t asked = remote[owner].size();
-    shards_.Call(
+    shards().Call(
         conn, owner,
         [kind = cmd.kind, exptime = cmd.exptime, wanted = std::move(remote[owner])](Shard& shard) {
           Hits hits;
@@ -284,14 +282,15 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
           return hits;
         },
         [this, seq = p.seq, asked](Connection& c, Hits hits) {
-          Pending& answered = Answered(seq);
-          held_bytes_ -= asked * remote_key_reserve_;  // the reservation made at dispatch
+          PendingReply& answered = Answered(seq);
+          RequestState& s = *state_;
+          s.held_bytes -= asked * s.remote_key_reserve;  // the reservation made at dispatch
           for (auto& [index, item] : hits) {
-            held_bytes_ += item->value_size;
+            s.held_bytes += item->value_size;
             answered.items[index] = std::move(item);
           }
-          held_items_ -= asked - hits.size();  // counted at dispatch; misses hold none
-          FlushReady(c);
+          s.held_items -= asked - hits.size();  // counted at dispatch; misses hold none
+          OnAnswer(c);
         });
   }
 }
@@ -301,31 +300,40 @@ void MemcacheHandler::DispatchFlush(Connection& conn, const Command& cmd) {
   const int64_t delay = cmd.has_delay ? cmd.exptime : 0;
   const std::string_view ok = cmd.noreply ? std::string_view() : "OK\r\n";
   local_.store.FlushAll(delay);
-  if (shards_.count() == 1) {
+  if (shards().count() == 1) {
     Reply(conn, ok, false);
     return;
   }
   // OK only once every shard has flushed, so a client that saw it cannot read old data.
-  Pending& p = AddPending(conn);
+  PendingReply& p = AddPending(conn);
   p.text.assign(ok.data(), ok.size());
-  p.waiting = shards_.count() - 1;
-  for (ShardId owner = 0; owner < shards_.count(); ++owner) {
-    if (owner == here_) continue;
-    shards_.Call(
+  p.waiting = shards().count() - 1;
+  for (ShardId owner = 0; owner < shards().count(); ++owner) {
+    if (owner == here()) continue;
+    shards().Call(
         conn, owner, [delay](Shard& shard) { shard.store.FlushAll(delay); },
         [this, seq = p.seq](Connection& c) {
           Answered(seq);
-          FlushReady(c);
+          OnAnswer(c);
         });
   }
 }
 
-void MemcacheHandler::OnWritable(Connection& conn) { FlushReady(conn); }
+void MemcacheHandler::OnWritable(Connection& conn) {
+  if (state_ != nullptr) OnAnswer(conn);
+}
+
+void MemcacheHandler::OnAnswer(Connection& conn) {
+  FlushReady(conn);
+  // Input that waited meanwhile takes a state again when it is offered (Resume).
+  ReleaseIfIdle();
+}
 
 void MemcacheHandler::FlushReady(Connection& conn) {
+  RequestState& s = *state_;
   OutputQueue& out = conn.output();
-  while (!pending_.empty() && pending_.front().waiting == 0) {
-    Pending& p = pending_.front();
+  while (!s.pending.empty() && s.pending.front().waiting == 0) {
+    PendingReply& p = s.pending.front();
     out.Append(p.text);
     p.text.clear();
     if (p.retrieval) {
@@ -336,20 +344,20 @@ void MemcacheHandler::FlushReady(Connection& conn) {
         }
         if (ItemPtr& item = p.items[p.next_item]) {
           AppendValue(*item, p.with_cas, out);
-          held_bytes_ -= item->value_size;
+          s.held_bytes -= item->value_size;
           item.reset();
-          --held_items_;
+          --s.held_items;
         }
       }
       out.Append(kEnd);
     }
     conn.EndRequest(p.start, p.error);
-    pending_.pop_front();
+    s.pending.pop_front();
   }
-  if (!pending_.empty() || conn.state() != ConnectionState::kPaused) return;
+  if (!s.pending.empty() || conn.state() != ConnectionState::kPaused) return;
   // Called from a callback of the connection, where a close is acted on when the callback
   // returns, and on a paused connection only once it has resumed: so both, for a closing one.
-  if (closing_) conn.Close(close_reason_, CloseMode::kFlush);
+  if (s.closing) conn.Close(s.close_reason, CloseMode::kFlush);
   conn.Resume();  // writes what was queued and parses input that waited
 }
 

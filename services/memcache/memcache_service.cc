@@ -23,6 +23,19 @@ memcache::ItemStoreOptions StoreOptionsOf(const MemcacheOptions& options) {
   return store;
 }
 
+memcache::RequestLimits RequestLimitsOf(const MemcacheOptions& options) {
+  memcache::RequestLimits limits;
+  limits.parser.max_item_size = options.max_item_size;
+  limits.parser.max_line = options.max_line;
+  limits.parser.max_retrieval_line = options.max_retrieval_line;
+  limits.max_inflight = static_cast<size_t>(std::max(options.max_inflight, 1));
+  // The largest item, up to 1/64 of the bound on held bytes, so that 64 remote keys may be
+  // away at once whatever the item size.
+  limits.remote_key_reserve =
+      std::min(options.max_item_size, memcache::MemcacheHandler::kMaxHeldBytes / 64);
+  return limits;
+}
+
 std::string Seconds(const timeval& tv) {
   char text[32];
   std::snprintf(text, sizeof(text), "%ld.%06ld", static_cast<long>(tv.tv_sec),
@@ -36,8 +49,9 @@ MemcacheService::MemcacheService(MemcacheOptions options)
     : options_(std::move(options)),
       baseline_(std::make_unique<memcache::StatsBaseline>()),
       started_s_(options_.clock ? options_.clock() : time(nullptr)),
-      shards_(*this, [whole = StoreOptionsOf(options_)](const ShardInfo& info) {
-        return std::make_unique<memcache::Shard>(whole, info);
+      shards_(*this, [this, whole = StoreOptionsOf(options_),
+                      limits = RequestLimitsOf(options_)](const ShardInfo& info) {
+        return std::make_unique<memcache::Shard>(whole, info, *this, limits);
       }) {}
 
 MemcacheService::~MemcacheService() = default;
@@ -54,10 +68,10 @@ absl::Status MemcacheService::CheckLimits(const ConnectionOptions& connection, i
 }
 
 std::unique_ptr<Handler> MemcacheService::NewHandler(Connection& conn) {
-  memcache::LoopCounters& counters = shards_.local().counters;
-  counters.total_connections.Increment();
-  counters.curr_connections.Add(1);
-  return std::make_unique<memcache::MemcacheHandler>(*this);
+  memcache::Shard& local = shards_.local();
+  local.counters.total_connections.Increment();
+  local.counters.curr_connections.Add(1);
+  return std::make_unique<memcache::MemcacheHandler>(local);
 }
 
 bool MemcacheService::AppendStats(std::string_view args, std::string* out) {

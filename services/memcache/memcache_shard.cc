@@ -16,6 +16,8 @@ ItemStoreOptions ShareOf(ItemStoreOptions options, const ShardInfo& info) {
 
 }  // namespace
 
-Shard::Shard(const ItemStoreOptions& whole, const ShardInfo& info) : store(ShareOf(whole, info)) {}
+Shard::Shard(const ItemStoreOptions& whole, const ShardInfo& info, MemcacheService& service,
+             const RequestLimits& limits)
+    : store(ShareOf(whole, info)), service(service), index(info.index), request_limits(limits) {}
 
 }  // namespace percore::memcache

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,11 +36,12 @@ struct ServerView {
   const std::atomic<uint64_t>* total_connections = nullptr;
 };
 
-// The per-connection state that connection commands read and change.
+// The per-connection state that connection commands read and change. A connection keeps only
+// what a client set away from its default, and builds this around it to run such a command.
 struct SessionContext {
   const ServerView* server = nullptr;
   uint64_t client_id = 0;
-  std::string client_name;
+  std::unique_ptr<std::string> client_name;  // null until CLIENT SETNAME (most never call it)
   bool quit = false;  // set by QUIT: the connection closes after its reply
 };
 

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <initializer_list>
+#include <memory>
 #include <string>
 
 #include "absl/time/time.h"
@@ -242,15 +243,21 @@ void ClientSetNameCommand(CommandArgs args, SessionContext& session, ReplySink& 
       return;
     }
   }
-  session.client_name.assign(args[2].data(), args[2].size());
+  if (args[2].empty()) {
+    session.client_name.reset();  // an empty name removes the name
+  } else if (session.client_name == nullptr) {
+    session.client_name = std::make_unique<std::string>(args[2]);
+  } else {
+    session.client_name->assign(args[2].data(), args[2].size());
+  }
   out.Append(kOkReply);
 }
 
 void ClientGetNameCommand(CommandArgs, SessionContext& session, ReplySink& reply) {
-  if (session.client_name.empty()) {
+  if (session.client_name == nullptr || session.client_name->empty()) {
     AppendNullBulk(reply.bytes());
   } else {
-    reply.AppendBulkCopy(session.client_name);
+    reply.AppendBulkCopy(*session.client_name);
   }
 }
 

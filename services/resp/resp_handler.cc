@@ -9,92 +9,88 @@
 
 namespace percore {
 
-RespHandler::RespHandler(RespService& service, Connection& conn)
-    : service_(service),
-      shards_(service.shards()),
-      options_(service.options()),
-      here_(shards_.here()),
-      local_store_(shards_.local()),
-      parser_(service.options()) {
-  session_.server = &service.server_view();
-  session_.client_id = conn.id();
-  calls_.resize(static_cast<size_t>(shards_.count()));
-  // What a batch's reply lists may copy of values before they take references, split among
-  // them: a batch over every shard holds about high_water of copies (and what it cannot merge
-  // into the output moves to pending_ as they are). A reply streaming straight into pending_
-  // copies up to low_water, since the output beside it already holds high_water. These size
-  // memory, they decide nothing about backpressure.
-  const ConnectionOptions& limits = conn.loop().connection_options();
-  copy_budget_ = std::max(OutputQueue::kShareAtLeast,
-                          limits.high_water / static_cast<size_t>(shards_.count()));
-  local_.set_copy_budget(copy_budget_);
-  pending_.set_copy_budget(std::max(OutputQueue::kShareAtLeast, limits.low_water));
-  service_.ClientOpened();
+RespHandler::RespHandler(RespLoopContext& loop) : loop_(loop) { loop_.service.ClientOpened(); }
+
+RespHandler::~RespHandler() { loop_.service.ClientClosed(); }
+
+RespShards& RespHandler::shards() const { return loop_.service.shards(); }
+
+void RespHandler::ReleaseIfIdle() {
+  if (state_->idle()) loop_.request_states.Give(std::move(state_));
 }
 
-RespHandler::~RespHandler() { service_.ClientClosed(); }
+void RespHandler::OnClose(Connection& conn, CloseReason reason) {
+  // A state closed mid-request (a batch away, a reply half streamed) is dropped with what it
+  // holds rather than cleaned for reuse; answers still on their way are dropped by Call.
+  if (state_ != nullptr) ReleaseIfIdle();
+  state_.reset();
+}
 
 bool RespHandler::EmitPending(Connection& conn) {
   const auto backed_up = [&conn] { return conn.above_high_water(); };
-  return pending_.empty() || pending_.EmitTo(conn.output(), backed_up);
+  return state_->pending.empty() || state_->pending.EmitTo(conn.output(), backed_up);
 }
 
 Action RespHandler::OnData(Connection& conn, Buffer& input) {
-  if (outstanding_ > 0) return Action::Pause();
+  if (state_ == nullptr) state_ = loop_.request_states.Take(loop_.state_settings);
+  RespRequestState& s = *state_;
+  if (s.outstanding > 0) return Action::Pause();
   if (!EmitPending(conn)) return WaitForPending(conn);
   // Every request read in this callback is timed from its start.
   const RequestStart start = conn.BeginRequest();
-  // Where direct replies go (unused while batching: a batch's replies go to local_ and the
-  // calls, and are merged into the output when the batch is back). Once a reply overflows into
-  // pending_, the loop below stops before the next request.
+  // Where direct replies go (unused while batching: a batch's replies go to the local list and
+  // the calls, and are merged into the output when the batch is back). Once a reply overflows
+  // into the pending queue, the loop below stops before the next request.
   const auto backed_up = [&conn] { return conn.above_high_water(); };
-  ReplySink out(conn.output(), backed_up, pending_);
+  ReplySink out(conn.output(), backed_up, s.pending);
   while (!input.empty()) {
-    if (batching_ && BatchFull()) return SendBatch(conn);
+    if (s.batching && BatchFull()) return SendBatch(conn);
     if (out.overflowed()) return WaitForPending(conn);
-    if (!batching_ && conn.above_high_water()) break;  // let the peer catch up
-    const RespParser::Result result = parser_.Parse(input.view());
+    if (!s.batching && conn.above_high_water()) break;  // let the peer catch up
+    const RespParser::Result result = s.parser.Parse(input.view());
     if (result == RespParser::Result::kIncomplete) break;
     if (result == RespParser::Result::kError) {
-      if (batching_) return SendBatch(conn);  // earlier replies first; the error comes after
+      if (s.batching) return SendBatch(conn);  // earlier replies first; the error comes after
       std::string message = "ERR ";
-      message.append(parser_.error());
+      message.append(s.parser.error());
       AppendError(conn.output().bytes(), message);
       conn.RecordRequest(/*error=*/true);
       return Action::CloseAfterWrite(CloseReason::kProtocolError);
     }
-    const CommandArgs args = parser_.args();
+    const CommandArgs args = s.parser.args();
     if (args.empty()) {
-      input.Consume(parser_.consumed());
+      input.Consume(s.parser.consumed());
       continue;
     }
     out.BeginReply();
-    if (!batching_) {
+    if (!s.batching) {
       // GET and SET of a key on this loop's shard, as Dispatch would run them, without the
       // general resolution.
       const CommandSpec* spec = ResolveGetOrSet(args);
-      if (spec != nullptr && shards_.OwnerOf(args[1]) == here_) {
-        spec->store_fn(args, local_store_, options_, out);
-        input.Consume(parser_.consumed());
+      if (spec != nullptr && shards().OwnerOf(args[1]) == loop_.here) {
+        spec->store_fn(args, *loop_.store, options(), out);
+        input.Consume(s.parser.consumed());
         conn.RecordRequest(out.StartsWithError());
         continue;
       }
     }
     Step step = Step::kNext;
-    Buffer& error_out = batching_ ? local_.bytes() : conn.output().bytes();
+    Buffer& error_out = s.batching ? s.local.bytes() : conn.output().bytes();
     if (const CommandSpec* spec = ResolveCommand(args, error_out)) {
-      step = Dispatch(*spec, args, start, out);
+      step = Dispatch(conn, *spec, args, start, out);
       if (step == Step::kStopBatch) return SendBatch(conn);
-    } else if (batching_) {
+    } else if (s.batching) {
       StartSlot(MergeKind::kNone, start);
       SealLiteral();
     }
-    input.Consume(parser_.consumed());
-    if (!batching_) conn.RecordRequest(out.StartsWithError());
+    input.Consume(s.parser.consumed());
+    if (!s.batching) conn.RecordRequest(out.StartsWithError());
     if (step == Step::kClose) return Action::CloseAfterWrite(CloseReason::kServiceClose);
   }
-  if (batching_) return SendBatch(conn);
+  if (s.batching) return SendBatch(conn);
   if (out.overflowed()) return WaitForPending(conn);
+  // Everything read is answered: the state goes back unless a partial request waits for more.
+  if (input.empty()) ReleaseIfIdle();
   return Action::Continue();
 }
 
@@ -104,44 +100,58 @@ Action RespHandler::WaitForPending(Connection& conn) {
 }
 
 void RespHandler::OnWritable(Connection& conn) {
-  if (pending_.empty()) return;
+  if (state_ == nullptr || state_->pending.empty()) return;
   if (!EmitPending(conn)) {
     conn.RequestWritable();
     return;
   }
-  // The streamed reply is all in the output: requests that waited behind it are read now.
-  if (outstanding_ == 0) conn.Resume();
+  if (state_->outstanding > 0) return;
+  // The streamed reply is all in the output: requests that waited behind it are read now
+  // (with a state taken again, if this one goes back).
+  conn.Resume();
+  ReleaseIfIdle();
 }
 
-RespHandler::Step RespHandler::Dispatch(const CommandSpec& spec, CommandArgs args,
-                                        RequestStart start, ReplySink& out) {
+void RespHandler::RunSessionCommand(Connection& conn, const CommandSpec& spec, CommandArgs args,
+                                    ReplySink& out) {
+  SessionContext session;
+  session.server = &loop_.service.server_view();
+  session.client_id = conn.id();
+  session.client_name = std::move(client_name_);
+  spec.session_fn(args, session, out);
+  client_name_ = std::move(session.client_name);
+}
+
+RespHandler::Step RespHandler::Dispatch(Connection& conn, const CommandSpec& spec,
+                                        CommandArgs args, RequestStart start, ReplySink& out) {
+  RespRequestState& s = *state_;
   if (spec.kind == CommandKind::kSession || spec.kind == CommandKind::kContainer) {
     // The batch goes first: QUIT's reply comes after its replies, and a count of keys includes
     // the writes sent before it.
-    if (batching_ && (spec.name == "quit" || spec.reads_keyspace)) return Step::kStopBatch;
+    if (s.batching && (spec.name == "quit" || spec.reads_keyspace)) return Step::kStopBatch;
     if (spec.name == "quit") {
-      spec.session_fn(args, session_, out);
+      RunSessionCommand(conn, spec, args, out);
       return Step::kClose;
     }
-    if (!batching_) {
-      spec.session_fn(args, session_, out);
+    if (!s.batching) {
+      RunSessionCommand(conn, spec, args, out);
     } else {
       StartSlot(MergeKind::kNone, start);
-      ReplySink local(local_);
-      spec.session_fn(args, session_, local);
+      ReplySink local(s.local);
+      RunSessionCommand(conn, spec, args, local);
       SealLiteral();
     }
     return Step::kNext;
   }
-  if (!batching_ && AllLocal(spec, args)) {
-    spec.store_fn(args, local_store_, options_, out);
+  if (!s.batching && AllLocal(spec, args)) {
+    spec.store_fn(args, *loop_.store, options(), out);
     return Step::kNext;
   }
-  batching_ = true;
+  s.batching = true;
   switch (spec.kind) {
     case CommandKind::kSingleKey:
       StartSlot(MergeKind::kNone, start);
-      AddPart(shards_.OwnerOf(args[1]), spec, args);
+      AddPart(shards().OwnerOf(args[1]), spec, args);
       break;
     case CommandKind::kMultiKey: {
       // Each key with its values (MSET's step is 2) becomes one part on the key's shard.
@@ -151,13 +161,13 @@ RespHandler::Step RespHandler::Dispatch(const CommandSpec& spec, CommandArgs arg
       StartSlot(spec.merge, start);
       for (size_t i = static_cast<size_t>(spec.first_key); i + step <= args.size(); i += step) {
         for (size_t j = 0; j < step && j < 2; ++j) sub[1 + j] = args[i + j];
-        AddPart(shards_.OwnerOf(args[i]), part, CommandArgs(sub, 1 + step));
+        AddPart(shards().OwnerOf(args[i]), part, CommandArgs(sub, 1 + step));
       }
       break;
     }
     case CommandKind::kAllShards:
       StartSlot(spec.merge, start);
-      for (ShardId shard = 0; shard < shards_.count(); ++shard) AddPart(shard, spec, args);
+      for (ShardId shard = 0; shard < shards().count(); ++shard) AddPart(shard, spec, args);
       break;
     default:
       break;
@@ -166,14 +176,14 @@ RespHandler::Step RespHandler::Dispatch(const CommandSpec& spec, CommandArgs arg
 }
 
 bool RespHandler::AllLocal(const CommandSpec& spec, CommandArgs args) const {
-  if (shards_.count() == 1) return true;
+  if (shards().count() == 1) return true;
   switch (spec.kind) {
     case CommandKind::kSingleKey:
-      return shards_.OwnerOf(args[1]) == here_;
+      return shards().OwnerOf(args[1]) == loop_.here;
     case CommandKind::kMultiKey:
       for (size_t i = static_cast<size_t>(spec.first_key); i < args.size();
            i += static_cast<size_t>(spec.step)) {
-        if (shards_.OwnerOf(args[i]) != here_) return false;
+        if (shards().OwnerOf(args[i]) != loop_.here) return false;
       }
       return true;
     default:
@@ -182,52 +192,57 @@ bool RespHandler::AllLocal(const CommandSpec& spec, CommandArgs args) const {
 }
 
 void RespHandler::StartSlot(MergeKind merge, RequestStart start) {
-  slots_.push_back({merge, static_cast<uint32_t>(parts_.size()), 0, start});
+  state_->slots.push_back({merge, static_cast<uint32_t>(state_->parts.size()), 0, start});
 }
 
 void RespHandler::AddPart(ShardId shard, const CommandSpec& spec, CommandArgs args) {
-  if (shard == here_) {
-    ReplySink local(local_);
-    spec.store_fn(args, local_store_, options_, local);
-    local_.Seal();
-    parts_.push_back({-1, static_cast<uint32_t>(local_.replies() - 1)});
+  RespRequestState& s = *state_;
+  if (shard == loop_.here) {
+    ReplySink local(s.local);
+    spec.store_fn(args, *loop_.store, options(), local);
+    s.local.Seal();
+    s.parts.push_back({-1, static_cast<uint32_t>(s.local.replies() - 1)});
   } else {
-    std::unique_ptr<ShardCall>& call = calls_[static_cast<size_t>(shard)];
+    std::unique_ptr<ShardCall>& call = s.calls[static_cast<size_t>(shard)];
     if (call == nullptr) {
       call = std::make_unique<ShardCall>();
-      call->set_copy_budget(copy_budget_);
+      call->set_copy_budget(s.copy_budget);
     }
     const size_t bytes_before = call->arg_bytes();
     const size_t index = call->Add(spec, args);
-    batch_bytes_ += call->arg_bytes() - bytes_before;
-    parts_.push_back({shard, static_cast<uint32_t>(index)});
+    s.batch_bytes += call->arg_bytes() - bytes_before;
+    s.parts.push_back({shard, static_cast<uint32_t>(index)});
   }
-  ++slots_.back().part_count;
+  ++s.slots.back().part_count;
 }
 
 void RespHandler::SealLiteral() {
-  local_.Seal();
-  parts_.push_back({-1, static_cast<uint32_t>(local_.replies() - 1)});
-  ++slots_.back().part_count;
+  RespRequestState& s = *state_;
+  s.local.Seal();
+  s.parts.push_back({-1, static_cast<uint32_t>(s.local.replies() - 1)});
+  ++s.slots.back().part_count;
 }
 
 bool RespHandler::BatchFull() const {
-  return slots_.size() >= static_cast<size_t>(options_.max_batch_commands) ||
-         batch_bytes_ >= options_.max_batch_bytes || parts_.size() >= kMaxBatchParts;
+  const RespRequestState& s = *state_;
+  return s.slots.size() >= static_cast<size_t>(options().max_batch_commands) ||
+         s.batch_bytes >= options().max_batch_bytes || s.parts.size() >= kMaxBatchParts;
 }
 
 Action RespHandler::SendBatch(Connection& conn) {
-  outstanding_ = 0;
-  for (ShardId owner = 0; owner < shards_.count(); ++owner) {
-    std::unique_ptr<ShardCall>& call = calls_[static_cast<size_t>(owner)];
+  RespRequestState& s = *state_;
+  s.outstanding = 0;
+  for (ShardId owner = 0; owner < shards().count(); ++owner) {
+    std::unique_ptr<ShardCall>& call = s.calls[static_cast<size_t>(owner)];
     if (call == nullptr || call->empty()) continue;
     // Never this loop's shard (its parts ran at once), so the answer comes later, as a
     // callback of this connection, and only while it is open: `this` is then still its
-    // handler. The call travels both ways; if the connection closes meanwhile, it is dropped.
-    ++outstanding_;
-    shards_.Call(
+    // handler, holding this state. The call travels both ways; if the connection closes
+    // meanwhile, it is dropped.
+    ++s.outstanding;
+    shards().Call(
         conn, owner,
-        [call = std::move(call), &options = options_](StringStore& store) mutable {
+        [call = std::move(call), &options = options()](StringStore& store) mutable {
           call->Run(store, options);
           return std::move(call);
         },
@@ -235,49 +250,52 @@ Action RespHandler::SendBatch(Connection& conn) {
           OnCallDone(c, owner, std::move(done));
         });
   }
-  if (outstanding_ == 0) {
-    FinishBatch(conn);
-    return pending_.empty() ? Action::Continue() : WaitForPending(conn);
-  }
-  return Action::Pause();
+  if (s.outstanding > 0) return Action::Pause();
+  FinishBatch(conn);
+  if (!s.pending.empty()) return WaitForPending(conn);
+  ReleaseIfIdle();  // what input is left is offered again, with a state taken again
+  return Action::Continue();
 }
 
 void RespHandler::OnCallDone(Connection& conn, ShardId owner, std::unique_ptr<ShardCall> call) {
-  calls_[static_cast<size_t>(owner)] = std::move(call);
-  if (--outstanding_ > 0) return;
+  RespRequestState& s = *state_;
+  s.calls[static_cast<size_t>(owner)] = std::move(call);
+  if (--s.outstanding > 0) return;
   // Closed while the batch was away (by an operator, a timeout): the replies are not wanted.
   if (conn.state() == ConnectionState::kClosing) return;
   FinishBatch(conn);
-  if (!pending_.empty()) {
+  if (!s.pending.empty()) {
     conn.RequestWritable();  // stay paused until OnWritable has emitted the rest
     return;
   }
-  conn.Resume();  // reads and parses again once this callback returns
+  conn.Resume();  // reads and parses again once this callback returns, taking a state again
+  ReleaseIfIdle();
 }
 
 void RespHandler::FinishBatch(Connection& conn) {
+  RespRequestState& s = *state_;
   const auto backed_up = [&conn] { return conn.above_high_water(); };
-  ReplySink out(conn.output(), backed_up, pending_);
-  for (const Slot& slot : slots_) {
-    merge_scratch_.clear();
+  ReplySink out(conn.output(), backed_up, s.pending);
+  for (const Slot& slot : s.slots) {
+    s.merge_scratch.clear();
     for (uint32_t p = slot.first_part; p < slot.first_part + slot.part_count; ++p) {
-      const Part& part = parts_[p];
+      const Part& part = s.parts[p];
       ReplyQueue& list =
-          part.shard < 0 ? local_ : calls_[static_cast<size_t>(part.shard)]->replies();
-      merge_scratch_.push_back({&list, part.index});
+          part.shard < 0 ? s.local : s.calls[static_cast<size_t>(part.shard)]->replies();
+      s.merge_scratch.push_back({&list, part.index});
     }
     out.BeginReply();
-    MergeReplies(slot.merge, merge_scratch_, out);
+    MergeReplies(slot.merge, s.merge_scratch, out);
     conn.EndRequest(slot.start, out.StartsWithError());
   }
-  slots_.clear();
-  parts_.clear();
-  local_.Clear();
-  for (std::unique_ptr<ShardCall>& call : calls_) {
+  s.slots.clear();
+  s.parts.clear();
+  s.local.Clear();
+  for (std::unique_ptr<ShardCall>& call : s.calls) {
     if (call != nullptr) call->Reset();
   }
-  batch_bytes_ = 0;
-  batching_ = false;
+  s.batch_bytes = 0;
+  s.batching = false;
 }
 
 }  // namespace percore

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -9,7 +10,7 @@
 #include "reactor/connection.h"
 #include "reactor/handler.h"
 #include "services/resp/commands.h"
-#include "services/resp/resp_parser.h"
+#include "services/resp/request_state.h"
 #include "services/resp/resp_service.h"
 #include "services/resp/shard_call.h"
 
@@ -26,33 +27,30 @@ namespace percore {
 //
 // Large replies are streamed. A reply is written into the output until the output is backed
 // up (Connection::above_high_water); the rest of it (and of the batch it belongs to) waits in
-// `pending_` as copied headers and references to the stored values, and is emitted as the
+// the pending queue as copied headers and references to the stored values, and is emitted as the
 // output drains (OnWritable). While anything is pending the connection is paused: no further
 // request is read or parsed, so no reply can overtake it, a connection holds at most one
 // command's (or one batch's) references, and a drain or close waits for the reply like for a
 // cross-loop answer. What a connection holds is thus about high_water plus one value, plus the
 // headers and references of the reply it is streaming, whatever the reply's size.
+//
+// Everything above lives in a RespRequestState borrowed from the loop while requests are in
+// progress (RespLoopContext::request_states), so an idle connection holds its handler's few
+// pointers: the loop's context, a null state, and a client name only if it set one.
 class RespHandler final : public Handler {
  public:
-  RespHandler(RespService& service, Connection& conn);
+  // On the connection's loop, whose context `loop` is.
+  explicit RespHandler(RespLoopContext& loop);
   ~RespHandler() override;
 
   Action OnData(Connection& conn, Buffer& input) override;
   // Emits more of the pending reply; once it is all in the output, resumes reading.
   void OnWritable(Connection& conn) override;
+  void OnClose(Connection& conn, CloseReason reason) override;
 
  private:
-  // A reply in the batch: parts (from the local list or from calls) merged one way.
-  struct Slot {
-    MergeKind merge;
-    uint32_t first_part;
-    uint32_t part_count;
-    RequestStart start;
-  };
-  struct Part {
-    ShardId shard;  // -1: the local reply list
-    uint32_t index;
-  };
+  using Slot = RespRequestState::Slot;
+  using Part = RespRequestState::Part;
 
   enum class Step { kNext, kStopBatch, kClose };
 
@@ -60,6 +58,11 @@ class RespHandler final : public Handler {
   // pipeline of many-key commands cannot make one batch hold an unbounded number of replies.
   static constexpr size_t kMaxBatchParts = size_t{1} << 16;
 
+  RespShards& shards() const;
+  const RespOptions& options() const { return *loop_.state_settings.options; }
+
+  // Gives state_ back to the loop's free list when nothing is in progress.
+  void ReleaseIfIdle();
   // Moves what is pending into the output until it is backed up; true once nothing is left
   // pending.
   bool EmitPending(Connection& conn);
@@ -67,12 +70,17 @@ class RespHandler final : public Handler {
   Action WaitForPending(Connection& conn);
   // Runs or queues one resolved request; a direct reply goes to `out`. kStopBatch: not
   // consumed, the batch must go first.
-  Step Dispatch(const CommandSpec& spec, CommandArgs args, RequestStart start, ReplySink& out);
+  Step Dispatch(Connection& conn, const CommandSpec& spec, CommandArgs args, RequestStart start,
+                ReplySink& out);
+  // Runs a connection command against the session: the settings this handler keeps, with
+  // what every connection knows (the server, its id) around them.
+  void RunSessionCommand(Connection& conn, const CommandSpec& spec, CommandArgs args,
+                         ReplySink& out);
   bool AllLocal(const CommandSpec& spec, CommandArgs args) const;
   void StartSlot(MergeKind merge, RequestStart start);
   // Adds one part to the open slot: run now when `shard` is ours, else queue it.
   void AddPart(ShardId shard, const CommandSpec& spec, CommandArgs args);
-  // Closes the reply just written into local_ as the open slot's part.
+  // Closes the reply just written into the local list as the open slot's part.
   void SealLiteral();
   bool BatchFull() const;
   // Sends the queued calls to their owners; returns Pause.
@@ -81,28 +89,11 @@ class RespHandler final : public Handler {
   void OnCallDone(Connection& conn, ShardId owner, std::unique_ptr<ShardCall> call);
   void FinishBatch(Connection& conn);
 
-  RespService& service_;
-  RespShards& shards_;
-  const RespOptions& options_;
-  const ShardId here_;
-  StringStore& local_store_;
-  RespParser parser_;
-  SessionContext session_;
-
-  // The rest of a reply the output had no room for (see the class comment).
-  ReplyQueue pending_;
-
-  // The open batch.
-  bool batching_ = false;
-  int outstanding_ = 0;  // calls away
-  size_t batch_bytes_ = 0;
-  std::vector<Slot> slots_;
-  std::vector<Part> parts_;
-  ReplyQueue local_;
-  // By shard, kept for reuse; null while the call is with its owner (or never needed).
-  std::vector<std::unique_ptr<ShardCall>> calls_;
-  size_t copy_budget_ = ReplyQueue::kDefaultCopyBudget;  // per reply list of a batch
-  std::vector<ReplyPart> merge_scratch_;
+  RespLoopContext& loop_;
+  // Taken from loop_.request_states when request bytes arrive, given back once they are all
+  // answered: null while the connection is idle.
+  std::unique_ptr<RespRequestState> state_;
+  std::unique_ptr<std::string> client_name_;  // CLIENT SETNAME's; null while unnamed
 };
 
 }  // namespace percore

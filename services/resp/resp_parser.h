@@ -43,6 +43,9 @@ class RespParser {
   size_t consumed() const { return consumed_; }
   // After kError: Redis's wording, e.g. "Protocol error: invalid bulk length" (no "ERR ").
   std::string_view error() const { return error_; }
+  // Whether the parser remembers progress through an incomplete request (and so must be given
+  // the same bytes again).
+  bool in_progress() const { return expected_args_ >= 0; }
 
  private:
   Result ParseMultibulk(std::string_view in);

@@ -207,5 +207,89 @@ TEST_F(MemcacheCrossLoopTest, ClientLeavingWhileItsMultiGetIsAwayLeaksNothing) {
   }
 }
 
+// A connection holds its parser and pending replies only while it has requests in progress:
+// idle ones have given them back to their loop, which reuses them, so a loop makes as many as
+// it has connections busy at once, not as many as it has connections.
+TEST_F(MemcacheCrossLoopTest, IdleConnectionsGiveTheirRequestStateBack) {
+  constexpr int kConnections = 40;
+  std::vector<ScopedFd> idle;
+  for (int i = 0; i < kConnections; ++i) {
+    ScopedFd conn = Connect();
+    ASSERT_TRUE(conn.valid());
+    // Keys of every owner: requests answered on the connection's loop and on others.
+    const std::string& k = keys_[static_cast<size_t>(i % kLoops)];
+    Expect(conn.get(), absl::StrCat("set ", k, " 0 0 2\r\n", i % 10, "x\r\n"), "STORED\r\n");
+    idle.push_back(std::move(conn));
+  }
+  // One request at a time: each loop made one state, and its free list holds it again.
+  for (int loop = 0; loop < kLoops; ++loop) {
+    SCOPED_TRACE(absl::StrCat("loop ", loop));
+    EXPECT_EQ(RequestStates(loop), (RequestStateCounts{1, 1}));
+  }
+  for (const ScopedFd& conn : idle) {
+    Expect(conn.get(), "get " + keys_[0] + "\r\n", ValueBlock(keys_[0], "6x") + "END\r\n");
+  }
+  for (int loop = 0; loop < kLoops; ++loop) {
+    EXPECT_EQ(RequestStates(loop), (RequestStateCounts{1, 1})) << "loop " << loop;
+  }
+}
+
+TEST_F(MemcacheCrossLoopTest, PartialRequestKeepsItsRequestState) {
+  constexpr int kHome = 0;
+  ScopedFd partial = ConnectOnLoop(kHome);
+  ScopedFd other = ConnectOnLoop(kHome);
+  ASSERT_TRUE(partial.valid() && other.valid());
+  const std::string& k = keys_[kHome];
+  // Half a set: the state stays with the connection until the rest arrives.
+  ASSERT_TRUE(WriteAll(partial.get(), "set " + k + " 3 0 5\r\nab", deadline()).ok());
+  ASSERT_TRUE(WaitUntil([&] { return RequestStates(kHome) == RequestStateCounts{1, 0}; }, deadline()));
+  // Another connection on the loop needs a state of its own meanwhile.
+  Expect(other.get(), "get " + k + "\r\n", "END\r\n");
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 1}));
+  ASSERT_TRUE(WriteAll(partial.get(), "cde\r\n", deadline()).ok());
+  EXPECT_EQ(ReadExactly(partial.get(), 8, deadline()).value_or(""), "STORED\r\n");
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 2}));
+  Expect(other.get(), "get " + k + "\r\n", ValueBlock(k, "abcde", 3) + "END\r\n");
+
+  // A data block over the item size is refused at once (and the old value dropped, as
+  // memcached does), but the state stays while the rest of the block is still to come.
+  const std::string big(kMaxItem, 'z');
+  ASSERT_TRUE(WriteAll(partial.get(), absl::StrCat("set ", k, " 0 0 ", big.size(), "\r\n", big.substr(0, 100)),
+                       deadline()).ok());
+  const std::string refused = "SERVER_ERROR object too large for cache\r\n";
+  EXPECT_EQ(ReadExactly(partial.get(), refused.size(), deadline()).value_or(""), refused);
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 1}));
+  Expect(other.get(), "get " + k + "\r\n", "END\r\n");
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 1}));
+  Expect(partial.get(), big.substr(100) + "\r\n", "");
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 2}));
+}
+
+TEST_F(MemcacheCrossLoopTest, RequestAwayOnAnotherLoopKeepsItsRequestState) {
+  constexpr int kHome = 0;
+  constexpr int kOwner = 1;
+  ScopedFd waiting = ConnectOnLoop(kHome);
+  ScopedFd other = ConnectOnLoop(kHome);
+  ASSERT_TRUE(waiting.valid() && other.valid());
+  Expect(waiting.get(), "set " + keys_[kOwner] + " 0 0 4\r\naway\r\n", "STORED\r\n");
+  ASSERT_EQ(RequestStates(kHome), (RequestStateCounts{1, 1}));
+  {
+    LoopBlocker owner;
+    ASSERT_TRUE(owner.Block(server_->loop(kOwner), deadline()));
+    // A get of the blocked owner's key, and a local one pipelined behind it.
+    ASSERT_TRUE(WriteAll(waiting.get(), "get " + keys_[kOwner] + "\r\nget " + keys_[kHome] + "\r\n",
+                         deadline()).ok());
+    ASSERT_TRUE(WaitUntil([&] { return StateOf(waiting.get(), kHome) == ConnectionState::kPaused; },
+                          deadline()));
+    EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{1, 0}));
+    Expect(other.get(), "get " + keys_[kHome] + "\r\n", "END\r\n");
+    EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 1}));
+  }  // the owner answers now
+  const std::string reply = ValueBlock(keys_[kOwner], "away") + "END\r\nEND\r\n";
+  EXPECT_EQ(ReadExactly(waiting.get(), reply.size(), deadline()).value_or(""), reply);
+  EXPECT_EQ(RequestStates(kHome), (RequestStateCounts{2, 2}));
+  Expect(waiting.get(), "get " + keys_[kOwner] + "\r\n", ValueBlock(keys_[kOwner], "away") + "END\r\n");
+}
+
 }  // namespace
 }  // namespace percore::test

@@ -208,4 +208,18 @@ std::vector<std::string> MemcacheServerTest::SharedItems() {
   return shared;
 }
 
+std::optional<MemcacheServerTest::RequestStateCounts> MemcacheServerTest::RequestStates(int loop) {
+  Sharded<memcache::Shard>& shards = service_->shards();
+  auto counts = std::make_shared<RequestStateCounts>();
+  const bool ran = RunOnLoop(
+      shards.owner_loop(loop),
+      [&shards, counts] {
+        const FreeList<memcache::RequestState>& states = shards.local().request_states;
+        *counts = {states.made(), states.free_count()};
+      },
+      deadline());
+  if (!ran) return std::nullopt;
+  return *counts;
+}
+
 }  // namespace percore::test

@@ -60,6 +60,15 @@ class MemcacheServerTest : public ::testing::Test {
   // Items that something besides their store still references, over every shard: "key:refs".
   std::vector<std::string> SharedItems();
 
+  // The request states loop `loop` has made, and how many of them its free list holds (the
+  // rest are with connections), read on that loop; nullopt if it does not answer.
+  struct RequestStateCounts {
+    size_t made = 0;
+    size_t free = 0;
+    bool operator==(const RequestStateCounts&) const = default;
+  };
+  std::optional<RequestStateCounts> RequestStates(int loop);
+
   Deadline deadline() const { return Deadline::In(absl::Seconds(20)); }
 
   std::unique_ptr<Server> server_;

@@ -575,10 +575,30 @@ class RespFourLoopsTest : public ::testing::Test {
     return paused;
   }
 
+  // A client the server put on loop `loop` (round robin: a few tries find one).
+  std::unique_ptr<Client> ClientOnLoop(int loop) {
+    for (int attempt = 0; attempt < 2 * kLoops; ++attempt) {
+      auto client = std::make_unique<Client>(port_);
+      if (client->connected() && LoopOf(*client) == loop) return client;
+    }
+    ADD_FAILURE() << "no connection landed on loop " << loop;
+    return nullptr;
+  }
+
+  // The request states loop `loop` has made and how many its free list holds, read there.
+  RespService::RequestStateCounts RequestStates(int loop) {
+    RespService::RequestStateCounts counts;
+    EXPECT_TRUE(test::RunOnLoop(
+        server_->loop(loop), [&] { counts = service_->LocalRequestStatesForTest(); }, Soon()));
+    return counts;
+  }
+
   std::unique_ptr<Server> server_;
   std::shared_ptr<RespService> service_;
   uint16_t port_ = 0;
 };
+
+using StateCounts = RespService::RequestStateCounts;
 
 TEST_F(RespFourLoopsTest, PlacementIsTheShardHash) {
   for (const std::string_view key : {std::string_view(), std::string_view("a"),
@@ -726,6 +746,91 @@ TEST_F(RespFourLoopsTest, ClientResetWhileItsBatchIsAwayLeavesTheServerHealthy) 
               "+OK\r\n$2\r\nok\r\n");
   }
   EXPECT_EQ(server_->Totals().closed_by(CloseReason::kHandlerError), 0u);
+}
+
+// A connection holds its parser, batch and reply queues only while it has requests in
+// progress: idle ones have given them back to their loop, which reuses them, so a loop makes as
+// many as it has connections busy at once, not as many as it has connections.
+TEST_F(RespFourLoopsTest, IdleConnectionsGiveTheirRequestStateBack) {
+  constexpr int kClients = 40;
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < kClients; ++i) {
+    auto client = std::make_unique<Client>(port_);
+    ASSERT_TRUE(client->connected());
+    // Keys of every owner: requests run on the connection's loop and in batches to others.
+    const std::string key = KeysOwnedBy(i % kLoops, 1, "idle" + std::to_string(i))[0];
+    EXPECT_EQ(client->Roundtrip(Cmd({"SET", key, "v"}) + Cmd({"GET", key}), 2), "+OK\r\n$1\r\nv\r\n");
+    idle.push_back(std::move(client));
+  }
+  for (int loop = 0; loop < kLoops; ++loop) {
+    EXPECT_EQ(RequestStates(loop), (StateCounts{1, 1})) << "loop " << loop;
+  }
+}
+
+TEST_F(RespFourLoopsTest, PartialRequestKeepsItsRequestState) {
+  constexpr int kHome = 0;
+  std::unique_ptr<Client> partial = ClientOnLoop(kHome);
+  std::unique_ptr<Client> other = ClientOnLoop(kHome);
+  ASSERT_TRUE(partial != nullptr && other != nullptr);
+  ASSERT_EQ(RequestStates(kHome), (StateCounts{1, 1}));
+  const std::string set = Cmd({"SET", "split", "abcde"});
+  partial->Send(set.substr(0, set.size() - 4));
+  ASSERT_TRUE(test::WaitUntil([&] { return RequestStates(kHome) == StateCounts{1, 0}; }, Soon()));
+  // Another connection on the loop needs a state of its own meanwhile.
+  EXPECT_EQ(other->Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{2, 1}));
+  partial->Send(set.substr(set.size() - 4));
+  EXPECT_EQ(partial->ReadReplies(), "+OK\r\n");
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{2, 2}));
+  EXPECT_EQ(other->Roundtrip(Cmd({"GET", "split"})), Bulk("abcde"));
+}
+
+// A batch away on another loop keeps the state, and so does the parser's progress through a
+// request that arrived only in part behind it: the state goes back once both are done.
+TEST_F(RespFourLoopsTest, BatchAwayKeepsItsRequestState) {
+  constexpr int kHome = 0;
+  constexpr int kOwner = 1;
+  std::unique_ptr<Client> waiting = ClientOnLoop(kHome);
+  std::unique_ptr<Client> other = ClientOnLoop(kHome);
+  ASSERT_TRUE(waiting != nullptr && other != nullptr);
+  const std::string key = KeysOwnedBy(kOwner, 1, "away")[0];
+  const std::string get = Cmd({"GET", key});
+  {
+    LoopGate gate;
+    ASSERT_TRUE(gate.Close(server_->loop(kOwner)));
+    waiting->Send(Cmd({"SET", key, "there"}) + get.substr(0, get.size() - 3));
+    ASSERT_TRUE(test::WaitUntil([&] { return IsPaused(kHome, waiting->local_port()); }, Soon()));
+    EXPECT_EQ(RequestStates(kHome), (StateCounts{1, 0}));
+    EXPECT_EQ(other->Roundtrip(Cmd({"PING"})), "+PONG\r\n");
+    EXPECT_EQ(RequestStates(kHome), (StateCounts{2, 1}));
+  }  // the owner runs the SET now
+  EXPECT_EQ(waiting->ReadReplies(), "+OK\r\n");
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{2, 1}));  // the GET is still partial
+  waiting->Send(get.substr(get.size() - 3));
+  EXPECT_EQ(waiting->ReadReplies(), Bulk("there"));
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{2, 2}));
+}
+
+// What a client set stays with its connection while the request state comes and goes.
+TEST_F(RespFourLoopsTest, SessionSettingsOutliveTheRequestState) {
+  constexpr int kHome = 0;
+  std::unique_ptr<Client> named = ClientOnLoop(kHome);
+  std::unique_ptr<Client> other = ClientOnLoop(kHome);
+  ASSERT_TRUE(named != nullptr && other != nullptr);
+  const std::string id = named->Roundtrip(Cmd({"CLIENT", "ID"}));
+  EXPECT_EQ(named->Roundtrip(Cmd({"CLIENT", "SETNAME", "worker-7"})), "+OK\r\n");
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{1, 1}));
+  // The state named's requests used goes to other's, and back.
+  EXPECT_EQ(other->Roundtrip(Cmd({"CLIENT", "GETNAME"})), "$-1\r\n");
+  const std::string key = KeysOwnedBy(2, 1, "named")[0];
+  EXPECT_EQ(named->Roundtrip(Cmd({"SET", key, "1"}) + Cmd({"CLIENT", "GETNAME"}), 2),
+            "+OK\r\n" + Bulk("worker-7"));
+  EXPECT_EQ(named->Roundtrip(Cmd({"CLIENT", "GETNAME"})), Bulk("worker-7"));
+  EXPECT_EQ(named->Roundtrip(Cmd({"CLIENT", "ID"})), id);
+  EXPECT_EQ(RequestStates(kHome), (StateCounts{1, 1}));
+  // An empty name removes it.
+  EXPECT_EQ(named->Roundtrip(Cmd({"CLIENT", "SETNAME", ""})), "+OK\r\n");
+  EXPECT_EQ(named->Roundtrip(Cmd({"CLIENT", "GETNAME"})), "$-1\r\n");
 }
 
 // A connection closed on the server's side (as an operator closes one) while its batch is
