@@ -32,7 +32,9 @@ class FreeList {
   template <typename... Args>
   std::unique_ptr<T> Take(Args&&... args) {
     if (count_ == 0) return Make(std::forward<Args>(args)...);
-    return std::unique_ptr<T>(slots_[--count_]);
+    T* const item = slots_[--count_];
+    if (count_ < low_water_) low_water_ = count_;
+    return std::unique_ptr<T>(item);
   }
 
   void Give(std::unique_ptr<T> item) {
@@ -46,6 +48,16 @@ class FreeList {
     } else {
       Free(item);
     }
+  }
+
+  // Frees the kept objects no Take needed since the previous Trim (the fewest kept in between),
+  // so what a burst left behind is not kept for good. The owner calls it periodically.
+  void Trim() {
+    while (low_water_ > 0 && count_ > 0) {
+      Free(slots_[--count_]);
+      --low_water_;
+    }
+    low_water_ = count_;
   }
 
   size_t free_count() const { return count_; }
@@ -66,6 +78,7 @@ class FreeList {
   const std::unique_ptr<T*[]> slots_;  // the kept objects, owned: slots_[0, count_)
   const size_t max_free_;
   size_t count_ = 0;
+  size_t low_water_ = 0;  // the fewest kept since the last Trim
   size_t made_ = 0;
   size_t freed_ = 0;
 };

@@ -44,11 +44,8 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
 
 Connection::~Connection() {
   if (io_ != nullptr && io_->empty() && !send_in_flight_) {
-    loop_.buffer_pool().Release(io_->input);
-    loop_.buffer_pool().Release(io_->stash);
-    loop_.buffer_pool().Release(io_->output.bytes());
-    loop_.buffer_pool().Release(io_->sending.bytes());
-    loop_.connection_io().Give(std::move(io_));
+    KeepOnlyStandardBlocks(*io_);
+    loop_.connection_io().Give(io_.release());
   }
   if (fd_ >= 0) {
     if (uring_ == nullptr) (void)loop_.Unwatch(fd_);
@@ -137,22 +134,31 @@ void Connection::ServeArrivedThenClose(CloseReason reason) {
 
 void Connection::Send(std::string_view bytes) { io().output.Append(bytes); }
 
+void Connection::ReleaseInputUnlessReading() {
+  // Paused or backed up, a connection may wait long with its input consumed: its block goes
+  // back to the pool. Reading, it stays for the next read (GiveBackIoIfIdle returns it).
+  if (state_ != ConnectionState::kReading && io_ != nullptr) loop_.buffer_pool().Release(io_->input);
+}
+
 void Connection::TakeIo() { io_ = loop_.connection_io().Take(&loop_.buffer_pool()); }
 
 void Connection::GiveBackIoIfEmpty() {
   ConnectionIo& io = *io_;
   if (io.output.size() != 0 || io.sending.size() != 0 || !io.input.empty() || !io.stash.empty()) return;
-  if (io.input.has_storage() || io.stash.has_storage() || io.output.bytes().has_storage() ||
-      io.sending.bytes().has_storage()) {
-    // An empty buffer may still hold a block (input consumed by a Deliver outside a read): the
-    // pool takes it back, so a kept ConnectionIo holds nothing but its own bytes.
-    BufferPool& pool = loop_.buffer_pool();
-    pool.Release(io.input);
-    pool.Release(io.stash);
-    pool.Release(io.output.bytes());
-    pool.Release(io.sending.bytes());
-  }
+  KeepOnlyStandardBlocks(io);
   loop_.connection_io().Give(io_.release());
+}
+
+// A kept ConnectionIo keeps the standard blocks its buffers hold, so the next connection to take
+// it reads and writes without attaching any (an Attach and a Release per buffer per request
+// otherwise); a block grown past the standard size goes back to the pool, which frees it. The
+// loop trims kept sets a quiet period did not need (EventLoop::Run), as the pool trims blocks.
+void Connection::KeepOnlyStandardBlocks(ConnectionIo& io) {
+  BufferPool& pool = loop_.buffer_pool();
+  if (io.input.capacity() > BufferPool::kBlockSize) pool.Release(io.input);
+  if (io.output.bytes().capacity() > BufferPool::kBlockSize) pool.Release(io.output.bytes());
+  if (io.stash.has_storage()) pool.Release(io.stash);  // io_uring behind backpressure only
+  if (io.sending.bytes().capacity() > BufferPool::kBlockSize) pool.Release(io.sending.bytes());
 }
 
 void Connection::Resume() {
@@ -356,7 +362,7 @@ void Connection::HandleReadable() {
     Finish(ReasonForErrno(err));
     return;
   }
-  if (io().input.empty()) loop_.buffer_pool().Release(io().input);
+  ReleaseInputUnlessReading();
   FlushAndDeliver();
 }
 
@@ -546,9 +552,12 @@ void Connection::Flush() {
   if (progressed) last_activity_ns_ = loop_.now_ns();
 
   if (Queued() == 0) {
-    if (io_ != nullptr) {
+    // Reading, the connection gives its buffers back to the loop, blocks included, once
+    // nothing is in them (GiveBackIoIfIdle); otherwise (paused, closing) it may hold them for
+    // long, so the blocks go back to the pool now.
+    if (io_ != nullptr && state_ != ConnectionState::kReading) {
       loop_.buffer_pool().Release(io_->output.bytes());
-      if (uring_ != nullptr) loop_.buffer_pool().Release(io_->sending.bytes());
+      loop_.buffer_pool().Release(io_->sending.bytes());
     }
     if (!fin_sent_) io_deadline_ns_ = kNoDeadline;
   } else {
@@ -894,7 +903,7 @@ void Connection::OnReceived(std::string_view bytes) {
     Deliver();
     if (finished_) return;
   }
-  if (io.input.empty()) loop_.buffer_pool().Release(io.input);
+  ReleaseInputUnlessReading();
   FlushAndDeliver();
 }
 

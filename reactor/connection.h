@@ -89,7 +89,7 @@ struct ConnectionHandle {
 // connection costs is then its Connection alone. Single-threaded, like the loop that keeps them.
 struct ConnectionIo {
   explicit ConnectionIo(BufferPool* pool) : input(pool), stash(pool), output(pool), sending(pool) {}
-  // True when nothing is in any of them (they hold no pool block then either).
+  // True when nothing is in any of them (they may still hold standard blocks from the pool).
   bool empty() const { return input.empty() && stash.empty() && output.empty() && sending.empty(); }
 
   Buffer input;
@@ -253,6 +253,8 @@ class Connection final : private IoWatcher, private TimerEntry {
     if (io_ != nullptr && !in_callback_ && !send_in_flight_ && !finished_) GiveBackIoIfEmpty();
   }
   void GiveBackIoIfEmpty();
+  void KeepOnlyStandardBlocks(ConnectionIo& io);
+  void ReleaseInputUnlessReading();
   void HandleReadable();
   void HandleWritable();
   void HandleLinger();

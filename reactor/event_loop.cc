@@ -142,7 +142,10 @@ void EventLoop::Run() {
   for (Service* service : options_.services) service->OnLoopStart(*this);
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
   // periods pass without their being needed.
-  const TimerId trim = RunEvery(kBufferTrimPeriod, [this] { buffer_pool_.Trim(); });
+  const TimerId trim = RunEvery(kBufferTrimPeriod, [this] {
+    buffer_pool_.Trim();
+    connection_io_.Trim();
+  });
   const TimerId memory_check =
       options_.return_free_memory ? RunEvery(kMemoryCheckPeriod, [this] { ReturnFreeMemory(); }) : 0;
   running_.store(true, std::memory_order_release);
@@ -276,6 +279,7 @@ void EventLoop::RunOnce() {
     stats_.longest_stall_wall_ns.Set(WallNanos());
   }
   stats_.buffer_blocks_free.Set(static_cast<int64_t>(buffer_pool_.free_blocks()));
+  stats_.connection_buffers_free.Set(static_cast<int64_t>(connection_io_.free_count()));
   stats_.buffer_blocks_allocated.Set(static_cast<int64_t>(buffer_pool_.blocks_allocated()));
   stats_.iterations.Increment();
 }

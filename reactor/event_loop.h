@@ -71,6 +71,9 @@ class DrainGroup {
 class EventLoop final : private IoWatcher {
  public:
   static constexpr absl::Duration kBufferTrimPeriod = absl::Seconds(10);  // see BufferPool::Trim
+  // At most this many idle connections' buffer sets (each with up to two 16 KiB blocks) are kept
+  // for the next busy ones; trimmed with the pool's blocks.
+  static constexpr size_t kConnectionIoKept = 256;
   static constexpr absl::Duration kMemoryCheckPeriod = absl::Seconds(1);  // see ReturnFreeMemory
 
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
@@ -331,7 +334,7 @@ class EventLoop final : private IoWatcher {
   uint64_t next_connection_seq_ = 1;
   BufferPool buffer_pool_;
   // The buffers of connections that hold something in them; an idle one gives its back.
-  FreeList<ConnectionIo> connection_io_;
+  FreeList<ConnectionIo> connection_io_{kConnectionIoKept};
   LoopStats stats_;
 };
 

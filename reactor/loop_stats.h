@@ -65,6 +65,7 @@ struct LoopStats {
   // The loop's buffer pool (BufferPool), as of the end of the last iteration.
   Gauge buffer_blocks_free;       // idle blocks the pool keeps for reuse
   Gauge buffer_blocks_allocated;  // blocks it has allocated since the loop started
+  Gauge connection_buffers_free;  // idle connections' buffer sets kept for reuse (ConnectionIo)
 
   // Indexed by the service's registration order in the server.
   std::vector<std::unique_ptr<ServiceLoopStats>> services;

@@ -139,6 +139,12 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
     w.SampleSigned("percore_loop_buffer_blocks_free", {{"loop", View(loops[i])}},
                    server.loop(i).stats().buffer_blocks_free.Get());
   }
+  w.Family("percore_loop_connection_buffers_free", "gauge",
+           "Idle connections' buffer sets (with up to two 16 KiB blocks each) the loop keeps for reuse.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.SampleSigned("percore_loop_connection_buffers_free", {{"loop", View(loops[i])}},
+                   server.loop(i).stats().connection_buffers_free.Get());
+  }
   PerLoopCounter(w, server, loops, "percore_loop_buffer_blocks_allocated_total",
                  "16 KiB buffer blocks the loop's pool has allocated.",
                  [](const LoopStats& s) { return static_cast<uint64_t>(s.buffer_blocks_allocated.Get()); });

@@ -132,6 +132,7 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_backpressure_pauses(s.backpressure_pauses.Get());
     l->set_buffer_blocks_free(static_cast<uint64_t>(s.buffer_blocks_free.Get()));
     l->set_buffer_blocks_allocated(static_cast<uint64_t>(s.buffer_blocks_allocated.Get()));
+    l->set_connection_buffers_free(static_cast<uint64_t>(s.connection_buffers_free.Get()));
     l->set_write_budget_yields(s.write_budget_yields.Get());
     l->set_task_errors(s.task_errors.Get());
     l->set_memory_trims(s.memory_trims.Get());
