@@ -19,6 +19,10 @@ constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // many states, and one large answer should not stay resident in each.
 constexpr size_t kMaxKeptBodyBytes = 64 * 1024;
 
+[[gnu::noinline]] void ReleaseBodyStorage(HttpResponse& response) {
+  std::string().swap(*response.mutable_body());
+}
+
 HttpParserLimits ParserLimits(const HttpOptions& options) {
   HttpParserLimits limits;
   limits.max_head_bytes = options.max_head_bytes;
@@ -131,12 +135,27 @@ class PendingExchange final : public HttpResponder::Exchange {
 
 HttpRequestState::HttpRequestState(const HttpOptions& options) : parser(ParserLimits(options)) {}
 
+HttpRequestState::~HttpRequestState() = default;
+
 HttpConnectionHandler::HttpConnectionHandler(HttpLoopState& loop) : loop_(loop) {}
 
 HttpConnectionHandler::~HttpConnectionHandler() {
-  if (state_ == nullptr) return;
+  if (state_ != nullptr) AbandonState();
+}
+
+// Inlined: it runs for every request after which the connection is idle, where a call and its
+// frame would cost as much as the work.
+[[gnu::always_inline]] inline void HttpConnectionHandler::GiveBackState() {
+  if (state_->response.body().capacity() > kMaxKeptBodyBytes) [[unlikely]] {
+    ReleaseBodyStorage(state_->response);
+  }
+  loop_.request_states.Give(std::move(state_));
+}
+
+void HttpConnectionHandler::AbandonState() {
   state_->NextRequest();
-  state_->deadline_armed = false;  // the connection, and its deadline with it, is gone
+  state_->response.Reset();       // a route may have thrown while filling it
+  state_->deadline_armed = false;  // cleared by the caller, or gone with the connection
   GiveBackState();
 }
 
@@ -212,15 +231,17 @@ HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, 
   const HttpRequest& request = state.parser.request();
   const Router::Match match = loop_.options.routes.Find(request.method, request.path, state.route_hint);
   if (match.async_handler != nullptr) return RespondLater(conn, state, *match.async_handler);
-  HttpResponse& response = state.response;
-  response.Reset();
+  HttpResponse& response = state.response;  // blank: reset after every use
   if (match.handler != nullptr) {
     (*match.handler)(request, response);
   } else {
     SetErrorResponse(match.status, response);
     if (match.status == 405) response.AddHeader("Allow", match.allow);
   }
-  return QueueResponse(conn, state.start, FramingOf(request), response) ? Outcome::kKeepOpen : Outcome::kClose;
+  const bool keep_open = QueueResponse(conn, state.start, FramingOf(request), response);
+  // Blank again for the next request, of this connection or (given back) another's.
+  response.Reset();
+  return keep_open ? Outcome::kKeepOpen : Outcome::kClose;
 }
 
 HttpConnectionHandler::Outcome HttpConnectionHandler::RespondLater(Connection& conn,
@@ -249,8 +270,7 @@ Action HttpConnectionHandler::Reject(Connection& conn, int status, bool head, Cl
   request.keep_alive = false;
   QueueResponse(conn, state_->start, request, response);
   // Nothing more is read: the state can serve another connection at once.
-  state_->NextRequest();
-  GiveBackState();
+  AbandonState();
   return Action::CloseAfterWrite(reason);
 }
 
@@ -275,14 +295,6 @@ void HttpConnectionHandler::ClearHeaderDeadline(Connection& conn) {
   if (!state_->deadline_armed) return;
   conn.ClearDeadline();
   state_->deadline_armed = false;
-}
-
-void HttpConnectionHandler::GiveBackState() {
-  // The response as a route left it is no request's any more; a large body's storage goes.
-  HttpResponse& response = state_->response;
-  response.Reset();
-  if (response.body().capacity() > kMaxKeptBodyBytes) std::string().swap(*response.mutable_body());
-  loop_.request_states.Give(std::move(state_));
 }
 
 }  // namespace percore

@@ -21,9 +21,12 @@ namespace percore {
 // string capacity an earlier one grew.
 struct HttpRequestState {
   explicit HttpRequestState(const HttpOptions& options);
+  // Out of line: so that what hands states around (FreeList::Give, which frees those it does
+  // not keep) stays small enough to inline.
+  ~HttpRequestState();
 
   // Ready for the next request of the same connection (the parser and the flags; the response
-  // is reset by whoever fills it).
+  // is blank already: it is reset after each use).
   void NextRequest() {
     parser.Reset();
     in_request = false;
@@ -84,8 +87,10 @@ class HttpConnectionHandler final : public Handler {
   void SetHeaderDeadline(Connection& conn);
   void ClearHeaderDeadline(Connection& conn);
   // Hands the request state to the loop for its next request. No request may be in progress
-  // (the parser is reset) and the header timeout must not be armed.
+  // (the parser is reset, the response blank) and the header timeout must not be armed.
   void GiveBackState();
+  // GiveBackState for a state in any condition: what is left of a request is dropped.
+  void AbandonState();
 
   HttpLoopState& loop_;
   std::unique_ptr<HttpRequestState> state_;  // null while no request is in progress
