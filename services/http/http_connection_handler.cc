@@ -1,6 +1,8 @@
 #include "services/http/http_connection_handler.h"
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -12,6 +14,14 @@ namespace percore {
 namespace {
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// A response body bigger than this is not kept with a request state given back: the loop keeps
+// many states, and one large answer should not stay resident in each.
+constexpr size_t kMaxKeptBodyBytes = 64 * 1024;
+
+[[gnu::noinline]] void ReleaseBodyStorage(HttpResponse& response) {
+  std::string().swap(*response.mutable_body());
+}
 
 HttpParserLimits ParserLimits(const HttpOptions& options) {
   HttpParserLimits limits;
@@ -123,37 +133,68 @@ class PendingExchange final : public HttpResponder::Exchange {
 
 }  // namespace
 
-HttpConnectionHandler::HttpConnectionHandler(const HttpOptions& options)
-    : options_(options), parser_(ParserLimits(options)) {}
+HttpRequestState::HttpRequestState(const HttpOptions& options) : parser(ParserLimits(options)) {}
+
+HttpRequestState::~HttpRequestState() = default;
+
+HttpConnectionHandler::HttpConnectionHandler(HttpLoopState& loop) : loop_(loop) {}
+
+HttpConnectionHandler::~HttpConnectionHandler() {
+  if (state_ != nullptr) AbandonState();
+}
+
+// Inlined: it runs for every request after which the connection is idle, where a call and its
+// frame would cost as much as the work.
+[[gnu::always_inline]] inline void HttpConnectionHandler::GiveBackState() {
+  if (state_->response.body().capacity() > kMaxKeptBodyBytes) [[unlikely]] {
+    ReleaseBodyStorage(state_->response);
+  }
+  loop_.request_states.Give(std::move(state_));
+}
+
+void HttpConnectionHandler::AbandonState() {
+  state_->NextRequest();
+  state_->response.Reset();       // a route may have thrown while filling it
+  state_->deadline_armed = false;  // cleared by the caller, or gone with the connection
+  GiveBackState();
+}
 
 Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
-  for (;;) {
-    if (input.empty()) {
+  if (input.empty()) {
+    // A resume with nothing left to read.
+    if (state_ != nullptr) {
       ClearHeaderDeadline(conn);
-      return Action::Continue();
+      if (!state_->in_request) GiveBackState();
     }
-    if (!in_request_) {
-      in_request_ = true;
-      request_start_ = conn.BeginRequest();
+    return Action::Continue();
+  }
+  if (state_ == nullptr) state_ = loop_.request_states.Take(loop_.options);
+  // One state for everything this call reads, pipelined requests included: it goes back once
+  // the input holds nothing more.
+  HttpRequestState& state = *state_;
+  for (;;) {
+    if (!state.in_request) {
+      state.in_request = true;
+      state.start = conn.BeginRequest();
     }
-    switch (parser_.Parse(input.view())) {
+    switch (state.parser.Parse(input.view())) {
       case HttpParser::Result::kNeedMore:
-        if (!parser_.head_complete()) {
+        if (!state.parser.head_complete()) {
           SetHeaderDeadline(conn);
         } else {
           ClearHeaderDeadline(conn);
-          const HttpRequest& request = parser_.request();
+          const HttpRequest& request = state.parser.request();
           // RFC 9110 §10.1.1: tell a client waiting to send its body that it may.
-          if (request.expect_continue && request.version_minor == 1 && !continue_sent_) {
-            continue_sent_ = true;
+          if (request.expect_continue && request.version_minor == 1 && !state.continue_sent) {
+            state.continue_sent = true;
             conn.Send(kContinue);
           }
         }
         return Action::Continue();
       case HttpParser::Result::kError: {
-        const int status = parser_.error_status();
+        const int status = state.parser.error_status();
         // The request line (and so the method) is known only if the error came after it.
-        return Reject(conn, status, parser_.request().method == "HEAD",
+        return Reject(conn, status, state.parser.request().method == "HEAD",
                       status == 413 || status == 431 ? CloseReason::kLimitExceeded
                                                      : CloseReason::kProtocolError);
       }
@@ -162,11 +203,13 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
     }
     // The next request's header section gets a deadline of its own.
     ClearHeaderDeadline(conn);
-    const Outcome outcome = Respond(conn, parser_.request());
-    input.Consume(parser_.consumed());
-    parser_.Reset();
-    in_request_ = false;
-    continue_sent_ = false;
+    const Outcome outcome = Respond(conn, state);
+    input.Consume(state.parser.consumed());
+    state.NextRequest();
+    // Nothing of another request has arrived: the connection goes idle (or waits for an
+    // asynchronous answer, which needs nothing of the state) without holding it.
+    const bool idle = input.empty();
+    if (idle) GiveBackState();
     switch (outcome) {
       case Outcome::kKeepOpen:
         break;
@@ -177,32 +220,37 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
         // leave in request order.
         return Action::Pause();
     }
+    if (idle) return Action::Continue();
     // A client pipelining faster than it reads: leave the rest of its requests in the input
     // until the output drains (the framework calls again when reading resumes).
     if (conn.above_high_water()) return Action::Continue();
   }
 }
 
-HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, const HttpRequest& request) {
-  const Router::Match match = options_.routes.Find(request.method, request.path, route_hint_);
-  if (match.async_handler != nullptr) return RespondLater(conn, request, *match.async_handler);
-  response_.Reset();
+HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, HttpRequestState& state) {
+  const HttpRequest& request = state.parser.request();
+  const Router::Match match = loop_.options.routes.Find(request.method, request.path, state.route_hint);
+  if (match.async_handler != nullptr) return RespondLater(conn, state, *match.async_handler);
+  HttpResponse& response = state.response;  // blank: reset after every use
   if (match.handler != nullptr) {
-    (*match.handler)(request, response_);
+    (*match.handler)(request, response);
   } else {
-    SetErrorResponse(match.status, response_);
-    if (match.status == 405) response_.AddHeader("Allow", match.allow);
+    SetErrorResponse(match.status, response);
+    if (match.status == 405) response.AddHeader("Allow", match.allow);
   }
-  return QueueResponse(conn, request_start_, FramingOf(request), response_) ? Outcome::kKeepOpen
-                                                                            : Outcome::kClose;
+  const bool keep_open = QueueResponse(conn, state.start, FramingOf(request), response);
+  // Blank again for the next request, of this connection or (given back) another's.
+  response.Reset();
+  return keep_open ? Outcome::kKeepOpen : Outcome::kClose;
 }
 
 HttpConnectionHandler::Outcome HttpConnectionHandler::RespondLater(Connection& conn,
-                                                                  const HttpRequest& request,
+                                                                  const HttpRequestState& state,
                                                                   const HttpAsyncHandlerFn& route) {
   if (self_ == nullptr) self_ = std::make_shared<const ConnectionHandle>(conn.handle());
+  const HttpRequest& request = state.parser.request();
   const RequestFraming framing = FramingOf(request);
-  auto exchange = std::make_unique<PendingExchange>(conn.loop(), self_, request_start_, framing);
+  auto exchange = std::make_unique<PendingExchange>(conn.loop(), self_, state.start, framing);
   std::optional<HttpResponse> answer;
   {
     RouteScope scope(exchange.get(), conn);
@@ -210,23 +258,26 @@ HttpConnectionHandler::Outcome HttpConnectionHandler::RespondLater(Connection& c
     answer = std::move(route_in_progress.answer);
   }
   if (!answer.has_value()) return Outcome::kDeferred;
-  return QueueResponse(conn, request_start_, framing, *answer) ? Outcome::kKeepOpen : Outcome::kClose;
+  return QueueResponse(conn, state.start, framing, *answer) ? Outcome::kKeepOpen : Outcome::kClose;
 }
 
 Action HttpConnectionHandler::Reject(Connection& conn, int status, bool head, CloseReason reason) {
   ClearHeaderDeadline(conn);
-  SetErrorResponse(status, response_);
+  HttpResponse& response = state_->response;
+  SetErrorResponse(status, response);
   RequestFraming request;
   request.head = head;
   request.keep_alive = false;
-  QueueResponse(conn, request_start_, request, response_);
-  in_request_ = false;
+  QueueResponse(conn, state_->start, request, response);
+  // Nothing more is read: the state can serve another connection at once.
+  AbandonState();
   return Action::CloseAfterWrite(reason);
 }
 
 Action HttpConnectionHandler::OnDeadline(Connection& conn) {
-  deadline_armed_ = false;
-  if (!in_request_ || parser_.head_complete()) return Action::Continue();
+  if (state_ == nullptr) return Action::Continue();
+  state_->deadline_armed = false;
+  if (!state_->in_request || state_->parser.head_complete()) return Action::Continue();
   // Not the parser's request views: the input may have moved since they were taken.
   return Reject(conn, 408, /*head=*/false, CloseReason::kReadTimeout);
 }
@@ -235,15 +286,15 @@ void HttpConnectionHandler::SetHeaderDeadline(Connection& conn) {
   // Armed once per request, at its first partial read (this callback: no time has passed since
   // the request began), and never pushed back by later bytes: a client trickling its header
   // section cannot hold the connection past the timeout.
-  if (deadline_armed_ || !HasHeaderTimeout(options_)) return;
-  conn.SetDeadline(options_.header_timeout);
-  deadline_armed_ = true;
+  if (state_->deadline_armed || !HasHeaderTimeout(loop_.options)) return;
+  conn.SetDeadline(loop_.options.header_timeout);
+  state_->deadline_armed = true;
 }
 
 void HttpConnectionHandler::ClearHeaderDeadline(Connection& conn) {
-  if (!deadline_armed_) return;
+  if (!state_->deadline_armed) return;
   conn.ClearDeadline();
-  deadline_armed_ = false;
+  state_->deadline_armed = false;
 }
 
 }  // namespace percore

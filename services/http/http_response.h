@@ -25,8 +25,8 @@ class PreparedHeader {
 
 // What a route handler fills in: status, header fields and body. The server adds the framing
 // fields itself (Date, Server, Content-Length, Connection), so handlers do not set those.
-// One object per connection is reused for every response; its strings keep their capacity, so
-// a steady stream of similar responses does not allocate.
+// The server reuses one object for many responses (of whichever connections its loop serves);
+// its strings keep their capacity, so a steady stream of similar responses does not allocate.
 class HttpResponse {
  public:
   // Back to "200, no fields, empty body, keep the connection".

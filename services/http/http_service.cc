@@ -1,5 +1,6 @@
 #include "services/http/http_service.h"
 
+#include <memory>
 #include <utility>
 
 #include "services/http/builtin_routes.h"
@@ -7,12 +8,14 @@
 
 namespace percore {
 
-HttpService::HttpService(HttpOptions options) : options_(std::move(options)) {
+HttpService::HttpService(HttpOptions options)
+    : options_(std::move(options)),
+      loop_states_(*this, [this](const ShardInfo&) { return std::make_unique<HttpLoopState>(options_); }) {
   if (options_.builtin_routes) AddBuiltinRoutes(options_, options_.routes);
 }
 
 std::unique_ptr<Handler> HttpService::NewHandler(Connection& conn) {
-  return std::make_unique<HttpConnectionHandler>(options_);
+  return std::make_unique<HttpConnectionHandler>(loop_states_.local());
 }
 
 std::string_view HttpService::OverloadResponse() const { return HttpOverloadResponse(); }

@@ -3,13 +3,18 @@
 #include <memory>
 #include <string_view>
 
+#include "core/free_list.h"
 #include "reactor/handler.h"
+#include "reactor/sharded.h"
+#include "services/http/http_connection_handler.h"
 #include "services/http/http_options.h"
 
 namespace percore {
 
-// HTTP/1.1 origin server (services/http/README.md says what it implements). Immutable after
-// construction: every loop shares it, and each connection gets an HttpConnectionHandler.
+// HTTP/1.1 origin server (services/http/README.md says what it implements). Its options are
+// immutable after construction and every loop shares them; each loop also keeps the request
+// states its connections are not using (HttpLoopState), and each connection gets an
+// HttpConnectionHandler. One HttpService serves one Server.
 class HttpService final : public Service {
  public:
   // Adds the built-in routes to options.routes (unless options.builtin_routes is false).
@@ -23,8 +28,12 @@ class HttpService final : public Service {
   const HttpOptions& options() const { return options_; }
   const Router& router() const { return options_.routes; }
 
+  // Loop thread only: the request states this loop keeps for its connections' next requests.
+  const FreeList<HttpRequestState>& local_request_states() const { return loop_states_.local().request_states; }
+
  private:
   HttpOptions options_;
+  Sharded<HttpLoopState> loop_states_;
 };
 
 std::shared_ptr<Service> NewHttpService(HttpOptions options = {});

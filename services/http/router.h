@@ -55,9 +55,10 @@ class Router {
   };
   Match Find(std::string_view method, std::string_view path) const;
 
-  // What a caller's last lookup found. Each connection keeps its own (one router serves every
-  // loop): a client mostly repeats the method and path it asked for before, which two short
-  // comparisons then confirm without a search. Valid while the routes stay as they are, as
+  // What a caller's last lookup found. Each caller keeps its own (one router serves every
+  // loop; the HTTP service keeps one in each request state of a loop): requests mostly repeat
+  // the method and path of the one before, which two short comparisons then confirm without a
+  // search. Valid while the routes stay as they are, as
   // they do once the server runs.
   class Hint {
    private:
