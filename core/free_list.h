@@ -37,6 +37,15 @@ class FreeList {
     return std::unique_ptr<T>(item);
   }
 
+  // The same, for an owner that keeps a raw pointer (and gives it back, or deletes it).
+  template <typename... Args>
+  T* TakeRaw(Args&&... args) {
+    if (count_ == 0) return Make(std::forward<Args>(args)...).release();
+    T* const item = slots_[--count_];
+    if (count_ < low_water_) low_water_ = count_;
+    return item;
+  }
+
   void Give(std::unique_ptr<T> item) {
     if (item != nullptr) Give(item.release());
   }

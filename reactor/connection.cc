@@ -45,8 +45,9 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
 Connection::~Connection() {
   if (io_ != nullptr && io_->empty() && !send_in_flight_) {
     KeepOnlyStandardBlocks(*io_);
-    loop_.connection_io().Give(io_.release());
+    loop_.connection_io().Give(std::exchange(io_, nullptr));
   }
+  delete io_;
   if (fd_ >= 0) {
     if (uring_ == nullptr) (void)loop_.Unwatch(fd_);
     CloseFd(fd_);
@@ -140,13 +141,13 @@ void Connection::ReleaseInputUnlessReading() {
   if (state_ != ConnectionState::kReading && io_ != nullptr) loop_.buffer_pool().Release(io_->input);
 }
 
-void Connection::TakeIo() { io_ = loop_.connection_io().Take(&loop_.buffer_pool()); }
+void Connection::TakeIo() { io_ = loop_.connection_io().TakeRaw(&loop_.buffer_pool()); }
 
 void Connection::GiveBackIoIfEmpty() {
   ConnectionIo& io = *io_;
   if (io.output.size() != 0 || io.sending.size() != 0 || !io.input.empty() || !io.stash.empty()) return;
   KeepOnlyStandardBlocks(io);
-  loop_.connection_io().Give(io_.release());
+  loop_.connection_io().Give(std::exchange(io_, nullptr));
 }
 
 // A kept ConnectionIo keeps the standard blocks its buffers hold, so the next connection to take
