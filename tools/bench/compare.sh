@@ -13,6 +13,8 @@
 #   tools/bench/compare.sh --out DIR       write RESULTS.md and results.png to DIR instead
 #   tools/bench/compare.sh --nice -10      run servers and clients at this nice level, so other
 #                                          work on a shared machine disturbs them less
+#   tools/bench/compare.sh --backend epoll percored's back end wherever a scenario does not name
+#                                          one (default: percored's own default)
 #   PERCORE_BENCH_BAZEL_FLAGS="..." tools/bench/compare.sh    extra flags for the opt build
 #
 # Scenarios: 1 HTTP plaintext, 2 memcache get/set, 3 RESP GET/SET, 4 echo vs the floor,
@@ -29,6 +31,7 @@ repo=$(pwd)
 duration=5
 quick=0
 nice_level=0
+backend_flags=()
 scenarios=()
 out_dir="$repo/tools/bench"
 while [[ $# -gt 0 ]]; do
@@ -36,10 +39,12 @@ while [[ $# -gt 0 ]]; do
     --quick) quick=1; duration=2 ;;
     --nice) nice_level="$2"; shift ;;
     --nice=*) nice_level="${1#*=}" ;;
+    --backend) backend_flags=(--backend="$2"); shift ;;
+    --backend=*) backend_flags=(--backend="${1#*=}") ;;
     --scenario) scenarios+=("$2"); shift ;;
     --scenario=*) scenarios+=("${1#*=}") ;;
     --out) out_dir="$2"; shift ;;
-    -h|--help) sed -n '2,22p' "$self"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$self"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -147,7 +152,8 @@ start_percored() {  # start_percored [extra flags...]: every service percored ha
   has_service http && listen+=",http=127.0.0.1:$PERCORE_HTTP"
   has_service memcache && listen+=",memcache=127.0.0.1:$PERCORE_MEMCACHE"
   has_service resp && listen+=",resp=127.0.0.1:$PERCORE_RESP"
-  start_server "$PERCORE_ECHO" "$bin/percored" --loops=1 --listen="$listen" --drain_timeout=1s "$@"
+  start_server "$PERCORE_ECHO" "$bin/percored" --loops=1 --listen="$listen" --drain_timeout=1s \
+    ${backend_flags[@]+"${backend_flags[@]}"} "$@"
   if has_service http; then wait_port "$PERCORE_HTTP"; fi
 }
 
@@ -368,7 +374,8 @@ scenario_4() {  # echo vs the floor
 
 scenario_5() {  # connection churn: one request per connection
   local entries=("percore echo:$PERCORE_ECHO:start_percored:echo" "floor echo:$FLOOR_ECHO:start_floor $FLOOR_ECHO echo:echo")
-  has_service http && entries+=("percore http:$PERCORE_HTTP:start_percored:http")
+  has_service http && entries+=("percore http:$PERCORE_HTTP:start_percored:http"
+                                "percore http reuseport:$PERCORE_HTTP:start_percored --balance=reuseport:http")
   entries+=("nginx http:$NGINX_HTTP:start_nginx:http")
   local entry name port starter protocol
   for entry in "${entries[@]}"; do
