@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # The io_uring back end.
   liburing-dev
+  # TLS (OpenSSL 3), and the openssl client the TLS tests drive.
+  libssl-dev openssl
   # Sanitizers and fuzzing (clang's runtimes).
   clang libclang-rt-14-dev
   # Real clients the interop tests drive.

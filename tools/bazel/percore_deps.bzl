@@ -39,6 +39,7 @@ def percore_dependencies():
             "gtest": ["gtest"],
             "gtest_main": ["gtest_main"],
             "liburing": ["liburing"],
+            "openssl": ["openssl"],
         },
         extra_linkopts = {
             "grpc": ["-lgrpc++_reflection"],

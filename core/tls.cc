@@ -1,0 +1,330 @@
+#include "core/tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace percore {
+namespace {
+
+// The newest error on this thread's OpenSSL queue, as text, and the queue emptied (it is
+// per-thread: left behind, it would be reported by the next call on the same loop).
+std::string TakeOpenSslError() {
+  std::string text;
+  unsigned long code;
+  while ((code = ERR_get_error()) != 0) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof(buffer));
+    text = buffer;  // the last is the most specific
+  }
+  return text.empty() ? "no detail from OpenSSL" : text;
+}
+
+absl::Status FileError(const std::string& what, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("TLS ", what, " ", path, ": ", std::strerror(errno)));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("TLS ", what, " ", path, ": not usable PEM (", TakeOpenSslError(), ")"));
+}
+
+absl::Time AsnTime(const ASN1_TIME* time) {
+  struct tm tm{};
+  if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return absl::InfinitePast();
+  return absl::FromTimeT(timegm(&tm));
+}
+
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* offered,
+               unsigned int offered_length, void* arg) {
+  const std::string& ours = *static_cast<const std::string*>(arg);
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, out_length, reinterpret_cast<const unsigned char*>(ours.data()),
+                            static_cast<unsigned int>(ours.size()), offered,
+                            offered_length) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // no protocol in common: go on without ALPN
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// The reasons OpenSSL gives when what arrived is not a TLS record at all.
+bool ReasonIsNotTls(int reason) {
+  return reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST ||
+         reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_UNKNOWN_PROTOCOL ||
+         reason == SSL_R_PACKET_LENGTH_TOO_LONG;
+}
+
+}  // namespace
+
+bool KernelHasTls() {
+  static const bool has = [] {
+    std::ifstream ulp("/proc/sys/net/ipv4/tcp_available_ulp");
+    std::string word;
+    while (ulp >> word) {
+      if (word == "tls") return true;
+    }
+    return false;
+  }();
+  return has;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TlsContext
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Create(const TlsOptions& options) {
+  return Build(options, nullptr);
+}
+
+absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Reload() const { return Build(options_, this); }
+
+absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Build(const TlsOptions& options,
+                                                                    const TlsContext* carry_tickets_from) {
+  if (options.cert_file.empty() || options.key_file.empty()) {
+    return absl::InvalidArgumentError("TLS needs a certificate and a key (--tls_cert and --tls_key)");
+  }
+  ERR_clear_error();
+  SSL_CTX* raw = SSL_CTX_new(TLS_server_method());
+  if (raw == nullptr) return absl::InternalError(absl::StrCat("SSL_CTX_new: ", TakeOpenSslError()));
+  std::shared_ptr<TlsContext> context(new TlsContext(raw, options));
+  SSL_CTX* ctx = context->ctx_;
+
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  uint64_t flags = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
+  if (options.ktls) flags |= SSL_OP_ENABLE_KTLS;
+  SSL_CTX_set_options(ctx, flags);
+  // An idle connection holds no record buffers; writes may come from a different address when
+  // retried (the output queue moves).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Resumption by tickets only: stateless, so a ticket one loop issued resumes on any other
+  // (every loop shares this context and its ticket keys), with no cache shared between threads.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, 1);
+
+  if (SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str()) != 1) {
+    return FileError("certificate", options.cert_file);
+  }
+  bool mismatch = false;
+  if (SSL_CTX_use_PrivateKey_file(ctx, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    const unsigned long code = ERR_peek_last_error();
+    mismatch = ERR_GET_LIB(code) == ERR_LIB_X509 && (ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH ||
+                                                                ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH);
+    if (!mismatch) return FileError("key", options.key_file);
+  }
+  if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
+    TakeOpenSslError();
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS key ", options.key_file, " does not match the certificate in ", options.cert_file));
+  }
+  X509* cert = SSL_CTX_get0_certificate(ctx);
+  const absl::Time now = absl::Now();
+  const absl::Time not_before = AsnTime(X509_get0_notBefore(cert));
+  context->not_after_ = AsnTime(X509_get0_notAfter(cert));
+  if (context->not_after_ <= now) {
+    return absl::InvalidArgumentError(absl::StrCat("TLS certificate ", options.cert_file, " expired on ",
+                                                   absl::FormatTime(context->not_after_, absl::UTCTimeZone())));
+  }
+  if (not_before > now) {
+    return absl::InvalidArgumentError(absl::StrCat("TLS certificate ", options.cert_file, " is not valid until ",
+                                                   absl::FormatTime(not_before, absl::UTCTimeZone())));
+  }
+  char subject[512];
+  X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+  context->subject_ = subject;
+
+  for (const std::string& protocol : options.alpn) {
+    if (protocol.empty() || protocol.size() > 255) {
+      return absl::InvalidArgumentError(absl::StrCat("TLS ALPN protocol name of ", protocol.size(), " bytes"));
+    }
+    context->alpn_wire_.push_back(static_cast<char>(protocol.size()));
+    context->alpn_wire_ += protocol;
+  }
+  if (!context->alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, &context->alpn_wire_);
+
+  if (carry_tickets_from != nullptr) {
+    unsigned char keys[80];
+    if (SSL_CTX_get_tlsext_ticket_keys(carry_tickets_from->ctx_, keys, sizeof(keys)) > 0) {
+      SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys));
+    }
+    OPENSSL_cleanse(keys, sizeof(keys));
+  }
+  ERR_clear_error();
+  return std::shared_ptr<const TlsContext>(std::move(context));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session's BIO: reads from wire_in_, writes to wire_out_; never a system call.
+
+struct TlsBio {
+  static BIO_METHOD* Method() {
+    static BIO_METHOD* const method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "percore buffers");
+      BIO_meth_set_write_ex(m, Write);
+      BIO_meth_set_read_ex(m, Read);
+      BIO_meth_set_ctrl(m, Ctrl);
+      BIO_meth_set_create(m, [](BIO* bio) {
+        BIO_set_init(bio, 1);
+        return 1;
+      });
+      return m;
+    }();
+    return method;
+  }
+
+  static int Write(BIO* bio, const char* data, size_t n, size_t* written) {
+    BIO_clear_retry_flags(bio);
+    static_cast<TlsSession*>(BIO_get_data(bio))->wire_out_.Append(data, n);
+    *written = n;
+    return 1;
+  }
+
+  static int Read(BIO* bio, char* out, size_t n, size_t* read) {
+    BIO_clear_retry_flags(bio);
+    Buffer& in = static_cast<TlsSession*>(BIO_get_data(bio))->wire_in_;
+    if (in.empty()) {
+      BIO_set_retry_read(bio);  // more ciphertext later, not the end of the stream
+      *read = 0;
+      return 0;
+    }
+    const size_t k = std::min(n, in.size());
+    std::memcpy(out, in.data(), k);
+    in.Consume(k);
+    *read = k;
+    return 1;
+  }
+
+  static long Ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+};
+
+// ---------------------------------------------------------------------------------------------
+// TlsSession
+
+TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, BufferPool* pool)
+    : context_(std::move(context)), wire_in_(pool), wire_out_(pool) {
+  ssl_ = SSL_new(context_->native());
+  if (ssl_ == nullptr) {
+    error_ = "SSL_new: " + TakeOpenSslError();
+    return;
+  }
+  BIO* bio = BIO_new(TlsBio::Method());
+  if (bio == nullptr) {
+    error_ = "BIO_new: " + TakeOpenSslError();
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    return;
+  }
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);
+  SSL_set_accept_state(ssl_);
+}
+
+TlsSession::~TlsSession() { SSL_free(ssl_); }
+
+TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
+  if (ssl_ == nullptr) return Result::kError;
+  ERR_clear_error();
+  if (!handshake_done_) {
+    const int r = SSL_do_handshake(ssl_);
+    if (r != 1) {
+      const int e = SSL_get_error(ssl_, r);
+      return e == SSL_ERROR_WANT_READ ? Result::kOk : Fail(e);
+    }
+    handshake_done_ = true;
+  }
+  size_t got = 0;
+  while (got < max_plain) {
+    if (plain.writable() < 1024) plain.Reserve(std::min<size_t>(max_plain - got, 4096));
+    const size_t room = std::min(plain.writable(), max_plain - got);
+    size_t n = 0;
+    const int r = SSL_read_ex(ssl_, plain.Reserve(room), room, &n);
+    if (r == 1) {
+      plain.Commit(n);
+      got += n;
+      continue;
+    }
+    const int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ) return Result::kOk;
+    if (e == SSL_ERROR_ZERO_RETURN) return Result::kPeerClosed;
+    return Fail(e);
+  }
+  return Result::kOk;
+}
+
+size_t TlsSession::Encrypt(std::string_view plain) {
+  if (ssl_ == nullptr || !handshake_done_ || shut_down_ || plain.empty()) return 0;
+  ERR_clear_error();
+  size_t written = 0;
+  if (SSL_write_ex(ssl_, plain.data(), plain.size(), &written) != 1) {
+    // Writing into memory cannot block; only a broken session refuses.
+    Fail(SSL_get_error(ssl_, 0));
+    return 0;
+  }
+  return written;
+}
+
+void TlsSession::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (ssl_ == nullptr || !handshake_done_) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // close_notify into wire_out_; the peer's is not waited for
+  ERR_clear_error();
+}
+
+TlsSession::Result TlsSession::Fail(int ssl_error) {
+  const unsigned long code = ERR_peek_last_error();
+  if (!handshake_done_ && code != 0 && ERR_GET_LIB(code) == ERR_LIB_SSL && ReasonIsNotTls(ERR_GET_REASON(code))) {
+    error_not_tls_ = true;
+  }
+  if (ssl_error == SSL_ERROR_SSL) {
+    error_ = TakeOpenSslError();
+  } else {
+    error_ = absl::StrCat("SSL error ", ssl_error, " (", TakeOpenSslError(), ")");
+  }
+  return Result::kError;
+}
+
+bool TlsSession::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+
+std::string_view TlsSession::version() const {
+  if (ssl_ == nullptr || !handshake_done_) return {};
+  return SSL_get_version(ssl_);
+}
+
+std::string_view TlsSession::alpn() const {
+  if (ssl_ == nullptr) return {};
+  const unsigned char* data = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(ssl_, &data, &length);
+  return std::string_view(reinterpret_cast<const char*>(data), length);
+}
+
+bool TlsSession::ktls_send() const {
+#ifdef BIO_get_ktls_send
+  return ssl_ != nullptr && BIO_get_ktls_send(SSL_get_wbio(ssl_)) != 0;
+#else
+  return false;
+#endif
+}
+
+bool TlsSession::ktls_receive() const {
+#ifdef BIO_get_ktls_recv
+  return ssl_ != nullptr && BIO_get_ktls_recv(SSL_get_rbio(ssl_)) != 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace percore
