@@ -96,11 +96,12 @@ ssize_t Buffer::ReadFromFd(int fd, size_t max_bytes) {
   return n;
 }
 
-ssize_t Buffer::WriteToFd(int fd) {
+ssize_t Buffer::WriteToFd(int fd, size_t max_bytes) {
   if (empty()) return 0;
+  const size_t length = std::min(size(), max_bytes);
   // send(MSG_NOSIGNAL): a peer that is gone yields EPIPE instead of killing the process.
-  ssize_t n = sys::Send(fd, data(), size(), MSG_NOSIGNAL);
-  if (n < 0 && errno == ENOTSOCK) n = ::write(fd, data(), size());
+  ssize_t n = sys::Send(fd, data(), length, MSG_NOSIGNAL);
+  if (n < 0 && errno == ENOTSOCK) n = ::write(fd, data(), length);
   if (n > 0) Consume(static_cast<size_t>(n));
   return n;
 }

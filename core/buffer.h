@@ -70,9 +70,10 @@ class Buffer {
   // small, into a per-thread 64 KiB overflow area that is then appended. Returns read()'s
   // result; on -1, errno is left as read() set it.
   ssize_t ReadFromFd(int fd, size_t max_bytes);
-  // Writes the readable bytes with one send(MSG_NOSIGNAL) (write() for non-sockets) and
-  // consumes what was written. Returns its result; on -1, errno is left as it set it.
-  ssize_t WriteToFd(int fd);
+  // Writes the readable bytes (at most max_bytes of them) with one send(MSG_NOSIGNAL) (write()
+  // for non-sockets) and consumes what was written. Returns its result; on -1, errno is left as
+  // it set it.
+  ssize_t WriteToFd(int fd, size_t max_bytes = static_cast<size_t>(-1));
 
   // Storage management, used by BufferPool.
   bool has_storage() const { return storage_ != nullptr; }

@@ -296,6 +296,10 @@ TlsSession::Result TlsSession::Fail(int ssl_error) {
   return Result::kError;
 }
 
+bool TlsSession::has_pending() const {
+  return !wire_in_.empty() || (ssl_ != nullptr && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1));
+}
+
 bool TlsSession::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 std::string_view TlsSession::version() const {

@@ -101,6 +101,10 @@ class TlsSession {
   size_t Encrypt(std::string_view plain);
   // Queues close_notify (once). Nothing can be encrypted after it.
   void Shutdown();
+  bool shut_down() const { return shut_down_; }
+  // Whether Decrypt has anything to work on: ciphertext not yet taken, or a record OpenSSL has
+  // read but not fully returned (Decrypt stopped at its limit).
+  bool has_pending() const;
   // Ciphertext for the peer, in order; the caller sends and consumes it.
   Buffer& wire_out() { return wire_out_; }
 

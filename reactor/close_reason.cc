@@ -17,6 +17,9 @@ std::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kOutputOverflow: return "output_overflow";
     case CloseReason::kIoError: return "io_error";
     case CloseReason::kHandlerError: return "handler_error";
+    case CloseReason::kTlsHandshakeTimeout: return "tls_handshake_timeout";
+    case CloseReason::kTlsHandshakeFailed: return "tls_handshake_failed";
+    case CloseReason::kTlsError: return "tls_error";
   }
   return "unknown";
 }

@@ -20,9 +20,12 @@ enum class CloseReason : uint8_t {
   kOutputOverflow,  // the peer does not read and queued output passed the hard cap
   kIoError,         // any other socket error
   kHandlerError,    // the handler failed (threw, or reported an internal error)
+  kTlsHandshakeTimeout,  // a TLS endpoint's handshake did not complete in time (slow or silent client)
+  kTlsHandshakeFailed,   // the handshake failed: not TLS at all, no shared version or cipher, bad messages
+  kTlsError,             // a TLS protocol error after the handshake (a bad record, an alert)
 };
 
-inline constexpr int kCloseReasonCount = static_cast<int>(CloseReason::kHandlerError) + 1;
+inline constexpr int kCloseReasonCount = static_cast<int>(CloseReason::kTlsError) + 1;
 
 // Stable lower_snake_case names, used in stats, logs and metric labels.
 std::string_view CloseReasonName(CloseReason reason);

@@ -85,6 +85,10 @@ SocketAddress Connection::peer() const {
 
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
 
+void Connection::UseTls(std::shared_ptr<const TlsContext> context) {
+  tls_ = std::make_unique<TlsSession>(std::move(context), &loop_.buffer_pool());
+}
+
 void Connection::Start(std::unique_ptr<Handler> handler) {
   handler_ = std::move(handler);
   state_ = ConnectionState::kReading;
@@ -98,6 +102,10 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
     interest_ = kPollIn;
   }
   Touch();
+  if (tls_ != nullptr && options_.tls_handshake_timeout > absl::ZeroDuration()) {
+    handshake_deadline_ns_ = loop_.now_ns() + absl::ToInt64Nanoseconds(options_.tls_handshake_timeout);
+    ArmTimer(handshake_deadline_ns_);
+  }
   RunCallback([this] {
     handler_->OnOpen(*this);
     return Action::Continue();
@@ -310,7 +318,7 @@ void Connection::HandleIoEvent(uint32_t events) {
       const int err = PendingSocketError(fd_);
       if (err != 0) {
         Finish(ReasonForErrno(err));
-      } else if (io_ != nullptr && !io_->output.empty()) {
+      } else if (Queued() != 0) {
         Flush();  // the write reports EPIPE/ECONNRESET if the peer is really gone
       } else if (state_ != ConnectionState::kPaused) {
         Finish(peer_eof_ ? CloseReason::kPeerClosed : CloseReason::kPeerReset);
@@ -329,10 +337,12 @@ void Connection::HandleReadable() {
   LoopStats& stats = loop_.stats();
   size_t budget = options_.read_budget;
   while (ShouldRead() && budget > 0) {
-    Buffer& input = io().input;
-    if (!input.has_storage()) loop_.buffer_pool().Attach(input);
-    const size_t offered = std::min(budget, input.writable() + 64 * 1024);
-    const ssize_t n = input.ReadFromFd(fd_, offered);
+    // On TLS the socket's bytes are ciphertext: they go to the session, which decrypts them
+    // into the input.
+    Buffer& target = tls_ == nullptr ? io().input : tls_->wire_in();
+    if (!target.has_storage()) loop_.buffer_pool().Attach(target);
+    const size_t offered = std::min(budget, target.writable() + 64 * 1024);
+    const ssize_t n = target.ReadFromFd(fd_, offered);
     stats.read_calls.Increment();
     if (n > 0) {
       const size_t got = static_cast<size_t>(n);
@@ -340,8 +350,10 @@ void Connection::HandleReadable() {
       stats.bytes_in.Add(got);
       budget -= std::min(budget, got);
       last_activity_ns_ = loop_.now_ns();
+      if (tls_ != nullptr && !DecryptInput()) return;
       Deliver();
       if (finished_) return;
+      if (peer_eof_) break;  // TLS close_notify: FlushAndDeliver reports it (ReportPeerEof)
       if (Unsent() > options_.high_water) break;  // backpressure: read no further ahead
       if (got < offered) break;  // the socket is drained; the next read would say EAGAIN
       continue;
@@ -373,7 +385,7 @@ void Connection::ReportPeerEof() {
   // and waits for OnWritable). It is reported once those are offered, as the readiness back
   // ends, which stop reading under backpressure, would read it.
   while (eof_unreported_ && !finished_ && state_ == ConnectionState::kReading &&
-         (io_ == nullptr || io_->stash.empty()) &&
+         (io_ == nullptr || io_->stash.empty()) && (tls_ == nullptr || !tls_->has_pending()) &&
          !writable_requested_ && !writable_due_) {
     eof_unreported_ = false;
     RunCallback([this] { return handler_->OnPeerClosed(*this); });
@@ -401,13 +413,13 @@ void Connection::FlushAndDeliverInput() {
       }
       if (Queued() != before) continue;  // write what it produced, within the budget
     }
-    if (state_ != ConnectionState::kReading || io_ == nullptr || (io_->input.empty() && io_->stash.empty())) return;
+    const size_t before = InputWaiting();
+    if (state_ != ConnectionState::kReading || before == 0) return;
     // Input that waited behind the high-water mark: the write just made room for its replies.
     // Nothing else would offer it again, since the peer may send nothing more until it gets them.
-    const size_t before = io().input.size() + io().stash.size();
     Deliver();
     if (finished_) return;
-    if (io().input.size() + io().stash.size() == before) {
+    if (InputWaiting() == before) {
       Flush();
       return;
     }
@@ -418,6 +430,8 @@ void Connection::Deliver() {
   while (state_ == ConnectionState::kReading && Unsent() <= options_.high_water) {
     // io_uring: what was received behind backpressure joins the input one read budget at a
     // time, as the readiness back ends would read it.
+    // TLS: ciphertext that waited (behind backpressure or a pause) is decrypted as it is needed.
+    if (tls_ != nullptr && tls_->has_pending() && !DecryptInput()) return;
     if (io_ == nullptr) return;
     if (!io_->stash.empty()) TakeStashed(options_.read_budget);
     if (io_->input.empty()) return;
@@ -481,8 +495,91 @@ void Connection::FinishPendingWork() {
     BeginClosing(drain_reason_);
     return;
   }
-  if (peer_eof_ && uring_ == nullptr) {  // io_uring: FlushAndDeliver reports it (OnPeerEof)
+  // io_uring, and a TLS close_notify: FlushAndDeliver reports it (ReportPeerEof).
+  if (peer_eof_ && uring_ == nullptr && !eof_unreported_) {
     RunCallback([this] { return handler_->OnPeerClosed(*this); });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS. The session sits between the socket and the connection's buffers: what is read is
+// ciphertext, decrypted into the input the handler sees; what the handler queues is plaintext,
+// encrypted into the session's wire buffer, which is what is written (or sent, on io_uring).
+
+bool Connection::DecryptInput() {
+  const TlsSession::Result result = tls_->Decrypt(io().input, options_.read_budget);
+  if (tls_->wire_in().empty()) loop_.buffer_pool().Release(tls_->wire_in());
+  if (tls_->TakeHandshakeCompleted()) handshake_deadline_ns_ = kNoDeadline;
+  switch (result) {
+    case TlsSession::Result::kOk:
+      return true;
+    case TlsSession::Result::kPeerClosed:
+      // close_notify: the peer sends nothing more. Reported as its FIN would be, once the
+      // handler has had everything before it.
+      if (!peer_eof_) {
+        peer_eof_ = true;
+        eof_unreported_ = true;
+      }
+      return true;
+    case TlsSession::Result::kError:
+      break;
+  }
+  // The alert OpenSSL queued, if any, is sent with one attempt; then the connection closes.
+  if (uring_ == nullptr && !tls_->wire_out().empty()) (void)tls_->wire_out().WriteToFd(fd_);
+  Finish(tls_->handshake_done() ? CloseReason::kTlsError : CloseReason::kTlsHandshakeFailed);
+  return false;
+}
+
+void Connection::EncryptOutput() {
+  if (io_ == nullptr || !tls_->handshake_done() || tls_->shut_down()) return;
+  // Encrypted a little ahead of the socket, not all at once: a large reply stays plaintext
+  // (shared pieces in place) until the socket takes what is before it.
+  constexpr size_t kEncryptAhead = 64 * 1024;
+  OutputQueue& output = io_->output;
+  Buffer& wire = tls_->wire_out();
+  while (!output.empty() && wire.size() < kEncryptAhead) {
+    iovec piece;
+    size_t length = 0;
+    output.Gather(kEncryptAhead - wire.size(), &piece, 1, &length);
+    const size_t taken = tls_->Encrypt(std::string_view(static_cast<const char*>(piece.iov_base), length));
+    if (taken == 0) return;
+    output.Consume(taken);
+  }
+}
+
+bool Connection::FlushTls(size_t& budget, bool& progressed) {
+  LoopStats& stats = loop_.stats();
+  for (;;) {
+    EncryptOutput();
+    Buffer& wire = tls_->wire_out();
+    if (wire.empty()) return true;
+    if (budget == 0) {
+      stats.write_budget_yields.Increment();
+      return true;
+    }
+    const size_t asked = std::min(wire.size(), budget);
+    const ssize_t n = wire.WriteToFd(fd_, asked);
+    stats.write_calls.Increment();
+    if (n > 0) {
+      const size_t wrote = static_cast<size_t>(n);
+      bytes_out_ += wrote;
+      stats.bytes_out.Add(wrote);
+      budget -= wrote;
+      progressed = true;
+      if (wrote < asked) {
+        stats.partial_writes.Increment();
+        return true;
+      }
+      continue;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      stats.write_eagain.Increment();
+      return true;
+    }
+    Finish(ReasonForErrno(err));
+    return false;
   }
 }
 
@@ -518,7 +615,8 @@ void Connection::Flush() {
     SubmitSend();
     budget = write_budget_left_;
   }
-  while (uring_ == nullptr && io_ != nullptr && !io_->output.empty()) {
+  if (tls_ != nullptr && uring_ == nullptr && !FlushTls(budget, progressed)) return;
+  while (uring_ == nullptr && tls_ == nullptr && io_ != nullptr && !io_->output.empty()) {
     if (budget == 0) {
       // One connection's large reply does not hold the loop: the rest goes out in the next
       // iterations, after the other connections had their turn.
@@ -560,12 +658,14 @@ void Connection::Flush() {
       loop_.buffer_pool().Release(io_->output.bytes());
       loop_.buffer_pool().Release(io_->sending.bytes());
     }
+    if (tls_ != nullptr) loop_.buffer_pool().Release(tls_->wire_out());
     if (!fin_sent_) io_deadline_ns_ = kNoDeadline;
   } else {
     // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its
     // memory is bounded by the write budget.
     const size_t in_flight_copied = send_in_flight_ ? std::min(io().send_asked, io().sending.copied_size()) : 0;
-    if (io().output.copied_size() + io().sending.copied_size() - in_flight_copied > options_.output_cap) {
+    const size_t ciphertext = tls_ == nullptr ? 0 : tls_->wire_out().size();
+    if (io().output.copied_size() + io().sending.copied_size() + ciphertext - in_flight_copied > options_.output_cap) {
       Finish(CloseReason::kOutputOverflow);
       return;
     }
@@ -590,6 +690,15 @@ void Connection::Flush() {
       break;
     case ConnectionState::kClosing:
       if (Queued() == 0 && !fin_sent_) {
+        if (tls_ != nullptr && !tls_->shut_down()) {
+          // TLS: close_notify goes out after the last reply (an answer to the peer's, if it
+          // sent one), then the FIN, from the Flush that writes it.
+          tls_->Shutdown();
+          if (Queued() != 0) {
+            Flush();
+            return;
+          }
+        }
         if (peer_eof_) {
           Finish(close_reason_);
           return;
@@ -632,6 +741,10 @@ void Connection::BeginClosing(CloseReason reason) {
     loop_.buffer_pool().Release(io_->input);
     loop_.buffer_pool().Release(io_->stash);
   }
+  if (tls_ != nullptr) {
+    tls_->wire_in().Clear();
+    loop_.buffer_pool().Release(tls_->wire_in());
+  }
   if (Queued() != 0 && io_deadline_ns_ == kNoDeadline && loop_.timeouts_.write_ns > 0) {
     SetIoDeadline(loop_.now_ns() + loop_.timeouts_.write_ns);
   }
@@ -643,7 +756,7 @@ void Connection::Finish(CloseReason reason) {
   state_ = ConnectionState::kClosed;
   loop_.wheel().Cancel(this);
   idle_timing_ = false;
-  handler_deadline_ns_ = io_deadline_ns_ = kNoDeadline;
+  handler_deadline_ns_ = io_deadline_ns_ = handshake_deadline_ns_ = kNoDeadline;
   if (uring_ != nullptr) {
     // What is in flight is cancelled; its completions still arrive, and the loop keeps this
     // connection (and the bytes of its send) until they have. The fd is closed through the
@@ -669,6 +782,12 @@ void Connection::Finish(CloseReason reason) {
     loop_.buffer_pool().Release(io_->stash);
     loop_.buffer_pool().Release(io_->output.bytes());
   }
+  if (tls_ != nullptr) {
+    tls_->wire_in().Clear();
+    tls_->wire_out().Clear();
+    loop_.buffer_pool().Release(tls_->wire_in());
+    loop_.buffer_pool().Release(tls_->wire_out());
+  }
   if (handler_) {
     try {
       handler_->OnClose(*this, reason);
@@ -689,11 +808,11 @@ void Connection::UpdateInterest() {
   switch (state_) {
     case ConnectionState::kReading:
       wanted = peer_eof_ ? 0u : uint32_t{kPollIn};
-      if (io_ != nullptr && !io_->output.empty()) wanted |= kPollOut;
+      if (Queued() != 0) wanted |= kPollOut;
       break;
     case ConnectionState::kWriting:
     case ConnectionState::kPaused:
-      if (io_ != nullptr && !io_->output.empty()) wanted = kPollOut;
+      if (Queued() != 0) wanted = kPollOut;
       break;
     case ConnectionState::kClosing:
       wanted = fin_sent_ ? uint32_t{kPollIn} : uint32_t{kPollOut};
@@ -735,6 +854,7 @@ void Connection::RearmTimer() {
   int64_t earliest = std::numeric_limits<int64_t>::max();
   if (io_deadline_ns_ != kNoDeadline) earliest = io_deadline_ns_;
   if (handler_deadline_ns_ != kNoDeadline) earliest = std::min(earliest, handler_deadline_ns_);
+  if (handshake_deadline_ns_ != kNoDeadline) earliest = std::min(earliest, handshake_deadline_ns_);
   if (idle_timing_) {
     // Traffic only moves last_activity_ns_; the deadline it implies is taken here. While backed
     // up the connection is not idle (the write deadline governs it), so the idle check comes
@@ -755,6 +875,10 @@ void Connection::RearmTimer() {
 void Connection::OnTimer() {
   if (finished_) return;
   const int64_t now = loop_.now_ns();
+  if (handshake_deadline_ns_ != kNoDeadline && handshake_deadline_ns_ <= now) {
+    Finish(CloseReason::kTlsHandshakeTimeout);
+    return;
+  }
   if (io_deadline_ns_ != kNoDeadline && io_deadline_ns_ <= now) {
     io_deadline_ns_ = kNoDeadline;
     OnIoTimeout();
@@ -809,7 +933,8 @@ void Connection::UpdateReceive() {
   } else {
     // Paused or backed up: bytes keep arriving (into the stash) up to one read budget, then the
     // receive is cancelled until reading resumes (a pause per request costs nothing extra).
-    want = io_ == nullptr || io_->stash.size() < options_.read_budget;
+    want = (io_ == nullptr || io_->stash.size() < options_.read_budget) &&
+           (tls_ == nullptr || tls_->wire_in().size() < options_.read_budget);
   }
   if (want && recv_ == ReceiveState::kIdle && !starved_) {
     uring_->Receive(fd_, this);
@@ -889,7 +1014,11 @@ void Connection::OnReceived(std::string_view bytes) {
   // Straight to the handler's input while it may take more; behind backpressure or a pause,
   // and behind bytes already waiting there, into the stash (Deliver takes them in order).
   ConnectionIo& io = this->io();
-  if (io.stash.empty() && ShouldRead() && Unsent() <= options_.high_water) {
+  if (tls_ != nullptr) {
+    // Ciphertext waits in the session (it is the stash here) until the handler may take more.
+    tls_->Receive(bytes);
+    if (ShouldRead() && Unsent() <= options_.high_water && !DecryptInput()) return;
+  } else if (io.stash.empty() && ShouldRead() && Unsent() <= options_.high_water) {
     if (!io.input.has_storage()) loop_.buffer_pool().Attach(io.input);
     io.input.Append(bytes);
   } else {
@@ -936,11 +1065,19 @@ void Connection::OnHangup(int result) {
 }
 
 void Connection::SubmitSend() {
-  if (send_in_flight_ || finished_ || io_ == nullptr) return;
-  ConnectionIo& io = *io_;
+  if (send_in_flight_ || finished_) return;
+  if (io_ == nullptr && (tls_ == nullptr || tls_->wire_out().empty())) return;
+  ConnectionIo& io = this->io();
   if (io.sending.empty()) {
-    if (io.output.empty()) return;
-    std::swap(io.sending, io.output);  // the queued bytes become the send's; new output starts afresh
+    if (tls_ != nullptr) {
+      // The ciphertext becomes the send's; what is encrypted meanwhile goes to a fresh buffer.
+      EncryptOutput();
+      if (tls_->wire_out().empty()) return;
+      io.sending.bytes().Swap(tls_->wire_out());
+    } else {
+      if (io.output.empty()) return;
+      std::swap(io.sending, io.output);  // the queued bytes become the send's; new output starts afresh
+    }
   }
   const size_t budget = WriteBudgetLeft();
   if (budget == 0) {

@@ -14,6 +14,7 @@
 #include "core/buffer.h"
 #include "core/output_queue.h"
 #include "core/socket.h"
+#include "core/tls.h"
 #include "reactor/close_reason.h"
 #include "reactor/handler.h"
 #include "reactor/io_watcher.h"
@@ -63,6 +64,9 @@ struct ConnectionOptions {
   absl::Duration idle_timeout = absl::Minutes(5);   // no traffic at all; zero = never
   absl::Duration write_timeout = absl::Minutes(1);  // queued output makes no progress; zero = never
   absl::Duration close_linger = absl::Seconds(2);   // after our FIN, how long we drain the peer; zero = not at all
+  // A TLS connection whose handshake has not completed this long after it was accepted is
+  // closed (kTlsHandshakeTimeout); zero = never.
+  absl::Duration tls_handshake_timeout = absl::Seconds(5);
 };
 
 // Whether `options` can work together: the water marks in order, budgets that let a
@@ -169,6 +173,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   ConnectionStats stats() const;
   // Whether it holds buffers now (an idle connection does not: see ConnectionIo).
   bool holds_io() const { return io_ != nullptr; }
+  // Its TLS session (version, ALPN, resumption); null on a plaintext endpoint.
+  const TlsSession* tls() const { return tls_.get(); }
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t requests() const { return requests_ + batch_requests_; }
@@ -185,6 +191,9 @@ class Connection final : private IoWatcher, private TimerEntry {
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
+  // Before Start: the connection speaks TLS with `context`. Its handler sees plaintext: bytes
+  // read are decrypted into the input, and what the handler queues is encrypted as it is sent.
+  void UseTls(std::shared_ptr<const TlsContext> context);
   // Runs `fn` (a cross-loop answer, a handler's own task) as a handler callback: an exception
   // closes the connection (kHandlerError); a Resume() inside it continues reading afterwards,
   // and what it queued is written.
@@ -238,9 +247,19 @@ class Connection final : private IoWatcher, private TimerEntry {
   void SubmitSend();
   void UpdateReceive();
   void CancelReceive();
-  // Every byte owed to the peer, a send in flight (io_uring) included.
-  size_t Queued() const { return io_ == nullptr ? 0 : io_->output.size() + io_->sending.size(); }
+  // Every byte owed to the peer, a send in flight (io_uring) included; on TLS, plaintext not
+  // yet encrypted and ciphertext not yet sent.
+  size_t Queued() const {
+    return (io_ == nullptr ? 0 : io_->output.size() + io_->sending.size()) +
+           (tls_ == nullptr ? 0 : tls_->wire_out().size());
+  }
   size_t Unsent() const { return Queued() - (send_in_flight_ ? io_->send_asked : 0); }
+  // Bytes read but not yet taken by the handler: the input, the stash (io_uring) and, on TLS,
+  // ciphertext not yet decrypted.
+  size_t InputWaiting() const {
+    return (io_ == nullptr ? 0 : io_->input.size() + io_->stash.size()) +
+           (tls_ == nullptr ? 0 : tls_->wire_in().size() + (tls_->has_pending() ? 1 : 0));
+  }
   // The connection's buffers, taken from the loop when it first needs them (see ConnectionIo).
   ConnectionIo& io() {
     if (io_ == nullptr) TakeIo();
@@ -256,6 +275,14 @@ class Connection final : private IoWatcher, private TimerEntry {
   void KeepOnlyStandardBlocks(ConnectionIo& io);
   void ReleaseInputUnlessReading();
   void HandleReadable();
+  // TLS: decrypts what has arrived into the input (up to a read budget) and notes a completed
+  // handshake; closes the connection on a TLS error. False when it closed it.
+  bool DecryptInput();
+  // TLS: encrypts queued plaintext while the ciphertext waiting to be sent is short.
+  void EncryptOutput();
+  // TLS on a readiness back end: writes ciphertext within `budget`; false when it closed the
+  // connection.
+  bool FlushTls(size_t& budget, bool& progressed);
   void HandleWritable();
   void HandleLinger();
   // Offers buffered input to the handler until it stops consuming or pauses.
@@ -357,6 +384,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   UringPoller* const uring_;  // the loop's completion back end, or nullptr (poll, epoll)
   const int64_t* const loop_now_ns_;  // EventLoop::now_ns(), which connection.h cannot see
   std::unique_ptr<Handler> handler_;
+  std::unique_ptr<TlsSession> tls_;  // null on a plaintext endpoint
   // Owned (null while idle): given back to the loop, or deleted, by GiveBackIoIfEmpty and the
   // destructor. A raw pointer, so taking one on the hot path compiles to a load and a store.
   ConnectionIo* io_ = nullptr;
@@ -402,6 +430,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   static constexpr int64_t kNoDeadline = -1;
   int64_t handler_deadline_ns_ = kNoDeadline;  // SetDeadline
   int64_t io_deadline_ns_ = kNoDeadline;  // write progress while Writing, linger bound while Closing
+  int64_t handshake_deadline_ns_ = kNoDeadline;  // TLS: the handshake's
   bool idle_timing_ = false;  // the idle deadline counts: open, not closing, idle_timeout set
 };
 

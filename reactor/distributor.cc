@@ -142,7 +142,7 @@ void Distributor::Place(int fd, const SocketAddress& peer, const Listener& liste
   }
   const int loop = candidates_[policy_->Pick(candidates_)].loop;
   stats_.handed[loop]->Increment();
-  loops_[loop]->Adopt(fd, listener.service_index, peer);
+  loops_[loop]->Adopt(fd, listener.service_index, peer, listener.tls);
 }
 
 void Distributor::Refuse(int fd, const Listener& listener) {

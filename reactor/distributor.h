@@ -40,10 +40,13 @@ struct DistributorStats {
   std::vector<std::unique_ptr<Counter>> handed;  // by loop index
 };
 
+class TlsEndpoint;
+
 struct Listener {
   int fd;
   int service_index;
   Service* service;
+  TlsEndpoint* tls = nullptr;  // a TLS endpoint's context; null for plaintext
 };
 
 struct DistributorOptions {

@@ -1,5 +1,7 @@
 #include "reactor/event_loop.h"
 
+#include "reactor/tls_endpoint.h"
+
 #include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -476,8 +478,8 @@ void EventLoop::TaskFailed(const char* what) {
   }
 }
 
-void EventLoop::Adopt(int fd, int service_index, const SocketAddress& peer) {
-  adoptions_.Push(Adoption{fd, service_index, peer});
+void EventLoop::Adopt(int fd, int service_index, const SocketAddress& peer, TlsEndpoint* tls) {
+  adoptions_.Push(Adoption{fd, service_index, peer, tls});
   Wake();
 }
 
@@ -502,6 +504,7 @@ void EventLoop::AdoptPending() {
     Connection* raw = conn.get();
     connections_.emplace(id, std::move(conn));
     stats_.conns_active.Add(1);
+    if (a.tls != nullptr) raw->UseTls(a.tls->current());
     raw->Start(options_.services[a.service_index]->NewHandler(*raw));
     // While draining, what the peer already sent is answered, then the connection closes at
     // that request boundary (a FIN, not the reset that closing on unread bytes would send).

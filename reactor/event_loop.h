@@ -26,6 +26,8 @@
 
 namespace percore {
 
+class TlsEndpoint;
+
 class EpollPoller;
 class Service;
 class ShardedBase;
@@ -128,7 +130,8 @@ class EventLoop final : private IoWatcher {
 
   // Thread-safe. Hands an accepted, non-blocking socket to this loop, which takes ownership:
   // it creates the connection and its handler with services[service_index].
-  void Adopt(int fd, int service_index, const SocketAddress& peer);
+  // `tls`: the endpoint's TLS context, for a TLS endpoint (null for plaintext).
+  void Adopt(int fd, int service_index, const SocketAddress& peer, TlsEndpoint* tls = nullptr);
 
   // Loop thread only. Timers with callbacks; ids are never reused. Cancel returns whether the
   // timer was still pending.
@@ -218,6 +221,7 @@ class EventLoop final : private IoWatcher {
     int fd;
     int service_index;
     SocketAddress peer;
+    TlsEndpoint* tls;
   };
   class CallbackTimer;
 

@@ -98,7 +98,7 @@ void ReusePortAcceptor::Accepted(int fd, const SocketAddress& peer) {
     CloseFd(fd);
     return;
   }
-  loop_.Adopt(fd, listener_.service_index, peer);
+  loop_.Adopt(fd, listener_.service_index, peer, listener_.tls);
 }
 
 }  // namespace percore

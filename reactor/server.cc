@@ -33,7 +33,8 @@ absl::Status Server::AddService(std::shared_ptr<Service> service) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const HostPort& endpoint) {
+absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const HostPort& endpoint,
+                                            const EndpointOptions& options) {
   if (started_) return absl::FailedPreconditionError("Listen after Start");
   int service_index = -1;
   for (size_t i = 0; i < services_.size(); ++i) {
@@ -41,6 +42,12 @@ absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const
   }
   if (service_index < 0) {
     return absl::NotFoundError(absl::StrCat("no service named '", std::string(service_name), "'"));
+  }
+  std::unique_ptr<TlsEndpoint> tls;
+  if (options.tls.has_value()) {
+    absl::StatusOr<std::shared_ptr<const TlsContext>> context = TlsContext::Create(*options.tls);
+    if (!context.ok()) return context.status();
+    tls = std::make_unique<TlsEndpoint>(std::move(*context));
   }
   ListenOptions listen_options;
   listen_options.reuse_port = options_.balance == BalancePolicyKind::kReusePort;
@@ -51,11 +58,31 @@ absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const
     CloseFd(*fd);
     return bound.status();
   }
-  ListenerInfo info{std::string(service_name), endpoint, *bound};
+  ListenerInfo info{std::string(service_name), endpoint, *bound, tls != nullptr};
   listeners_.push_back(info);
   listen_fds_.push_back(*fd);
   listen_service_.push_back(service_index);
+  listen_tls_.push_back(std::move(tls));
   return info;
+}
+
+absl::Status Server::ReloadCertificates() {
+  absl::Status first_error;
+  int reloaded = 0;
+  for (size_t i = 0; i < listen_tls_.size(); ++i) {
+    if (listen_tls_[i] == nullptr) continue;
+    if (absl::Status s = listen_tls_[i]->Reload(); !s.ok()) {
+      if (first_error.ok()) {
+        first_error = absl::Status(s.code(), absl::StrCat(listeners_[i].service, " on ",
+                                                         listeners_[i].bound.ToString(), ": ", s.message()));
+      }
+      continue;
+    }
+    ++reloaded;
+  }
+  if (!first_error.ok()) return first_error;
+  if (reloaded == 0) return absl::FailedPreconditionError("no TLS endpoint to reload");
+  return absl::OkStatus();
 }
 
 absl::Status Server::Start() {
@@ -96,7 +123,7 @@ absl::Status Server::Start() {
   limits.backoff = options_.accept_backoff;
   std::vector<Listener> listeners;
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
-    listeners.push_back({listen_fds_[i], listen_service_[i], services_[listen_service_[i]].get()});
+    listeners.push_back({listen_fds_[i], listen_service_[i], services_[listen_service_[i]].get(), listen_tls_[i].get()});
   }
 
   // Sharded state gets one shard per loop; each loop builds its own on its thread.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "reactor/poller.h"
 #include "reactor/reuseport_acceptor.h"
 #include "reactor/server_totals.h"
+#include "reactor/tls_endpoint.h"
 
 namespace percore {
 
@@ -35,11 +37,19 @@ struct ServerOptions {
   ConnectionOptions connection = {};
 };
 
+// How Listen serves an endpoint.
+struct EndpointOptions {
+  // Set: the endpoint speaks TLS with this certificate and key (its handlers still see
+  // plaintext). Listen refuses files that do not load.
+  std::optional<TlsOptions> tls;
+};
+
 // One listening endpoint after Listen(): the service it serves and where it really listens.
 struct ListenerInfo {
   std::string service;
   HostPort requested;
   SocketAddress bound;  // the real address (port filled in when 0 was asked)
+  bool tls = false;
 };
 
 // Owns the loops, their threads, the listeners and the distributor.
@@ -55,7 +65,12 @@ class Server {
   // Registers a service; its name() is what Listen refers to. Before Start.
   absl::Status AddService(std::shared_ptr<Service> service);
   // Binds and listens now (so a port-0 endpoint's real port is known at once). Before Start.
-  absl::StatusOr<ListenerInfo> Listen(std::string_view service_name, const HostPort& endpoint);
+  absl::StatusOr<ListenerInfo> Listen(std::string_view service_name, const HostPort& endpoint,
+                                      const EndpointOptions& options = {});
+  // Every TLS endpoint reads its certificate and key again: connections accepted afterwards
+  // get the new ones, open connections keep theirs. An endpoint whose files do not load keeps
+  // its old certificate, and the error names it. Thread-safe.
+  absl::Status ReloadCertificates();
 
   // Creates the loops and their threads, then starts accepting.
   absl::Status Start();
@@ -111,6 +126,7 @@ class Server {
   std::vector<ListenerInfo> listeners_;
   std::vector<int> listen_fds_;
   std::vector<int> listen_service_;
+  std::vector<std::unique_ptr<TlsEndpoint>> listen_tls_;  // by listener; null for plaintext
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::vector<std::thread> threads_;
   std::unique_ptr<Distributor> distributor_;

@@ -1,0 +1,325 @@
+// TLS endpoints on every back end, against OpenSSL's client over loopback sockets: the echo
+// service (which knows nothing of TLS) behind Listen(..., {.tls = ...}). Bytes both ways, both
+// versions, ALPN, resumption on another loop, close_notify in both directions, backpressure
+// with a slow reader, drain on Stop, and the bad clients: plaintext instead of a ClientHello, a
+// truncated or silent handshake, each closed under its counted reason while others are served.
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "reactor/close_reason.h"
+#include "reactor/poller.h"
+#include "reactor/server.h"
+#include "services/echo/echo_service.h"
+#include "tests/testing/client_socket.h"
+#include "tests/testing/deadline.h"
+#include "tests/testing/random_bytes.h"
+#include "tests/testing/test_certs.h"
+
+namespace percore {
+
+void PrintTo(PollerBackend backend, std::ostream* os) { *os << PollerBackendName(backend); }
+
+namespace {
+
+using test::Deadline;
+using test::ScopedFd;
+using test::WaitUntil;
+
+Deadline Soon() { return Deadline::In(absl::Seconds(10)); }
+
+const test::TestCertificates& Certs() {
+  static const test::TestCertificates* certs = [] {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    auto made = test::MakeTestCertificates(std::string(tmp != nullptr ? tmp : "/tmp") + "/tls_connection_certs");
+    if (!made.ok()) std::abort();
+    return new test::TestCertificates(*made);
+  }();
+  return *certs;
+}
+
+// A blocking OpenSSL client on a connected socket, with a poll-based deadline on every step.
+class TlsClient {
+ public:
+  TlsClient(ScopedFd fd, int max_version = 0) : fd_(std::move(fd)) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx_, Certs().ca_file.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    if (max_version != 0) SSL_CTX_set_max_proto_version(ctx_, max_version);
+    ssl_ = SSL_new(ctx_);
+    SSL_set1_host(ssl_, "localhost");
+    SSL_set_tlsext_host_name(ssl_, "localhost");
+    static const unsigned char kAlpn[] = "\x08http/1.1";
+    SSL_set_alpn_protos(ssl_, kAlpn, sizeof(kAlpn) - 1);
+    SSL_set_fd(ssl_, fd_.get());
+  }
+  ~TlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  SSL* ssl() { return ssl_; }
+  int fd() { return fd_.get(); }
+
+  // Runs an OpenSSL call until it succeeds or fails for good, waiting on the socket between.
+  template <typename Fn>
+  int Drive(Fn fn, Deadline deadline) {
+    for (;;) {
+      ERR_clear_error();
+      const int r = fn();
+      if (r > 0) return r;
+      const int e = SSL_get_error(ssl_, r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return r;
+      pollfd p{fd_.get(), static_cast<short>(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
+      if (deadline.expired() || ::poll(&p, 1, deadline.PollTimeoutMs()) <= 0) return -1;
+    }
+  }
+  bool Handshake(SSL_SESSION* resume = nullptr) {
+    if (resume != nullptr) SSL_set_session(ssl_, resume);
+    ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
+    return Drive([&] { return SSL_connect(ssl_); }, Soon()) == 1;
+  }
+  bool Write(const std::string& bytes) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      size_t n = 0;
+      if (Drive([&] { return SSL_write_ex(ssl_, bytes.data() + sent, bytes.size() - sent, &n); }, Soon()) != 1) {
+        return false;
+      }
+      sent += n;
+    }
+    return true;
+  }
+  // Reads exactly n bytes; fewer if the stream ends or the deadline passes.
+  std::string Read(size_t n, Deadline deadline = Soon()) {
+    std::string got;
+    char chunk[16384];
+    while (got.size() < n) {
+      size_t k = 0;
+      if (Drive([&] { return SSL_read_ex(ssl_, chunk, std::min(sizeof(chunk), n - got.size()), &k); }, deadline) != 1) {
+        break;
+      }
+      got.append(chunk, k);
+    }
+    return got;
+  }
+  // Whether the server's close_notify arrives (a read that reports the clean end of TLS).
+  bool SeesCloseNotify() {
+    char byte;
+    size_t k = 0;
+    const int r = Drive([&] { return SSL_read_ex(ssl_, &byte, 1, &k); }, Soon());
+    return r <= 0 && SSL_get_error(ssl_, r) == SSL_ERROR_ZERO_RETURN;
+  }
+
+ private:
+  ScopedFd fd_;
+  SSL_CTX* ctx_;
+  SSL* ssl_;
+};
+
+class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
+ protected:
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  void StartServer(int loops = 1, absl::Duration handshake_timeout = absl::Seconds(5),
+                   ConnectionOptions connection = {}) {
+    ServerOptions options;
+    options.loops = loops;
+    options.backend = GetParam();
+    options.connection = connection;
+    options.connection.tls_handshake_timeout = handshake_timeout;
+    server_ = std::make_unique<Server>(options);
+    ASSERT_TRUE(server_->AddService(NewEchoService()).ok());
+    EndpointOptions tls;
+    tls.tls = TlsOptions{Certs().cert_file, Certs().key_file, {"http/1.1"}};
+    absl::StatusOr<ListenerInfo> listener = server_->Listen("echo", HostPort{"127.0.0.1", 0}, tls);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    EXPECT_TRUE(listener->tls);
+    port_ = listener->bound.port();
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  ScopedFd Connect() {
+    absl::StatusOr<ScopedFd> fd = test::ConnectToLoopback(port_, Soon());
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    return fd.ok() ? std::move(*fd) : ScopedFd();
+  }
+  std::unique_ptr<TlsClient> Handshaken(int max_version = 0) {
+    auto client = std::make_unique<TlsClient>(Connect(), max_version);
+    EXPECT_TRUE(client->Handshake());
+    return client;
+  }
+  std::string Random(size_t n) { return test::RandomBytes(rng_, n); }
+  uint64_t Closed(CloseReason reason) { return server_->Totals().closed_by(reason); }
+
+  std::unique_ptr<Server> server_;
+  uint16_t port_ = 0;
+  std::mt19937_64 rng_{42};
+};
+
+TEST_P(TlsConnectionTest, EchoesOverBothVersions) {
+  StartServer();
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    auto client = Handshaken(version);
+    EXPECT_EQ(SSL_version(client->ssl()), version);
+    EXPECT_EQ(SSL_get_verify_result(client->ssl()), X509_V_OK);
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_length = 0;
+    SSL_get0_alpn_selected(client->ssl(), &alpn, &alpn_length);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_length), "http/1.1");
+    for (size_t size : {1ul, 100ul, 16384ul, 16385ul, 1ul << 20}) {
+      const std::string bytes = Random(size);
+      ASSERT_TRUE(client->Write(bytes));
+      ASSERT_EQ(client->Read(size), bytes) << size;
+    }
+  }
+}
+
+TEST_P(TlsConnectionTest, PipelinedWritesComeBackInOrderThenCloseNotifyEndsIt) {
+  StartServer();
+  auto client = Handshaken();
+  std::string all;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string piece = Random(1 + i % 300);
+    all += piece;
+    ASSERT_TRUE(client->Write(piece));
+  }
+  // close_notify from the client: everything sent before it is still echoed, then the server
+  // answers with its own close_notify and closes.
+  ASSERT_EQ(client->Drive([&] { return SSL_shutdown(client->ssl()) >= 0 ? 1 : -1; }, Soon()), 1);
+  ASSERT_EQ(client->Read(all.size()), all);
+  EXPECT_TRUE(client->SeesCloseNotify());
+  EXPECT_TRUE(WaitUntil([&] { return Closed(CloseReason::kPeerClosed) == 1; }, Soon()));
+}
+
+TEST_P(TlsConnectionTest, ASlowReaderIsBackedUpNotBuffered) {
+  ConnectionOptions connection;
+  connection.high_water = 256 << 10;
+  connection.low_water = 64 << 10;
+  StartServer(1, absl::Seconds(5), connection);
+  auto client = Handshaken();
+  // 16 MiB sent while nothing is read: the server stops reading at its high-water mark, so
+  // the client's writes stall instead of the server buffering it all.
+  const std::string chunk = Random(1 << 20);
+  size_t written = 0;
+  ::fcntl(client->fd(), F_SETFL, ::fcntl(client->fd(), F_GETFL) | O_NONBLOCK);
+  for (int i = 0; i < 16; ++i) {
+    size_t n = 0;
+    const int r = client->Drive([&] { return SSL_write_ex(client->ssl(), chunk.data(), chunk.size(), &n); },
+                                Deadline::In(absl::Milliseconds(300)));
+    if (r != 1) break;
+    written += n;
+  }
+  EXPECT_LT(written, 16u << 20);
+  EXPECT_TRUE(WaitUntil([&] { return server_->Totals().backpressure_pauses >= 1; }, Soon()));
+  // Reading everything back resumes it; the bytes are the ones sent, in order.
+  std::string expected;
+  for (size_t i = 0; i < written / chunk.size(); ++i) expected += chunk;
+  std::string got = client->Read(expected.size());
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected);
+}
+
+TEST_P(TlsConnectionTest, TicketsResumeOnAnotherLoop) {
+  StartServer(2);
+  SSL_SESSION* ticket = nullptr;
+  for (int round = 0; round < 4; ++round) {  // round robin: consecutive connections, other loops
+    auto client = std::make_unique<TlsClient>(Connect());
+    ASSERT_TRUE(client->Handshake(ticket));
+    const std::string bytes = Random(1000);
+    ASSERT_TRUE(client->Write(bytes));
+    ASSERT_EQ(client->Read(bytes.size()), bytes);  // the ticket arrives before the echo
+    if (round > 0) {
+      EXPECT_EQ(SSL_session_reused(client->ssl()), 1) << round;
+    }
+    if (ticket != nullptr) SSL_SESSION_free(ticket);
+    ticket = SSL_get1_session(client->ssl());
+    client->Drive([&] { return SSL_shutdown(client->ssl()) >= 0 ? 1 : -1; }, Soon());
+  }
+  SSL_SESSION_free(ticket);
+}
+
+TEST_P(TlsConnectionTest, PlaintextInsteadOfAClientHelloIsCountedAndOthersAreServed) {
+  StartServer();
+  for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Random(5000)}) {
+    ScopedFd fd = Connect();
+    ASSERT_TRUE(test::WriteAll(fd.get(), garbage, Soon()).ok());
+    // Closed (an alert, then EOF), never answered in plaintext.
+    absl::StatusOr<std::string> rest = test::ReadUntilEofOrReset(fd.get(), Soon());
+    if (rest.ok()) {
+      EXPECT_EQ(rest->find("HTTP"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(WaitUntil([&] { return Closed(CloseReason::kTlsHandshakeFailed) == 2; }, Soon()));
+  auto client = Handshaken();
+  ASSERT_TRUE(client->Write("still here"));
+  EXPECT_EQ(client->Read(10), "still here");
+}
+
+TEST_P(TlsConnectionTest, ASilentOrTruncatedHandshakeTimesOut) {
+  StartServer(1, absl::Milliseconds(300));
+  ScopedFd silent = Connect();
+  // Half a ClientHello, then nothing.
+  ScopedFd truncated = Connect();
+  ASSERT_TRUE(test::WriteAll(truncated.get(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), Soon()).ok());
+  EXPECT_TRUE(WaitUntil([&] { return Closed(CloseReason::kTlsHandshakeTimeout) == 2; }, Soon()));
+  EXPECT_TRUE(test::ReadUntilEofOrReset(silent.get(), Soon()).ok());
+  // A handshake that completes is not cut by that deadline afterwards.
+  auto client = Handshaken();
+  const absl::Time after = absl::Now() + absl::Milliseconds(600);
+  ASSERT_TRUE(client->Write("ping"));
+  EXPECT_EQ(client->Read(4), "ping");
+  ASSERT_TRUE(WaitUntil([&] { return absl::Now() >= after; }, Soon()));
+  ASSERT_TRUE(client->Write("pong"));
+  EXPECT_EQ(client->Read(4), "pong");
+  EXPECT_EQ(Closed(CloseReason::kTlsHandshakeTimeout), 2u);
+}
+
+TEST_P(TlsConnectionTest, StopDrainsWithCloseNotify) {
+  StartServer();
+  auto client = Handshaken();
+  ASSERT_TRUE(client->Write("last words"));
+  ASSERT_EQ(client->Read(10), "last words");
+  server_->Stop();
+  EXPECT_TRUE(client->SeesCloseNotify());
+  EXPECT_EQ(Closed(CloseReason::kServerDrain), 1u);
+}
+
+TEST_P(TlsConnectionTest, ListenRefusesBadFilesWithTheReason) {
+  ServerOptions options;
+  options.backend = GetParam();
+  Server server(options);
+  ASSERT_TRUE(server.AddService(NewEchoService()).ok());
+  EndpointOptions tls;
+  tls.tls = TlsOptions{Certs().expired_cert_file, Certs().key_file, {}};
+  absl::StatusOr<ListenerInfo> listener = server.Listen("echo", HostPort{"127.0.0.1", 0}, tls);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_NE(listener.status().message().find("expired"), std::string_view::npos) << listener.status();
+  tls.tls = TlsOptions{Certs().cert_file, Certs().other_key_file, {}};
+  listener = server.Listen("echo", HostPort{"127.0.0.1", 0}, tls);
+  ASSERT_FALSE(listener.ok());
+  EXPECT_NE(listener.status().message().find("does not match"), std::string_view::npos) << listener.status();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, TlsConnectionTest,
+                         ::testing::Values(PollerBackend::kPoll, PollerBackend::kEpoll, PollerBackend::kIoUring),
+                         [](const ::testing::TestParamInfo<PollerBackend>& info) {
+                           return std::string(PollerBackendName(info.param));
+                         });
+
+}  // namespace
+}  // namespace percore
