@@ -85,8 +85,23 @@ SocketAddress Connection::peer() const {
 
 ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id_}; }
 
-void Connection::UseTls(std::shared_ptr<const TlsContext> context) {
+void Connection::UseTls(std::shared_ptr<const TlsContext> context, TlsLoopStats* stats) {
   tls_ = std::make_unique<TlsSession>(std::move(context), &loop_.buffer_pool());
+  tls_stats_ = stats;
+}
+
+void Connection::NoteHandshake() {
+  handshake_deadline_ns_ = kNoDeadline;
+  TlsLoopStats& stats = *tls_stats_;
+  stats.handshakes.Increment();
+  if (tls_->resumed()) stats.resumptions.Increment();
+  if (tls_->version() == "TLSv1.3") {
+    stats.tls13.Increment();
+  } else if (tls_->version() == "TLSv1.2") {
+    stats.tls12.Increment();
+  }
+  if (tls_->ktls_send() || tls_->ktls_receive()) stats.ktls.Increment();
+  stats.handshake_ns.Record(static_cast<uint64_t>(std::max<int64_t>(0, MonotonicNanos() - opened_ns_)));
 }
 
 void Connection::Start(std::unique_ptr<Handler> handler) {
@@ -509,7 +524,7 @@ void Connection::FinishPendingWork() {
 bool Connection::DecryptInput() {
   const TlsSession::Result result = tls_->Decrypt(io().input, options_.read_budget);
   if (tls_->wire_in().empty()) loop_.buffer_pool().Release(tls_->wire_in());
-  if (tls_->TakeHandshakeCompleted()) handshake_deadline_ns_ = kNoDeadline;
+  if (tls_->TakeHandshakeCompleted()) NoteHandshake();
   switch (result) {
     case TlsSession::Result::kOk:
       return true;
@@ -526,7 +541,13 @@ bool Connection::DecryptInput() {
   }
   // The alert OpenSSL queued, if any, is sent with one attempt; then the connection closes.
   if (uring_ == nullptr && !tls_->wire_out().empty()) (void)tls_->wire_out().WriteToFd(fd_);
-  Finish(tls_->handshake_done() ? CloseReason::kTlsError : CloseReason::kTlsHandshakeFailed);
+  if (tls_->handshake_done()) {
+    tls_stats_->errors.Increment();
+    Finish(CloseReason::kTlsError);
+  } else {
+    tls_stats_->handshake_failures.Increment();
+    Finish(CloseReason::kTlsHandshakeFailed);
+  }
   return false;
 }
 
@@ -876,6 +897,7 @@ void Connection::OnTimer() {
   if (finished_) return;
   const int64_t now = loop_.now_ns();
   if (handshake_deadline_ns_ != kNoDeadline && handshake_deadline_ns_ <= now) {
+    tls_stats_->handshake_timeouts.Increment();
     Finish(CloseReason::kTlsHandshakeTimeout);
     return;
   }

@@ -26,6 +26,7 @@ namespace percore {
 class EventLoop;
 class ShardedBase;
 struct ServiceLoopStats;
+struct TlsLoopStats;
 template <typename T>
 class Sharded;
 
@@ -193,7 +194,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   void Start(std::unique_ptr<Handler> handler);
   // Before Start: the connection speaks TLS with `context`. Its handler sees plaintext: bytes
   // read are decrypted into the input, and what the handler queues is encrypted as it is sent.
-  void UseTls(std::shared_ptr<const TlsContext> context);
+  void UseTls(std::shared_ptr<const TlsContext> context, TlsLoopStats* stats);
   // Runs `fn` (a cross-loop answer, a handler's own task) as a handler callback: an exception
   // closes the connection (kHandlerError); a Resume() inside it continues reading afterwards,
   // and what it queued is written.
@@ -278,6 +279,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   // TLS: decrypts what has arrived into the input (up to a read budget) and notes a completed
   // handshake; closes the connection on a TLS error. False when it closed it.
   bool DecryptInput();
+  void NoteHandshake();  // counts a completed handshake (TlsLoopStats)
   // TLS: encrypts queued plaintext while the ciphertext waiting to be sent is short.
   void EncryptOutput();
   // TLS on a readiness back end: writes ciphertext within `budget`; false when it closed the
@@ -385,6 +387,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   const int64_t* const loop_now_ns_;  // EventLoop::now_ns(), which connection.h cannot see
   std::unique_ptr<Handler> handler_;
   std::unique_ptr<TlsSession> tls_;  // null on a plaintext endpoint
+  TlsLoopStats* tls_stats_ = nullptr;  // its endpoint's, on this loop
   // Owned (null while idle): given back to the loop, or deleted, by GiveBackIoIfEmpty and the
   // destructor. A raw pointer, so taking one on the hot path compiles to a load and a store.
   ConnectionIo* io_ = nullptr;

@@ -73,6 +73,7 @@ EventLoop::EventLoop(EventLoopOptions options)
     stats_.services.push_back(std::make_unique<ServiceLoopStats>());
   }
   for (const auto& service_stats : stats_.services) answered_.push_back(Answered{.stats = service_stats.get()});
+  for (int i = 0; i < options_.tls_endpoints; ++i) stats_.tls.push_back(std::make_unique<TlsLoopStats>());
 }
 
 absl::Status EventLoop::Init() {
@@ -504,7 +505,7 @@ void EventLoop::AdoptPending() {
     Connection* raw = conn.get();
     connections_.emplace(id, std::move(conn));
     stats_.conns_active.Add(1);
-    if (a.tls != nullptr) raw->UseTls(a.tls->current());
+    if (a.tls != nullptr) raw->UseTls(a.tls->current(), stats_.tls[a.tls->index()].get());
     raw->Start(options_.services[a.service_index]->NewHandler(*raw));
     // While draining, what the peer already sent is answered, then the connection closes at
     // that request boundary (a FIN, not the reset that closing on unread bytes would send).

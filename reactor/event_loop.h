@@ -46,6 +46,7 @@ struct EventLoopOptions {
   ConnectionOptions connection = {};
   std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
   std::vector<ShardedBase*> sharded = {};  // state registered with the server (Sharded<T>(Server&))
+  int tls_endpoints = 0;  // TLS endpoints of the server: one TlsLoopStats each
 };
 
 class EventLoop;

@@ -18,6 +18,19 @@ struct ServiceLoopStats {
   Histogram latency_ns;  // from the first byte of a request to its reply being queued
 };
 
+// One TLS endpoint's handshakes on one loop. Written by that loop only.
+struct TlsLoopStats {
+  Counter handshakes;          // completed, full or resumed
+  Counter resumptions;         // of those, resumed from a session ticket
+  Counter tls13;               // completed handshakes by negotiated version
+  Counter tls12;
+  Counter handshake_failures;  // closed as tls_handshake_failed
+  Counter handshake_timeouts;  // closed as tls_handshake_timeout
+  Counter errors;              // closed as tls_error (after the handshake)
+  Counter ktls;                // connections whose records the kernel does (kTLS)
+  Histogram handshake_ns;      // from accept to the handshake's completion
+};
+
 // Everything one loop counts. Written only by the loop's thread (Counter's single-writer
 // contract); read lock-free from any thread. Counters are totals since the loop started.
 struct LoopStats {
@@ -69,6 +82,8 @@ struct LoopStats {
 
   // Indexed by the service's registration order in the server.
   std::vector<std::unique_ptr<ServiceLoopStats>> services;
+  // Indexed by TLS endpoint, in the order they were added (Server::Listen).
+  std::vector<std::unique_ptr<TlsLoopStats>> tls;
 
   uint64_t closed_total() const {
     uint64_t total = 0;

@@ -47,7 +47,9 @@ absl::StatusOr<ListenerInfo> Server::Listen(std::string_view service_name, const
   if (options.tls.has_value()) {
     absl::StatusOr<std::shared_ptr<const TlsContext>> context = TlsContext::Create(*options.tls);
     if (!context.ok()) return context.status();
-    tls = std::make_unique<TlsEndpoint>(std::move(*context));
+    int index = 0;
+    for (const auto& t : listen_tls_) index += t != nullptr ? 1 : 0;
+    tls = std::make_unique<TlsEndpoint>(std::move(*context), index);
   }
   ListenOptions listen_options;
   listen_options.reuse_port = options_.balance == BalancePolicyKind::kReusePort;
@@ -112,6 +114,7 @@ absl::Status Server::Start() {
     loop_options.return_free_memory = options_.return_free_memory;
     loop_options.services = services;
     loop_options.sharded = sharded_;
+    for (const auto& t : listen_tls_) loop_options.tls_endpoints += t != nullptr ? 1 : 0;
     absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(loop_options));
     if (!loop.ok()) return loop.status();
     loops_.push_back(std::move(*loop));

@@ -93,6 +93,9 @@ class Server {
   // When Start() ran (absl::InfinitePast() before).
   absl::Time start_time() const { return start_time_; }
   const std::vector<ListenerInfo>& listeners() const { return listeners_; }
+  // Listener i's TLS endpoint (its context now, its index into LoopStats::tls); null when it
+  // is plaintext.
+  const TlsEndpoint* listener_tls(size_t i) const { return listen_tls_[i].get(); }
   const std::vector<std::shared_ptr<Service>>& services() const { return services_; }
   // The distributor's figures; null in reuseport mode (see accept_counters).
   const DistributorStats* distributor_stats() const;

@@ -14,7 +14,15 @@ namespace percore {
 // get the new certificate while open ones keep theirs. Thread-safe.
 class TlsEndpoint {
  public:
-  explicit TlsEndpoint(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {}
+  // `index`: its position among the server's TLS endpoints (LoopStats::tls).
+  TlsEndpoint(std::shared_ptr<const TlsContext> context, int index) : index_(index), context_(std::move(context)) {}
+
+  int index() const { return index_; }
+  // Successful reloads so far.
+  uint64_t reloads() const {
+    absl::MutexLock lock(&mu_);
+    return reloads_;
+  }
 
   std::shared_ptr<const TlsContext> current() const {
     absl::MutexLock lock(&mu_);
@@ -28,11 +36,14 @@ class TlsEndpoint {
     if (!next.ok()) return next.status();
     absl::MutexLock lock(&mu_);
     context_ = std::move(*next);
+    ++reloads_;
     return absl::OkStatus();
   }
 
  private:
+  const int index_;
   mutable absl::Mutex mu_;
+  uint64_t reloads_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const TlsContext> context_ ABSL_GUARDED_BY(mu_);
 };
 

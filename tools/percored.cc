@@ -40,8 +40,16 @@ ABSL_FLAG(std::string, balance, "round_robin",
           "loop, no distributor thread; the kernel picks).");
 ABSL_FLAG(bool, pin, false, "Pin loop i to the i-th CPU this process may run on.");
 ABSL_FLAG(std::string, listen, percore::kDefaultListen,
-          "Comma-separated SERVICE=HOST:PORT endpoints. Services: " + percore::ServiceNames() +
+          "Comma-separated SERVICE=HOST:PORT endpoints; SERVICE+tls=HOST:PORT serves TLS there (with "
+          "--tls_cert and --tls_key). Services: " + percore::ServiceNames() +
               ". Port 0 picks a free port (the real one is printed).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate for the +tls endpoints: the server's certificate first, then any intermediates. "
+          "Read again on SIGHUP.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls_cert. Read again on SIGHUP.");
+ABSL_FLAG(absl::Duration, tls_handshake_timeout, absl::Seconds(5),
+          "Close a TLS connection whose handshake has not completed this long after it was accepted "
+          "(counted as tls_handshake_timeout); 0: never.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(300),
           "Close a connection with no traffic in either direction for this long; 0 disables.");
 ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(60),
@@ -100,6 +108,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   options.max_connections_per_loop = absl::GetFlag(FLAGS_max_connections_per_loop);
   options.connection.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   options.connection.write_timeout = absl::GetFlag(FLAGS_write_timeout);
+  options.connection.tls_handshake_timeout = absl::GetFlag(FLAGS_tls_handshake_timeout);
   return options;
 }
 
@@ -109,7 +118,7 @@ std::vector<std::pair<std::string, std::string>> FlagValues() {
   for (const char* name : {"listen", "loops", "backend", "uring_entries", "uring_buffers", "uring_buffer_size",
                            "uring_wake", "balance", "pin", "idle_timeout", "write_timeout", "max_connections",
                            "max_connections_per_loop", "drain_timeout", "admin_listen", "admin_readonly",
-                           "return_free_memory"}) {
+                           "return_free_memory", "tls_cert", "tls_key", "tls_handshake_timeout"}) {
     if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
       values.emplace_back(name, flag->CurrentValue());
     }
@@ -129,11 +138,21 @@ int Main() {
     return 2;
   }
 
+  for (const Endpoint& e : *endpoints) {
+    if (e.tls && (absl::GetFlag(FLAGS_tls_cert).empty() || absl::GetFlag(FLAGS_tls_key).empty())) {
+      std::fprintf(stderr, "percored: --listen: %s+tls=%s needs --tls_cert and --tls_key\n", e.service.c_str(),
+                   e.address.ToString().c_str());
+      return 2;
+    }
+  }
+
   // Signals are taken synchronously by the main thread; every other thread inherits the mask.
+  // SIGHUP reloads the TLS certificates; SIGINT and SIGTERM stop.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   Server server(*options);
@@ -142,7 +161,15 @@ int Main() {
     return 2;
   }
   for (const Endpoint& e : *endpoints) {
-    absl::StatusOr<ListenerInfo> info = server.Listen(e.service, e.address);
+    EndpointOptions endpoint;
+    if (e.tls) {
+      TlsOptions tls;
+      tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+      tls.key_file = absl::GetFlag(FLAGS_tls_key);
+      if (e.service == "http") tls.alpn = {"http/1.1"};
+      endpoint.tls = tls;
+    }
+    absl::StatusOr<ListenerInfo> info = server.Listen(e.service, e.address, endpoint);
     if (!info.ok()) {
       std::fprintf(stderr, "percored: cannot listen for %s on %s: %s\n", e.service.c_str(),
                    e.address.ToString().c_str(), std::string(info.status().message()).c_str());
@@ -158,7 +185,8 @@ int Main() {
   std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(), server.backend_reason().c_str(),
               std::string(BalancePolicyName(options->balance)).c_str());
   for (const ListenerInfo& l : server.listeners()) {
-    std::printf("percored: %s listening on %s\n", l.service.c_str(), l.bound.ToString().c_str());
+    std::printf("percored: %s listening on %s%s\n", l.service.c_str(), l.bound.ToString().c_str(),
+                l.tls ? " (tls)" : "");
   }
   AdminOptions admin_options;
   admin_options.readonly = absl::GetFlag(FLAGS_admin_readonly);
@@ -176,7 +204,18 @@ int Main() {
   std::fflush(stdout);
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    sigwait(&stop_signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    // New connections get the new certificate; open ones keep theirs. A file that does not
+    // load leaves the old one in use.
+    if (absl::Status s = server.ReloadCertificates(); s.ok()) {
+      std::printf("percored: SIGHUP: certificates reloaded\n");
+    } else {
+      std::printf("percored: SIGHUP: certificates not reloaded: %s\n", std::string(s.message()).c_str());
+    }
+    std::fflush(stdout);
+  }
   // Health checks fail first, before anything else happens, so that load balancers stop
   // sending before the server stops; the admin stays up (answering stats) until the server has
   // drained.
@@ -198,7 +237,8 @@ int main(int argc, char** argv) {
       "percore daemon: serves the built-in services, one event loop per core.\n"
       "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=auto|io_uring|epoll|poll] "
       "[--uring_entries=N] [--uring_buffers=N] [--uring_buffer_size=BYTES] [--uring_wake=eventfd|msg_ring] [--balance=POLICY] "
-      "[--admin_listen=127.0.0.1:9100] ...\nRun with --helpfull for every flag.");
+      "[--admin_listen=127.0.0.1:9100] [--tls_cert=FILE --tls_key=FILE for SERVICE+tls=HOST:PORT endpoints] ...\n"
+      "Run with --helpfull for every flag.");
   absl::ParseCommandLine(argc, argv);
   return percore::Main();
 }

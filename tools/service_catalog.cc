@@ -75,6 +75,15 @@ absl::StatusOr<std::vector<Endpoint>> ParseListen(std::string_view text_in) {
     }
     Endpoint e;
     e.service = std::string(item.substr(0, eq));
+    if (const size_t plus = e.service.find('+'); plus != std::string::npos) {
+      const std::string option = e.service.substr(plus + 1);
+      e.service.resize(plus);
+      if (option != "tls") {
+        return absl::InvalidArgumentError(absl::StrCat("'", item, "': unknown endpoint option '+", option,
+                                                       "' (the one there is: +tls)"));
+      }
+      e.tls = true;
+    }
     bool known = false;
     for (const CatalogEntry& c : Catalog()) known |= e.service == c.name;
     if (!known) {

@@ -19,9 +19,10 @@ inline constexpr char kDefaultListen[] =
 struct Endpoint {
   std::string service;
   HostPort address;
+  bool tls = false;  // SERVICE+tls=HOST:PORT
 };
 
-// "SERVICE=HOST:PORT[,SERVICE=HOST:PORT...]"
+// "SERVICE[+tls]=HOST:PORT[,SERVICE[+tls]=HOST:PORT...]"
 absl::StatusOr<std::vector<Endpoint>> ParseListen(std::string_view text);
 
 // "echo, http, ..." for --help.
