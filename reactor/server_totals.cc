@@ -12,6 +12,32 @@ void ServiceTotals::Merge(const ServiceTotals& other) {
   latency_ns.Merge(other.latency_ns);
 }
 
+TlsTotals TlsTotals::Read(const TlsLoopStats& loop) {
+  TlsTotals t;
+  t.handshakes = loop.handshakes.Get();
+  t.resumptions = loop.resumptions.Get();
+  t.tls13 = loop.tls13.Get();
+  t.tls12 = loop.tls12.Get();
+  t.handshake_failures = loop.handshake_failures.Get();
+  t.handshake_timeouts = loop.handshake_timeouts.Get();
+  t.errors = loop.errors.Get();
+  t.ktls = loop.ktls.Get();
+  t.handshake_ns = loop.handshake_ns.Snapshot();
+  return t;
+}
+
+void TlsTotals::Merge(const TlsTotals& other) {
+  handshakes += other.handshakes;
+  resumptions += other.resumptions;
+  tls13 += other.tls13;
+  tls12 += other.tls12;
+  handshake_failures += other.handshake_failures;
+  handshake_timeouts += other.handshake_timeouts;
+  errors += other.errors;
+  ktls += other.ktls;
+  handshake_ns.Merge(other.handshake_ns);
+}
+
 uint64_t ServerTotals::closed_total() const {
   uint64_t total = 0;
   for (uint64_t n : closed) total += n;

@@ -23,6 +23,22 @@ struct ServiceTotals {
   void Merge(const ServiceTotals& other);
 };
 
+// One TLS endpoint's figures (TlsLoopStats) on one loop or summed over loops.
+struct TlsTotals {
+  uint64_t handshakes = 0;
+  uint64_t resumptions = 0;
+  uint64_t tls13 = 0;
+  uint64_t tls12 = 0;
+  uint64_t handshake_failures = 0;
+  uint64_t handshake_timeouts = 0;
+  uint64_t errors = 0;
+  uint64_t ktls = 0;
+  HistogramSnapshot handshake_ns;
+
+  static TlsTotals Read(const TlsLoopStats& loop);
+  void Merge(const TlsTotals& other);
+};
+
 // The figures of LoopStats summed over loops, so that no reader adds them up by hand. Every
 // counter here is the sum of the loops' counters of the same name, totals since each loop
 // started (see loop_stats.h for what each counts). Left out are the figures read per loop:

@@ -55,6 +55,7 @@ constexpr char kUsage[] =
     "  drain LOOP [--close_idle]      stop handing connections to a loop\n"
     "  resume LOOP                    hand it connections again\n"
     "  close ID                       close one connection (id from conns)\n"
+    "  reload                         re-read the TLS endpoints' certificates and keys (as SIGHUP)\n"
     "  health                         grpc.health.v1 status of the daemon";
 
 constexpr int kExitFailure = 1;
@@ -315,6 +316,14 @@ int Run(const std::vector<char*>& args, const sigset_t& interrupt) {
     grpc::Status status = client.admin().CloseConnection(client.Context().get(), request, &reply);
     if (!status.ok()) return client.Fail("close", status);
     return Report(reply, absl::StrCat("connection ", id, " closed"));
+  }
+  if (command == "reload" && args.size() == 2) {
+    v1::ReloadCertificatesResponse reply;
+    grpc::Status status =
+        client.admin().ReloadCertificates(client.Context().get(), v1::ReloadCertificatesRequest(), &reply);
+    if (!status.ok()) return client.Fail("reload", status);
+    return Report(reply, absl::StrCat("certificates reloaded on ", reply.endpoints(), " TLS endpoint",
+                                      reply.endpoints() == 1 ? "" : "s"));
   }
   return Usage(absl::StrCat("bad command line for '", command, "'").c_str());
 }

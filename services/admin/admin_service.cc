@@ -144,6 +144,10 @@ grpc::Status AdminService::ListConnections(grpc::ServerContext* context, const v
     c->set_bytes_out(r.bytes_out);
     c->set_requests(r.requests);
     c->set_queued_output(r.queued_output);
+    c->set_tls_version(r.tls_version);
+    c->set_tls_alpn(r.tls_alpn);
+    c->set_tls_resumed(r.tls_resumed);
+    c->set_tls_ktls(r.tls_ktls);
   }
   if (listing.connections.size() > n) response->set_next_page_token(absl::StrCat(listing.connections[n - 1].id));
   return grpc::Status::OK;
@@ -188,12 +192,14 @@ grpc::Status AdminService::GetConfig(grpc::ServerContext* context, const v1::Get
   c->set_idle_timeout_ns(absl::ToInt64Nanoseconds(o.connection.idle_timeout));
   c->set_write_timeout_ns(absl::ToInt64Nanoseconds(o.connection.write_timeout));
   c->set_close_linger_ns(absl::ToInt64Nanoseconds(o.connection.close_linger));
+  c->set_tls_handshake_timeout_ns(absl::ToInt64Nanoseconds(o.connection.tls_handshake_timeout));
   for (const auto& s : server_.services()) response->add_services(std::string(s->name()));
   for (const ListenerInfo& l : server_.listeners()) {
     v1::Endpoint* e = response->add_endpoints();
     e->set_service(l.service);
     e->set_requested(l.requested.ToString());
     e->set_bound(l.bound.ToString());
+    e->set_tls(l.tls);
   }
   for (const auto& [name, value] : options_.flags) {
     v1::Flag* f = response->add_flags();
@@ -238,6 +244,18 @@ grpc::Status AdminService::CloseConnection(grpc::ServerContext* context, const v
                                            v1::CloseConnectionResponse* response) {
   if (grpc::Status s = CheckWritable(); !s.ok()) return s;
   return ToGrpcStatus(percore::CloseConnection(server_, request->id(), LoopTimeout(*context)));
+}
+
+grpc::Status AdminService::ReloadCertificates(grpc::ServerContext* context, const v1::ReloadCertificatesRequest* request,
+                                              v1::ReloadCertificatesResponse* response) {
+  if (grpc::Status s = CheckWritable(); !s.ok()) return s;
+  if (absl::Status s = server_.ReloadCertificates(); !s.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
+  }
+  int endpoints = 0;
+  for (size_t i = 0; i < server_.listeners().size(); ++i) endpoints += server_.listener_tls(i) != nullptr ? 1 : 0;
+  response->set_endpoints(endpoints);
+  return grpc::Status::OK;
 }
 
 }  // namespace percore

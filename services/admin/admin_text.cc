@@ -125,16 +125,49 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                      HumanDuration(absl::Nanoseconds(static_cast<int64_t>(h.max()))), absl::StrJoin(per_loop, "/")});
   }
   absl::StrAppend(&out, services.Render());
+
+  if (now.tls_size() > 0) {
+    TextTable tls({"tls endpoint", "handshakes", "hs/s", "resumed", "1.3/1.2", "failed", "timeouts", "errors", "hs p50",
+                   "hs p99", "certificate", "expires", "reloads"},
+                  "lrrrrrrrrrll");
+    for (int k = 0; k < now.tls_size(); ++k) {
+      const v1::TlsEndpointStats& t = now.tls(k);
+      const v1::TlsLoopStats& a = t.total();
+      const bool then = previous != nullptr && k < previous->tls_size();
+      tls.AddRow({absl::StrCat(t.service(), " ", t.address()), absl::StrCat(a.handshakes()),
+                  HumanCount(rates.Of(now, then, [k](const v1::Stats& st) { return st.tls(k).total().handshakes(); })),
+                  absl::StrCat(a.resumptions()), absl::StrCat(a.tls13(), "/", a.tls12()),
+                  absl::StrCat(a.handshake_failures()), absl::StrCat(a.handshake_timeouts()), absl::StrCat(a.errors()),
+                  HumanDuration(absl::Nanoseconds(static_cast<int64_t>(a.handshake_ns().p50()))),
+                  HumanDuration(absl::Nanoseconds(static_cast<int64_t>(a.handshake_ns().p99()))),
+                  t.certificate_subject(),
+                  absl::FormatTime("%Y-%m-%d", absl::FromUnixNanos(t.certificate_not_after_unix_ns()), absl::UTCTimeZone()),
+                  absl::StrCat(t.reloads())});
+    }
+    absl::StrAppend(&out, "\n", tls.Render());
+  }
   return out;
 }
 
 std::string ConnectionsText(const v1::ListConnectionsResponse& reply) {
-  TextTable table({"id", "loop", "service", "peer", "state", "age", "idle", "in", "out", "requests"},
-                  "rrlll");
+  bool any_tls = false;
+  for (const v1::ConnectionInfo& c : reply.connections()) any_tls |= !c.tls_version().empty();
+  std::vector<std::string> columns = {"id", "loop", "service", "peer", "state", "age", "idle", "in", "out", "requests"};
+  if (any_tls) columns.push_back("tls");
+  TextTable table(columns, "rrlll");
   for (const v1::ConnectionInfo& c : reply.connections()) {
-    table.AddRow({absl::StrCat(c.id()), absl::StrCat(c.loop()), c.service(), c.peer(), c.state(),
-                  HumanDuration(absl::Nanoseconds(c.age_ns())), HumanDuration(absl::Nanoseconds(c.idle_ns())),
-                  absl::StrCat(c.bytes_in()), absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())});
+    std::vector<std::string> row = {absl::StrCat(c.id()), absl::StrCat(c.loop()), c.service(), c.peer(), c.state(),
+                                    HumanDuration(absl::Nanoseconds(c.age_ns())),
+                                    HumanDuration(absl::Nanoseconds(c.idle_ns())), absl::StrCat(c.bytes_in()),
+                                    absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())};
+    if (any_tls) {
+      std::string tls = c.tls_version().empty() ? "-" : c.tls_version();
+      if (!c.tls_alpn().empty()) absl::StrAppend(&tls, " ", c.tls_alpn());
+      if (c.tls_resumed()) absl::StrAppend(&tls, " resumed");
+      if (c.tls_ktls()) absl::StrAppend(&tls, " ktls");
+      row.push_back(tls);
+    }
+    table.AddRow(row);
   }
   std::string out = table.Render();
   absl::StrAppend(&out, reply.connections_size(), " connection", reply.connections_size() == 1 ? "" : "s", "\n");
@@ -174,9 +207,11 @@ std::string ConfigText(const v1::Config& c) {
   table.AddRow({"idle_timeout", HumanDuration(absl::Nanoseconds(conn.idle_timeout_ns()))});
   table.AddRow({"write_timeout", HumanDuration(absl::Nanoseconds(conn.write_timeout_ns()))});
   table.AddRow({"close_linger", HumanDuration(absl::Nanoseconds(conn.close_linger_ns()))});
+  table.AddRow({"tls_handshake_timeout", HumanDuration(absl::Nanoseconds(conn.tls_handshake_timeout_ns()))});
   table.AddRow({"services", absl::StrJoin(c.services(), ",")});
   for (const v1::Endpoint& e : c.endpoints()) {
-    table.AddRow({absl::StrCat("endpoint ", e.service()), absl::StrCat(e.bound(), " (asked ", e.requested(), ")")});
+    table.AddRow({absl::StrCat("endpoint ", e.service(), e.tls() ? "+tls" : ""),
+                  absl::StrCat(e.bound(), " (asked ", e.requested(), ")")});
   }
   table.AddRow({"admin_readonly", c.admin_readonly() ? "true" : "false"});
   table.AddRow({"draining_loops", c.draining_loops().empty() ? "none" : absl::StrJoin(c.draining_loops(), ",")});

@@ -69,6 +69,12 @@ ConnectionRecord Describe(Connection& c, MonoTime now) {
   r.bytes_out = c.bytes_out();
   r.requests = c.requests();
   r.queued_output = c.queued_output();
+  if (const TlsSession* tls = c.tls()) {
+    r.tls_version = std::string(tls->version());
+    r.tls_alpn = std::string(tls->alpn());
+    r.tls_resumed = tls->resumed();
+    r.tls_ktls = tls->ktls_send() || tls->ktls_receive();
+  }
   return r;
 }
 

@@ -30,6 +30,10 @@ struct ConnectionRecord {
   uint64_t bytes_out = 0;
   uint64_t requests = 0;
   uint64_t queued_output = 0;
+  std::string tls_version;  // empty: plaintext, or the handshake is not done
+  std::string tls_alpn;
+  bool tls_resumed = false;
+  bool tls_ktls = false;
 };
 
 struct ConnectionFilter {

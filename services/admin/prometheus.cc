@@ -7,6 +7,7 @@
 #include "core/histogram.h"
 #include "reactor/close_reason.h"
 #include "reactor/loop_stats.h"
+#include "reactor/tls_endpoint.h"
 #include "services/admin/accept_totals.h"
 #include "services/admin/process_figures.h"
 #include "services/admin/prometheus_writer.h"
@@ -220,6 +221,90 @@ void WriteServices(PrometheusWriter& w, Server& server, const std::vector<std::s
   });
 }
 
+// One sample per TLS endpoint and loop; the endpoint is labelled by its service and address.
+void WriteTls(PrometheusWriter& w, Server& server, const std::vector<std::string>& loops) {
+  struct Endpoint {
+    std::string service, address;
+    const TlsEndpoint* tls;
+  };
+  std::vector<Endpoint> endpoints;
+  for (size_t l = 0; l < server.listeners().size(); ++l) {
+    if (const TlsEndpoint* tls = server.listener_tls(l)) {
+      endpoints.push_back({server.listeners()[l].service, server.listeners()[l].bound.ToString(), tls});
+    }
+  }
+  if (endpoints.empty()) return;
+  auto per_loop = [&](std::string_view name, std::string_view help, auto get) {
+    w.Family(name, "counter", help);
+    for (const Endpoint& e : endpoints) {
+      for (int i = 0; i < server.loop_count(); ++i) {
+        const auto& stats = server.loop(i).stats().tls;
+        if (static_cast<size_t>(e.tls->index()) >= stats.size()) continue;
+        w.Sample(name, {{"service", View(e.service)}, {"endpoint", View(e.address)}, {"loop", View(loops[i])}},
+                 get(*stats[e.tls->index()]));
+      }
+    }
+  };
+  per_loop("percore_tls_handshakes_total", "TLS handshakes completed, full or resumed.",
+           [](const TlsLoopStats& s) { return s.handshakes.Get(); });
+  per_loop("percore_tls_resumptions_total", "TLS handshakes that resumed a session from a ticket.",
+           [](const TlsLoopStats& s) { return s.resumptions.Get(); });
+  w.Family("percore_tls_handshakes_by_version_total", "counter", "Completed TLS handshakes by negotiated version.");
+  for (const Endpoint& e : endpoints) {
+    for (int i = 0; i < server.loop_count(); ++i) {
+      const auto& stats = server.loop(i).stats().tls;
+      if (static_cast<size_t>(e.tls->index()) >= stats.size()) continue;
+      const TlsLoopStats& s = *stats[e.tls->index()];
+      for (const auto& [version, count] : {std::pair<std::string_view, uint64_t>{"TLSv1.3", s.tls13.Get()},
+                                           std::pair<std::string_view, uint64_t>{"TLSv1.2", s.tls12.Get()}}) {
+        w.Sample("percore_tls_handshakes_by_version_total",
+                 {{"service", View(e.service)}, {"endpoint", View(e.address)}, {"loop", View(loops[i])}, {"version", version}},
+                 count);
+      }
+    }
+  }
+  w.Family("percore_tls_failures_total", "counter", "TLS connections closed on a failure, by reason.");
+  for (const Endpoint& e : endpoints) {
+    for (int i = 0; i < server.loop_count(); ++i) {
+      const auto& stats = server.loop(i).stats().tls;
+      if (static_cast<size_t>(e.tls->index()) >= stats.size()) continue;
+      const TlsLoopStats& s = *stats[e.tls->index()];
+      for (const auto& [reason, count] :
+           {std::pair<std::string_view, uint64_t>{"tls_handshake_failed", s.handshake_failures.Get()},
+            std::pair<std::string_view, uint64_t>{"tls_handshake_timeout", s.handshake_timeouts.Get()},
+            std::pair<std::string_view, uint64_t>{"tls_error", s.errors.Get()}}) {
+        w.Sample("percore_tls_failures_total",
+                 {{"service", View(e.service)}, {"endpoint", View(e.address)}, {"loop", View(loops[i])}, {"reason", reason}},
+                 count);
+      }
+    }
+  }
+  per_loop("percore_tls_ktls_connections_total", "TLS connections whose records the kernel does (kTLS).",
+           [](const TlsLoopStats& s) { return s.ktls.Get(); });
+  w.Family("percore_tls_handshake_seconds", "histogram", "From accept to the TLS handshake's completion.");
+  for (const Endpoint& e : endpoints) {
+    for (int i = 0; i < server.loop_count(); ++i) {
+      const auto& stats = server.loop(i).stats().tls;
+      if (static_cast<size_t>(e.tls->index()) >= stats.size()) continue;
+      w.HistogramSeconds("percore_tls_handshake_seconds",
+                         {{"service", View(e.service)}, {"endpoint", View(e.address)}, {"loop", View(loops[i])}},
+                         stats[e.tls->index()]->handshake_ns.Snapshot());
+    }
+  }
+  w.Family("percore_tls_certificate_expiry_timestamp_seconds", "gauge",
+           "When the certificate new connections get expires, Unix time.");
+  for (const Endpoint& e : endpoints) {
+    w.SampleSeconds("percore_tls_certificate_expiry_timestamp_seconds",
+                    {{"service", View(e.service)}, {"endpoint", View(e.address)}},
+                    static_cast<uint64_t>(absl::ToUnixNanos(e.tls->current()->not_after())));
+  }
+  w.Family("percore_tls_certificate_reloads_total", "counter", "Successful certificate reloads.");
+  for (const Endpoint& e : endpoints) {
+    w.Sample("percore_tls_certificate_reloads_total", {{"service", View(e.service)}, {"endpoint", View(e.address)}},
+             e.tls->reloads());
+  }
+}
+
 }  // namespace
 
 std::string PrometheusText(Server& server) {
@@ -230,6 +315,7 @@ std::string PrometheusText(Server& server) {
   WriteLoops(w, server, loops);
   WriteAccepting(w, server, loops);
   WriteServices(w, server, loops);
+  WriteTls(w, server, loops);
   return w.Take();
 }
 

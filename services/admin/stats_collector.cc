@@ -8,6 +8,7 @@
 #include "reactor/close_reason.h"
 #include "reactor/loop_stats.h"
 #include "reactor/server_totals.h"
+#include "reactor/tls_endpoint.h"
 #include "services/admin/accept_totals.h"
 #include "services/admin/process_figures.h"
 
@@ -31,6 +32,23 @@ void FillHistogram(const HistogramSnapshot& h, v1::Histogram* out) {
     b->set_count(h.counts[i]);
   }
 }
+
+namespace {
+
+void FillTls(const TlsTotals& t, int loop, v1::TlsLoopStats* out) {
+  out->set_loop(loop);
+  out->set_handshakes(t.handshakes);
+  out->set_resumptions(t.resumptions);
+  out->set_tls13(t.tls13);
+  out->set_tls12(t.tls12);
+  out->set_handshake_failures(t.handshake_failures);
+  out->set_handshake_timeouts(t.handshake_timeouts);
+  out->set_errors(t.errors);
+  out->set_ktls(t.ktls);
+  FillHistogram(t.handshake_ns, out->mutable_handshake_ns());
+}
+
+}  // namespace
 
 StatsCollector::StatsCollector(Server& server, absl::Time start)
     : server_(server),
@@ -184,6 +202,29 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     svc->set_requests(total.requests);
     svc->set_errors(total.errors);
     FillHistogram(total.latency_ns, svc->mutable_latency_ns());
+  }
+
+  const auto& listeners = server_.listeners();
+  for (size_t li = 0; li < listeners.size(); ++li) {
+    const TlsEndpoint* endpoint = server_.listener_tls(li);
+    if (endpoint == nullptr) continue;
+    v1::TlsEndpointStats* t = out->add_tls();
+    t->set_service(listeners[li].service);
+    t->set_address(listeners[li].bound.ToString());
+    const std::shared_ptr<const TlsContext> context = endpoint->current();
+    t->set_certificate_subject(context->subject());
+    t->set_certificate_not_after_unix_ns(absl::ToUnixNanos(context->not_after()));
+    t->set_reloads(endpoint->reloads());
+    t->set_kernel_tls(KernelHasTls());
+    TlsTotals total;
+    for (int i = 0; i < server_.loop_count(); ++i) {
+      const auto& per_loop = server_.loop(i).stats().tls;
+      if (static_cast<size_t>(endpoint->index()) >= per_loop.size()) continue;
+      const TlsTotals one = TlsTotals::Read(*per_loop[endpoint->index()]);
+      total.Merge(one);
+      FillTls(one, i, t->add_per_loop());
+    }
+    FillTls(total, -1, t->mutable_total());
   }
 }
 

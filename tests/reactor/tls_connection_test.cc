@@ -27,6 +27,7 @@
 #include "tests/testing/deadline.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/test_certs.h"
+#include "tests/testing/tls_client.h"
 
 namespace percore {
 
@@ -36,6 +37,7 @@ namespace {
 
 using test::Deadline;
 using test::ScopedFd;
+using test::TlsClient;
 using test::WaitUntil;
 
 Deadline Soon() { return Deadline::In(absl::Seconds(10)); }
@@ -49,84 +51,6 @@ const test::TestCertificates& Certs() {
   }();
   return *certs;
 }
-
-// A blocking OpenSSL client on a connected socket, with a poll-based deadline on every step.
-class TlsClient {
- public:
-  TlsClient(ScopedFd fd, int max_version = 0) : fd_(std::move(fd)) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_load_verify_locations(ctx_, Certs().ca_file.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    if (max_version != 0) SSL_CTX_set_max_proto_version(ctx_, max_version);
-    ssl_ = SSL_new(ctx_);
-    SSL_set1_host(ssl_, "localhost");
-    SSL_set_tlsext_host_name(ssl_, "localhost");
-    static const unsigned char kAlpn[] = "\x08http/1.1";
-    SSL_set_alpn_protos(ssl_, kAlpn, sizeof(kAlpn) - 1);
-    SSL_set_fd(ssl_, fd_.get());
-  }
-  ~TlsClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-  }
-  SSL* ssl() { return ssl_; }
-  int fd() { return fd_.get(); }
-
-  // Runs an OpenSSL call until it succeeds or fails for good, waiting on the socket between.
-  template <typename Fn>
-  int Drive(Fn fn, Deadline deadline) {
-    for (;;) {
-      ERR_clear_error();
-      const int r = fn();
-      if (r > 0) return r;
-      const int e = SSL_get_error(ssl_, r);
-      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return r;
-      pollfd p{fd_.get(), static_cast<short>(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
-      if (deadline.expired() || ::poll(&p, 1, deadline.PollTimeoutMs()) <= 0) return -1;
-    }
-  }
-  bool Handshake(SSL_SESSION* resume = nullptr) {
-    if (resume != nullptr) SSL_set_session(ssl_, resume);
-    ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
-    return Drive([&] { return SSL_connect(ssl_); }, Soon()) == 1;
-  }
-  bool Write(const std::string& bytes) {
-    size_t sent = 0;
-    while (sent < bytes.size()) {
-      size_t n = 0;
-      if (Drive([&] { return SSL_write_ex(ssl_, bytes.data() + sent, bytes.size() - sent, &n); }, Soon()) != 1) {
-        return false;
-      }
-      sent += n;
-    }
-    return true;
-  }
-  // Reads exactly n bytes; fewer if the stream ends or the deadline passes.
-  std::string Read(size_t n, Deadline deadline = Soon()) {
-    std::string got;
-    char chunk[16384];
-    while (got.size() < n) {
-      size_t k = 0;
-      if (Drive([&] { return SSL_read_ex(ssl_, chunk, std::min(sizeof(chunk), n - got.size()), &k); }, deadline) != 1) {
-        break;
-      }
-      got.append(chunk, k);
-    }
-    return got;
-  }
-  // Whether the server's close_notify arrives (a read that reports the clean end of TLS).
-  bool SeesCloseNotify() {
-    char byte;
-    size_t k = 0;
-    const int r = Drive([&] { return SSL_read_ex(ssl_, &byte, 1, &k); }, Soon());
-    return r <= 0 && SSL_get_error(ssl_, r) == SSL_ERROR_ZERO_RETURN;
-  }
-
- private:
-  ScopedFd fd_;
-  SSL_CTX* ctx_;
-  SSL* ssl_;
-};
 
 class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
  protected:
@@ -158,7 +82,7 @@ class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
     return fd.ok() ? std::move(*fd) : ScopedFd();
   }
   std::unique_ptr<TlsClient> Handshaken(int max_version = 0) {
-    auto client = std::make_unique<TlsClient>(Connect(), max_version);
+    auto client = std::make_unique<TlsClient>(Connect(), Certs().ca_file, max_version);
     EXPECT_TRUE(client->Handshake());
     return client;
   }
@@ -238,7 +162,7 @@ TEST_P(TlsConnectionTest, TicketsResumeOnAnotherLoop) {
   StartServer(2);
   SSL_SESSION* ticket = nullptr;
   for (int round = 0; round < 4; ++round) {  // round robin: consecutive connections, other loops
-    auto client = std::make_unique<TlsClient>(Connect());
+    auto client = std::make_unique<TlsClient>(Connect(), Certs().ca_file);
     ASSERT_TRUE(client->Handshake(ticket));
     const std::string bytes = Random(1000);
     ASSERT_TRUE(client->Write(bytes));

@@ -4,6 +4,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,8 @@ struct AdminSetup {
   absl::Duration loop_timeout = absl::Seconds(1);
   PollerBackend backend = PollerBackend::kAuto;
   UringOptions uring = {};
+  // Set: echo also listens on a TLS endpoint with these (tls_port_), the server's third.
+  std::optional<TlsOptions> tls_echo;
 };
 
 // How long a socket step of these tests may take; only reached on a bug.
@@ -65,6 +68,13 @@ class AdminTest : public ::testing::Test {
     absl::StatusOr<ListenerInfo> blocker = server_->Listen("blocker", {"127.0.0.1", 0});
     ASSERT_TRUE(blocker.ok()) << blocker.status();
     blocker_port_ = blocker->bound.port();
+    if (setup.tls_echo.has_value()) {
+      EndpointOptions endpoint;
+      endpoint.tls = setup.tls_echo;
+      absl::StatusOr<ListenerInfo> tls = server_->Listen("echo", {"127.0.0.1", 0}, endpoint);
+      ASSERT_TRUE(tls.ok()) << tls.status();
+      tls_port_ = tls->bound.port();
+    }
     ASSERT_TRUE(server_->Start().ok());
 
     AdminOptions admin_options;
@@ -149,6 +159,7 @@ class AdminTest : public ::testing::Test {
   std::unique_ptr<AdminServer> admin_;
   uint16_t echo_port_ = 0;
   uint16_t blocker_port_ = 0;
+  uint16_t tls_port_ = 0;
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Admin::Stub> stub_;
