@@ -234,15 +234,21 @@ TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
   if (ssl_ == nullptr) return Result::kError;
+  if (peer_closed_) {
+    wire_in_.Clear();
+    return Result::kPeerClosed;
+  }
   ERR_clear_error();
   if (!handshake_done_) {
     const int r = SSL_do_handshake(ssl_);
     if (r != 1) {
       const int e = SSL_get_error(ssl_, r);
+      starved_ = e == SSL_ERROR_WANT_READ;
       return e == SSL_ERROR_WANT_READ ? Result::kOk : Fail(e);
     }
     handshake_done_ = true;
   }
+  starved_ = false;
   size_t got = 0;
   while (got < max_plain) {
     if (plain.writable() < 1024) plain.Reserve(std::min<size_t>(max_plain - got, 4096));
@@ -255,8 +261,15 @@ TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
       continue;
     }
     const int e = SSL_get_error(ssl_, r);
-    if (e == SSL_ERROR_WANT_READ) return Result::kOk;
-    if (e == SSL_ERROR_ZERO_RETURN) return Result::kPeerClosed;
+    if (e == SSL_ERROR_WANT_READ) {
+      starved_ = true;
+      return Result::kOk;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) {
+      peer_closed_ = true;
+      wire_in_.Clear();
+      return Result::kPeerClosed;
+    }
     return Fail(e);
   }
   return Result::kOk;
@@ -297,7 +310,11 @@ TlsSession::Result TlsSession::Fail(int ssl_error) {
 }
 
 bool TlsSession::has_pending() const {
-  return !wire_in_.empty() || (ssl_ != nullptr && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1));
+  // After Decrypt stopped for want of ciphertext, what OpenSSL holds is a partial record: not
+  // work until more arrives (which lands in wire_in_; OpenSSL had taken all of it).
+  if (peer_closed_) return false;  // what follows close_notify is not read
+  if (!wire_in_.empty()) return true;
+  return ssl_ != nullptr && !starved_ && (SSL_pending(ssl_) > 0 || SSL_has_pending(ssl_) == 1);
 }
 
 bool TlsSession::resumed() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }

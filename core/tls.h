@@ -88,8 +88,10 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
-  // Ciphertext from the peer, kept until Decrypt takes it.
-  void Receive(std::string_view ciphertext) { wire_in_.Append(ciphertext); }
+  // Ciphertext from the peer, kept until Decrypt takes it (dropped after close_notify).
+  void Receive(std::string_view ciphertext) {
+    if (!peer_closed_) wire_in_.Append(ciphertext);
+  }
   // The buffer ciphertext from the peer goes into (a readiness back end reads into it).
   Buffer& wire_in() { return wire_in_; }
   // Drives the handshake and decrypts into `plain` until it holds `max_plain` more bytes or the
@@ -140,6 +142,8 @@ class TlsSession {
   bool handshake_done_ = false;
   bool handshake_reported_ = false;
   bool shut_down_ = false;
+  bool starved_ = false;  // the last Decrypt stopped for want of ciphertext
+  bool peer_closed_ = false;  // close_notify came: nothing after it is read
   bool error_not_tls_ = false;
   std::string error_;
 };

@@ -213,6 +213,32 @@ TEST_P(TlsConnectionTest, ASilentOrTruncatedHandshakeTimesOut) {
   EXPECT_EQ(Closed(CloseReason::kTlsHandshakeTimeout), 2u);
 }
 
+// The peer's FIN behind a partial record (half a ClientHello) ends the connection: nothing
+// can complete that record, so it is not waited for.
+TEST_P(TlsConnectionTest, AFinAfterAPartialRecordCloses) {
+  StartServer(1, absl::ZeroDuration());  // no handshake deadline: only the FIN can end it
+  ScopedFd fd = Connect();
+  ASSERT_TRUE(test::WriteAll(fd.get(), std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11), Soon()).ok());
+  ASSERT_EQ(::shutdown(fd.get(), SHUT_WR), 0);
+  EXPECT_TRUE(test::ReadUntilEofOrReset(fd.get(), Soon()).ok());
+  EXPECT_TRUE(WaitUntil([&] { return server_->Totals().closed_total() == 1; }, Soon()));
+  EXPECT_EQ(Closed(CloseReason::kPeerClosed), 1u);
+}
+
+// Bytes after the peer's close_notify are not read: the close completes as it would without
+// them (they may be anything; here, not even TLS).
+TEST_P(TlsConnectionTest, BytesAfterCloseNotifyAreIgnored) {
+  StartServer();
+  auto client = Handshaken();
+  ASSERT_TRUE(client->Write("before"));
+  ASSERT_EQ(client->Read(6), "before");
+  client->Shutdown();
+  ASSERT_TRUE(test::WriteAll(client->fd(), std::string("\x6e\xae\x0e\x00\x00\x00", 6), Soon()).ok());
+  ASSERT_EQ(::shutdown(client->fd(), SHUT_WR), 0);
+  EXPECT_TRUE(WaitUntil([&] { return server_->Totals().closed_total() == 1; }, Soon()));
+  EXPECT_EQ(Closed(CloseReason::kPeerClosed), 1u);
+}
+
 TEST_P(TlsConnectionTest, StopDrainsWithCloseNotify) {
   StartServer();
   auto client = Handshaken();
