@@ -342,7 +342,7 @@ void Connection::HandleIoEvent(uint32_t events) {
         (void)loop_.Unwatch(fd_);
         unwatched_ = true;
         interest_ = 0;
-        peer_eof_ = true;
+        peer_eof_ = peer_fin_ = true;
       }
     }
   }
@@ -374,7 +374,7 @@ void Connection::HandleReadable() {
       continue;
     }
     if (n == 0) {
-      peer_eof_ = true;
+      peer_eof_ = peer_fin_ = true;
       if (state_ == ConnectionState::kReading) {
         RunCallback([this] { return handler_->OnPeerClosed(*this); });
         if (finished_) return;
@@ -720,7 +720,9 @@ void Connection::Flush() {
             return;
           }
         }
-        if (peer_eof_) {
+        // The peer's FIN: nothing of ours can be cut by a reset. (A TLS close_notify alone is
+        // not one: bytes may still follow it, so the close lingers as usual.)
+        if (peer_eof_ && (tls_ == nullptr || peer_fin_)) {
           Finish(close_reason_);
           return;
         }
@@ -1060,12 +1062,13 @@ void Connection::OnReceived(std::string_view bytes) {
 }
 
 void Connection::OnPeerEof() {
-  if (peer_eof_) return;  // already read directly (ServeArrived)
-  peer_eof_ = true;
+  peer_fin_ = true;
   if (fin_sent_) {
     Finish(close_reason_);  // the peer has everything it will get
     return;
   }
+  if (peer_eof_) return;  // already read directly (ServeArrived), or TLS close_notify came first
+  peer_eof_ = true;
   if (state_ == ConnectionState::kClosing) return;  // completes when the output has drained
   // Reported by FlushAndDeliver, once what came before it was offered (and, when paused, after
   // Resume).

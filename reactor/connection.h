@@ -402,7 +402,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   bool starved_ = false;  // its receive ended on an empty buffer ring; the loop re-arms it  // it fired without an error (a FIN): not re-armed until reading   // FIN received while backed up; OnPeerClosed once reading again
   ConnectionState state_ = ConnectionState::kOpen;
   uint32_t interest_ = 0;
-  bool peer_eof_ = false;      // FIN seen
+  bool peer_eof_ = false;      // FIN seen (on TLS, or close_notify)
+  bool peer_fin_ = false;      // the TCP FIN itself seen
   bool fin_sent_ = false;      // our FIN sent (lingering)
   bool in_callback_ = false;   // re-entrancy guard: Close/Resume from inside a callback
   bool finished_ = false;
