@@ -207,6 +207,9 @@ TEST_F(AdminTest, ReadOnlyAdminRefusesEveryControlCall) {
   close.set_id(all.connections(0).id());
   v1::CloseConnectionResponse close_reply;
   EXPECT_EQ(stub_->CloseConnection(Context().get(), close, &close_reply).error_code(), StatusCode::PERMISSION_DENIED);
+  v1::ReloadCertificatesResponse reload_reply;
+  EXPECT_EQ(stub_->ReloadCertificates(Context().get(), v1::ReloadCertificatesRequest(), &reload_reply).error_code(),
+            StatusCode::PERMISSION_DENIED);
 
   // Nothing changed, and reading still works.
   const v1::Stats s = GetStats();

@@ -35,7 +35,7 @@ struct AdminSetup {
   PollerBackend backend = PollerBackend::kAuto;
   UringOptions uring = {};
   // Set: echo also listens on a TLS endpoint with these (tls_port_), the server's third.
-  std::optional<TlsOptions> tls_echo;
+  std::optional<TlsOptions> tls_echo = std::nullopt;
 };
 
 // How long a socket step of these tests may take; only reached on a bug.
