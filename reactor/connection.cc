@@ -539,8 +539,9 @@ bool Connection::DecryptInput() {
     case TlsSession::Result::kError:
       break;
   }
-  // The alert OpenSSL queued, if any, is sent with one attempt; then the connection closes.
-  if (uring_ == nullptr && !tls_->wire_out().empty()) (void)tls_->wire_out().WriteToFd(fd_);
+  // The alert OpenSSL queued, if any, is sent with one attempt (directly, on io_uring too,
+  // unless a send is in flight there); then the connection closes.
+  if (!send_in_flight_ && !tls_->wire_out().empty()) (void)tls_->wire_out().WriteToFd(fd_);
   if (tls_->handshake_done()) {
     tls_stats_->errors.Increment();
     Finish(CloseReason::kTlsError);
@@ -559,10 +560,16 @@ void Connection::EncryptOutput() {
   OutputQueue& output = io_->output;
   Buffer& wire = tls_->wire_out();
   while (!output.empty() && wire.size() < kEncryptAhead) {
-    iovec piece;
+    // Copied bytes and shared pieces alike, each encrypted from where it is.
+    iovec pieces[8];
     size_t length = 0;
-    output.Gather(kEncryptAhead - wire.size(), &piece, 1, &length);
-    const size_t taken = tls_->Encrypt(std::string_view(static_cast<const char*>(piece.iov_base), length));
+    const int count = output.Gather(kEncryptAhead - wire.size(), pieces, 8, &length);
+    size_t taken = 0;
+    for (int i = 0; i < count; ++i) {
+      const size_t n = tls_->Encrypt(std::string_view(static_cast<const char*>(pieces[i].iov_base), pieces[i].iov_len));
+      taken += n;
+      if (n < pieces[i].iov_len) break;
+    }
     if (taken == 0) return;
     output.Consume(taken);
   }

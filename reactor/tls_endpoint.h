@@ -4,7 +4,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "core/mutex.h"
 #include "core/tls.h"
 
 namespace percore {
@@ -20,12 +20,12 @@ class TlsEndpoint {
   int index() const { return index_; }
   // Successful reloads so far.
   uint64_t reloads() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return reloads_;
   }
 
   std::shared_ptr<const TlsContext> current() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     return context_;
   }
   // Reads the certificate and key again. A file that does not load is an error and the
@@ -34,7 +34,7 @@ class TlsEndpoint {
     std::shared_ptr<const TlsContext> now = current();
     absl::StatusOr<std::shared_ptr<const TlsContext>> next = now->Reload();
     if (!next.ok()) return next.status();
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(mu_);
     context_ = std::move(*next);
     ++reloads_;
     return absl::OkStatus();
@@ -42,7 +42,7 @@ class TlsEndpoint {
 
  private:
   const int index_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   uint64_t reloads_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const TlsContext> context_ ABSL_GUARDED_BY(mu_);
 };
