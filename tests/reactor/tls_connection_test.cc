@@ -20,6 +20,8 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "reactor/close_reason.h"
+#include "reactor/connection.h"
+#include "reactor/handler.h"
 #include "reactor/poller.h"
 #include "reactor/server.h"
 #include "services/echo/echo_service.h"
@@ -51,6 +53,38 @@ const test::TestCertificates& Certs() {
   }();
   return *certs;
 }
+
+// Answers each byte it reads with a header, a shared 100,000-byte value (sent from where it
+// lives, as the stores send large values) and a trailer.
+class SharedValueService final : public Service {
+ public:
+  SharedValueService() : value_(std::make_shared<const std::string>(test::RandomBytes(rng_, 100000))) {}
+  std::string_view name() const override { return "shared"; }
+  std::unique_ptr<Handler> NewHandler(Connection&) override {
+    class H final : public Handler {
+     public:
+      explicit H(std::shared_ptr<const std::string> value) : value_(std::move(value)) {}
+      Action OnData(Connection& conn, Buffer& input) override {
+        for (size_t i = 0; i < input.size(); ++i) {
+          conn.Send("VALUE\r\n");
+          conn.output().AppendShared(*value_, value_);
+          conn.Send("\r\nEND\r\n");
+        }
+        input.Consume(input.size());
+        return Action::Continue();
+      }
+
+     private:
+      std::shared_ptr<const std::string> value_;
+    };
+    return std::make_unique<H>(value_);
+  }
+  const std::string& value() const { return *value_; }
+
+ private:
+  std::mt19937_64 rng_{7};
+  std::shared_ptr<const std::string> value_;
+};
 
 class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
  protected:
@@ -111,6 +145,27 @@ TEST_P(TlsConnectionTest, EchoesOverBothVersions) {
       ASSERT_EQ(client->Read(size), bytes) << size;
     }
   }
+}
+
+TEST_P(TlsConnectionTest, SharedOutputPiecesAreEncryptedWhereTheyLive) {
+  ServerOptions options;
+  options.loops = 1;
+  options.backend = GetParam();
+  server_ = std::make_unique<Server>(options);
+  auto service = std::make_shared<SharedValueService>();
+  ASSERT_TRUE(server_->AddService(service).ok());
+  EndpointOptions tls;
+  tls.tls = TlsOptions{Certs().cert_file, Certs().key_file, {}};
+  absl::StatusOr<ListenerInfo> listener = server_->Listen("shared", HostPort{"127.0.0.1", 0}, tls);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  port_ = listener->bound.port();
+  ASSERT_TRUE(server_->Start().ok());
+  auto client = Handshaken();
+  const std::string one = "VALUE\r\n" + service->value() + "\r\nEND\r\n";
+  ASSERT_TRUE(client->Write("a"));
+  ASSERT_EQ(client->Read(one.size()), one);
+  ASSERT_TRUE(client->Write("bcd"));  // three pipelined: three values, in order
+  EXPECT_TRUE(client->Read(3 * one.size()) == one + one + one);
 }
 
 TEST_P(TlsConnectionTest, PipelinedWritesComeBackInOrderThenCloseNotifyEndsIt) {
