@@ -349,12 +349,21 @@ void Connection::HandleIoEvent(uint32_t events) {
 }
 
 void Connection::HandleReadable() {
+  if (tls_ != nullptr) {
+    HandleReadableImpl<true>();
+  } else {
+    HandleReadableImpl<false>();
+  }
+}
+
+template <bool kTls>
+void Connection::HandleReadableImpl() {
   LoopStats& stats = loop_.stats();
   size_t budget = options_.read_budget;
   while (ShouldRead() && budget > 0) {
     // On TLS the socket's bytes are ciphertext: they go to the session, which decrypts them
     // into the input.
-    Buffer& target = tls_ == nullptr ? io().input : tls_->wire_in();
+    Buffer& target = kTls ? tls_->wire_in() : io().input;
     if (!target.has_storage()) loop_.buffer_pool().Attach(target);
     const size_t offered = std::min(budget, target.writable() + 64 * 1024);
     const ssize_t n = target.ReadFromFd(fd_, offered);
@@ -365,11 +374,11 @@ void Connection::HandleReadable() {
       stats.bytes_in.Add(got);
       budget -= std::min(budget, got);
       last_activity_ns_ = loop_.now_ns();
-      if (tls_ != nullptr && !DecryptInput()) return;
+      if (kTls && !DecryptInput()) return;
       Deliver();
       if (finished_) return;
-      if (peer_eof_) break;  // TLS close_notify: FlushAndDeliver reports it (ReportPeerEof)
-      if (Unsent() > options_.high_water) break;  // backpressure: read no further ahead
+      if (kTls && peer_eof_) break;  // close_notify: FlushAndDeliver reports it (ReportPeerEof)
+      if (UnsentT<kTls>() > options_.high_water) break;  // backpressure: read no further ahead
       if (got < offered) break;  // the socket is drained; the next read would say EAGAIN
       continue;
     }
@@ -442,11 +451,20 @@ void Connection::FlushAndDeliverInput() {
 }
 
 void Connection::Deliver() {
-  while (state_ == ConnectionState::kReading && Unsent() <= options_.high_water) {
+  if (tls_ != nullptr) {
+    DeliverImpl<true>();
+  } else {
+    DeliverImpl<false>();
+  }
+}
+
+template <bool kTls>
+void Connection::DeliverImpl() {
+  while (state_ == ConnectionState::kReading && UnsentT<kTls>() <= options_.high_water) {
     // io_uring: what was received behind backpressure joins the input one read budget at a
     // time, as the readiness back ends would read it.
     // TLS: ciphertext that waited (behind backpressure or a pause) is decrypted as it is needed.
-    if (tls_ != nullptr && tls_->has_pending() && !DecryptInput()) return;
+    if (kTls && tls_->has_pending() && !DecryptInput()) return;
     if (io_ == nullptr) return;
     if (!io_->stash.empty()) TakeStashed(options_.read_budget);
     if (io_->input.empty()) return;
@@ -634,6 +652,15 @@ size_t Connection::WriteBudgetLeft() {
 }
 
 void Connection::Flush() {
+  if (tls_ != nullptr) {
+    FlushImpl<true>();
+  } else {
+    FlushImpl<false>();
+  }
+}
+
+template <bool kTls>
+void Connection::FlushImpl() {
   LoopStats& stats = loop_.stats();
   bool progressed = std::exchange(send_progressed_, false);
   size_t budget = WriteBudgetLeft();
@@ -643,8 +670,8 @@ void Connection::Flush() {
     SubmitSend();
     budget = write_budget_left_;
   }
-  if (tls_ != nullptr && uring_ == nullptr && !FlushTls(budget, progressed)) return;
-  while (uring_ == nullptr && tls_ == nullptr && io_ != nullptr && !io_->output.empty()) {
+  if (kTls && uring_ == nullptr && !FlushTls(budget, progressed)) return;
+  while (uring_ == nullptr && !kTls && io_ != nullptr && !io_->output.empty()) {
     if (budget == 0) {
       // One connection's large reply does not hold the loop: the rest goes out in the next
       // iterations, after the other connections had their turn.
@@ -678,7 +705,7 @@ void Connection::Flush() {
   write_budget_left_ = budget;
   if (progressed) last_activity_ns_ = loop_.now_ns();
 
-  if (Queued() == 0) {
+  if (QueuedT<kTls>() == 0) {
     // Reading, the connection gives its buffers back to the loop, blocks included, once
     // nothing is in them (GiveBackIoIfIdle); otherwise (paused, closing) it may hold them for
     // long, so the blocks go back to the pool now.
@@ -686,13 +713,13 @@ void Connection::Flush() {
       loop_.buffer_pool().Release(io_->output.bytes());
       loop_.buffer_pool().Release(io_->sending.bytes());
     }
-    if (tls_ != nullptr) loop_.buffer_pool().Release(tls_->wire_out());
+    if (kTls) loop_.buffer_pool().Release(tls_->wire_out());
     if (!fin_sent_) io_deadline_ns_ = kNoDeadline;
   } else {
     // A send in flight counts as written here, as bytes in the socket buffer do on epoll; its
     // memory is bounded by the write budget.
     const size_t in_flight_copied = send_in_flight_ ? std::min(io().send_asked, io().sending.copied_size()) : 0;
-    const size_t ciphertext = tls_ == nullptr ? 0 : tls_->wire_out().size();
+    const size_t ciphertext = !kTls ? 0 : tls_->wire_out().size();
     if (io().output.copied_size() + io().sending.copied_size() + ciphertext - in_flight_copied > options_.output_cap) {
       Finish(CloseReason::kOutputOverflow);
       return;
@@ -705,31 +732,31 @@ void Connection::Flush() {
 
   switch (state_) {
     case ConnectionState::kReading:
-      if (Unsent() > options_.high_water) {
+      if (UnsentT<kTls>() > options_.high_water) {
         state_ = ConnectionState::kWriting;
         stats.backpressure_pauses.Increment();
       }
       break;
     case ConnectionState::kWriting:
-      if (Unsent() <= options_.low_water) {
+      if (UnsentT<kTls>() <= options_.low_water) {
         state_ = ConnectionState::kReading;
         writable_due_ = true;
       }
       break;
     case ConnectionState::kClosing:
-      if (Queued() == 0 && !fin_sent_) {
-        if (tls_ != nullptr && !tls_->shut_down()) {
+      if (QueuedT<kTls>() == 0 && !fin_sent_) {
+        if (kTls && !tls_->shut_down()) {
           // TLS: close_notify goes out after the last reply (an answer to the peer's, if it
           // sent one), then the FIN, from the Flush that writes it.
           tls_->Shutdown();
-          if (Queued() != 0) {
+          if (QueuedT<kTls>() != 0) {
             Flush();
             return;
           }
         }
         // The peer's FIN: nothing of ours can be cut by a reset. (A TLS close_notify alone is
         // not one: bytes may still follow it, so the close lingers as usual.)
-        if (peer_eof_ && (tls_ == nullptr || peer_fin_)) {
+        if (peer_eof_ && (!kTls || peer_fin_)) {
           Finish(close_reason_);
           return;
         }
@@ -838,11 +865,11 @@ void Connection::UpdateInterest() {
   switch (state_) {
     case ConnectionState::kReading:
       wanted = peer_eof_ ? 0u : uint32_t{kPollIn};
-      if (Queued() != 0) wanted |= kPollOut;
+      if (HasOutput()) wanted |= kPollOut;
       break;
     case ConnectionState::kWriting:
     case ConnectionState::kPaused:
-      if (Queued() != 0) wanted = kPollOut;
+      if (HasOutput()) wanted = kPollOut;
       break;
     case ConnectionState::kClosing:
       wanted = fin_sent_ ? uint32_t{kPollIn} : uint32_t{kPollOut};

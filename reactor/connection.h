@@ -255,6 +255,20 @@ class Connection final : private IoWatcher, private TimerEntry {
            (tls_ == nullptr ? 0 : tls_->wire_out().size());
   }
   size_t Unsent() const { return Queued() - (send_in_flight_ ? io_->send_asked : 0); }
+  // The same where the caller knows whether the connection is TLS (the hot paths are compiled
+  // once for each, so a plaintext connection pays nothing for TLS).
+  template <bool kTls>
+  size_t QueuedT() const {
+    return (io_ == nullptr ? 0 : io_->output.size() + io_->sending.size()) + (kTls ? tls_->wire_out().size() : 0);
+  }
+  template <bool kTls>
+  size_t UnsentT() const {
+    return QueuedT<kTls>() - (send_in_flight_ ? io_->send_asked : 0);
+  }
+  // Readiness back ends (where nothing is ever in flight): whether anything waits to be written.
+  bool HasOutput() const {
+    return (io_ != nullptr && !io_->output.empty()) || (tls_ != nullptr && !tls_->wire_out().empty());
+  }
   // Bytes read but not yet taken by the handler: the input, the stash (io_uring) and, on TLS,
   // ciphertext not yet decrypted.
   size_t InputWaiting() const {
@@ -276,6 +290,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   void KeepOnlyStandardBlocks(ConnectionIo& io);
   void ReleaseInputUnlessReading();
   void HandleReadable();
+  template <bool kTls>
+  void HandleReadableImpl();
   // TLS: decrypts what has arrived into the input (up to a read budget) and notes a completed
   // handshake; closes the connection on a TLS error. False when it closed it.
   bool DecryptInput();
@@ -289,6 +305,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   void HandleLinger();
   // Offers buffered input to the handler until it stops consuming or pauses.
   void Deliver();
+  template <bool kTls>
+  void DeliverImpl();
   // Runs a handler callback with the re-entrancy guard set; an exception it throws becomes
   // CloseNow(kHandlerError). The caller sets callback_start_ns_ first (RecordRequest).
   template <typename Fn>
@@ -333,6 +351,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   void FinishPendingWork();
   // Writes what is queued; moves between Reading and Writing on the water marks.
   void Flush();
+  template <bool kTls>
+  void FlushImpl();
   // Flush, then tell the handler the output drained (OnWritable) when it asked or backpressure
   // ended, then offer input left behind by backpressure, for as long as these make progress.
   void FlushAndDeliver() {
