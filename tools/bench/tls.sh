@@ -119,7 +119,7 @@ rows="$work/rows.tsv"  # keytype, test, server, count per s, cpu us per unit
 : >"$rows"
 # run KEYTYPE TEST SERVER PORT: one measurement, appended to rows.
 run() {
-  local key=$1 test=$2 server=$3 port=$4 output count t0 t1
+  local key=$1 test=$2 server=$3 port=$4 output count t0 t1 real=$duration
   local client=()
   case "$test" in
     full) client=(openssl s_time -connect "127.0.0.1:$port" -new -www /plaintext -time "$duration") ;;
@@ -136,13 +136,15 @@ run() {
     count=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' <<<"$output")
     if grep -q "Socket errors\|Non-2xx" <<<"$output"; then log "$key $test $server: wrk reported errors"; fi
   else
-    # "N connections in T.TTs; R connections/user sec, bytes read 0"
-    count=$(sed -n 's/^\([0-9]*\) connections in [0-9.]*s;.*/\1/p' <<<"$output" | tail -1)
+    # "N connections in R real seconds, B bytes read per connection" (the other line's time is
+    # the client's user time)
+    count=$(sed -n 's/^\([0-9]*\) connections in [0-9]* real seconds.*/\1/p' <<<"$output" | tail -1)
+    real=$(sed -n 's/^[0-9]* connections in \([0-9]*\) real seconds.*/\1/p' <<<"$output" | tail -1)
   fi
   count=${count:-0}
   if [[ "$count" -eq 0 ]]; then log "$key $test $server: the client counted nothing (see $work/client.log)"; fi
-  awk -v k="$key" -v t="$test" -v s="$server" -v n="$count" -v d=$((t1 - t0)) -v hz="$clk_tck" -v secs="$duration" \
-    'BEGIN { printf "%s\t%s\t%s\t%.0f\t%s\n", k, t, s, n / secs, n > 0 ? sprintf("%.1f", d * 1e6 / hz / n) : "-" }' >>"$rows"
+  awk -v k="$key" -v t="$test" -v s="$server" -v n="$count" -v d=$((t1 - t0)) -v hz="$clk_tck" -v secs="${real:-$duration}" \
+    'BEGIN { printf "%s\t%s\t%s\t%.0f\t%s\n", k, t, s, n / secs, (n > 0 ? sprintf("%.1f", d * 1e6 / hz / n) : "-") }' >>"$rows"
   log "$key $test $server: $count in ${duration}s, server cpu $(tail -1 "$rows" | cut -f5) us each"
 }
 
