@@ -86,6 +86,31 @@ class SharedValueService final : public Service {
   std::shared_ptr<const std::string> value_;
 };
 
+// Answers each byte it reads with `reply_bytes` of copied output: a reply the peer may not read.
+class FloodService final : public Service {
+ public:
+  explicit FloodService(size_t reply_bytes) : reply_(reply_bytes, 'F') {}
+  std::string_view name() const override { return "flood"; }
+  std::unique_ptr<Handler> NewHandler(Connection&) override {
+    class H final : public Handler {
+     public:
+      explicit H(const std::string& reply) : reply_(reply) {}
+      Action OnData(Connection& conn, Buffer& input) override {
+        for (size_t i = 0; i < input.size(); ++i) conn.Send(reply_);
+        input.Consume(input.size());
+        return Action::Continue();
+      }
+
+     private:
+      const std::string& reply_;
+    };
+    return std::make_unique<H>(reply_);
+  }
+
+ private:
+  const std::string reply_;
+};
+
 class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
  protected:
   void TearDown() override {
@@ -114,6 +139,21 @@ class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
     absl::StatusOr<ScopedFd> fd = test::ConnectToLoopback(port_, Soon());
     EXPECT_TRUE(fd.ok()) << fd.status();
     return fd.ok() ? std::move(*fd) : ScopedFd();
+  }
+  // A server running `service` on a TLS endpoint, one loop.
+  void StartService(std::shared_ptr<Service> service, ConnectionOptions connection) {
+    ServerOptions options;
+    options.loops = 1;
+    options.backend = GetParam();
+    options.connection = connection;
+    server_ = std::make_unique<Server>(options);
+    ASSERT_TRUE(server_->AddService(service).ok());
+    EndpointOptions tls;
+    tls.tls = TlsOptions{Certs().cert_file, Certs().key_file, {}};
+    absl::StatusOr<ListenerInfo> listener = server_->Listen(service->name(), HostPort{"127.0.0.1", 0}, tls);
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    port_ = listener->bound.port();
+    ASSERT_TRUE(server_->Start().ok());
   }
   std::unique_ptr<TlsClient> Handshaken(int max_version = 0) {
     auto client = std::make_unique<TlsClient>(Connect(), Certs().ca_file, max_version);
@@ -148,24 +188,37 @@ TEST_P(TlsConnectionTest, EchoesOverBothVersions) {
 }
 
 TEST_P(TlsConnectionTest, SharedOutputPiecesAreEncryptedWhereTheyLive) {
-  ServerOptions options;
-  options.loops = 1;
-  options.backend = GetParam();
-  server_ = std::make_unique<Server>(options);
   auto service = std::make_shared<SharedValueService>();
-  ASSERT_TRUE(server_->AddService(service).ok());
-  EndpointOptions tls;
-  tls.tls = TlsOptions{Certs().cert_file, Certs().key_file, {}};
-  absl::StatusOr<ListenerInfo> listener = server_->Listen("shared", HostPort{"127.0.0.1", 0}, tls);
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  port_ = listener->bound.port();
-  ASSERT_TRUE(server_->Start().ok());
+  StartService(service, ConnectionOptions());
   auto client = Handshaken();
   const std::string one = "VALUE\r\n" + service->value() + "\r\nEND\r\n";
   ASSERT_TRUE(client->Write("a"));
   ASSERT_EQ(client->Read(one.size()), one);
   ASSERT_TRUE(client->Write("bcd"));  // three pipelined: three values, in order
   EXPECT_TRUE(client->Read(3 * one.size()) == one + one + one);
+}
+
+// The output cap counts what a TLS connection holds, plaintext and ciphertext: a peer that
+// asks for more than the cap and reads nothing is closed as output_overflow.
+TEST_P(TlsConnectionTest, TheOutputCapHoldsOverTls) {
+  ConnectionOptions connection;
+  connection.high_water = 256 << 10;
+  connection.low_water = 64 << 10;
+  connection.output_cap = 1 << 20;
+  StartService(std::make_shared<FloodService>(300 << 10), connection);
+  auto client = Handshaken();
+  ASSERT_TRUE(client->Write("0123456789"));  // 3 MB of replies asked for in one read
+  EXPECT_TRUE(WaitUntil([&] { return Closed(CloseReason::kOutputOverflow) == 1; }, Soon()));
+}
+
+// A reply that makes no progress (the peer stopped reading) is closed by the write timeout.
+TEST_P(TlsConnectionTest, TheWriteTimeoutHoldsOverTls) {
+  ConnectionOptions connection;
+  connection.write_timeout = absl::Milliseconds(300);
+  StartService(std::make_shared<FloodService>(4 << 20), connection);
+  auto client = Handshaken();
+  ASSERT_TRUE(client->Write("x"));
+  EXPECT_TRUE(WaitUntil([&] { return Closed(CloseReason::kWriteTimeout) == 1; }, Soon()));
 }
 
 TEST_P(TlsConnectionTest, PipelinedWritesComeBackInOrderThenCloseNotifyEndsIt) {
