@@ -184,5 +184,54 @@ TEST(AdminTextTest, ConnectionsListStalledLoops) {
   EXPECT_NE(text.find("loop 0 did not answer in time (stalled)"), std::string::npos) << text;
 }
 
+TEST(AdminTextTest, StatsShowTlsEndpointsOnlyWhenThereAreAny) {
+  v1::Stats first = Snapshot(2'000'000'000, 4096, 100);
+  EXPECT_EQ(StatsText(first, nullptr).find("tls endpoint"), std::string::npos);
+  v1::TlsEndpointStats* t = first.add_tls();
+  t->set_service("http");
+  t->set_address("127.0.0.1:8443");
+  t->set_certificate_subject("/CN=localhost");
+  t->set_certificate_not_after_unix_ns(int64_t{1'800'000'000} * 1'000'000'000);  // 2027-01-15
+  t->set_reloads(2);
+  v1::TlsLoopStats* total = t->mutable_total();
+  total->set_handshakes(40);
+  total->set_resumptions(10);
+  total->set_tls13(30);
+  total->set_tls12(10);
+  total->set_handshake_failures(3);
+  total->set_handshake_timeouts(1);
+  total->mutable_handshake_ns()->set_p50(250'000);
+  const std::string text = StatsText(first, nullptr);
+  const std::vector<std::string> row = RowBelow(text, "tls endpoint");
+  ASSERT_GE(row.size(), 13u) << text;
+  EXPECT_EQ(row[0], "http");
+  EXPECT_EQ(row[1], "127.0.0.1:8443");
+  EXPECT_EQ(row[2], "40");   // handshakes
+  EXPECT_EQ(row[3], "20");   // per second over the 2 s since start
+  EXPECT_EQ(row[4], "10");   // resumed
+  EXPECT_EQ(row[5], "30/10");
+  EXPECT_EQ(row[6], "3");
+  EXPECT_EQ(row[7], "1");
+  EXPECT_EQ(row[11], "/CN=localhost");
+  EXPECT_EQ(row[12], "2027-01-15");
+}
+
+TEST(AdminTextTest, ConnectionsShowTlsWhenAnyHasIt) {
+  v1::ListConnectionsResponse reply;
+  v1::ConnectionInfo* plain = reply.add_connections();
+  plain->set_id(1);
+  plain->set_service("echo");
+  EXPECT_EQ(ConnectionsText(reply).find("tls"), std::string::npos);
+  v1::ConnectionInfo* tls = reply.add_connections();
+  tls->set_id(2);
+  tls->set_service("http");
+  tls->set_tls_version("TLSv1.3");
+  tls->set_tls_alpn("http/1.1");
+  tls->set_tls_resumed(true);
+  const std::string text = ConnectionsText(reply);
+  EXPECT_NE(text.find("TLSv1.3 http/1.1 resumed"), std::string::npos) << text;
+  EXPECT_NE(text.find(" -\n"), std::string::npos) << text;  // the plaintext one
+}
+
 }  // namespace
 }  // namespace percore
