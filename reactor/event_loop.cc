@@ -145,12 +145,16 @@ void EventLoop::Run() {
   for (Service* service : options_.services) service->OnLoopStart(*this);
   // Buffer blocks a burst of connections left in the pool go back to the allocator once two
   // periods pass without their being needed.
-  const TimerId trim = RunEvery(kBufferTrimPeriod, [this] {
+  const TimerId trim = RunEvery(options_.buffer_trim_period, [this] {
+    const size_t freed = buffer_pool_.blocks_trimmed() + connection_io_.freed();
     buffer_pool_.Trim();
     connection_io_.Trim();
+    // What the trim freed goes back to the system at the next quiet check (ReturnFreeMemory),
+    // as the burst's own frees did: without this, blocks kept past that check stayed resident.
+    if (buffer_pool_.blocks_trimmed() + connection_io_.freed() != freed) worked_since_trim_ = true;
   });
   const TimerId memory_check =
-      options_.return_free_memory ? RunEvery(kMemoryCheckPeriod, [this] { ReturnFreeMemory(); }) : 0;
+      options_.return_free_memory ? RunEvery(options_.memory_check_period, [this] { ReturnFreeMemory(); }) : 0;
   running_.store(true, std::memory_order_release);
   for (;;) {
     if (quit_.load(std::memory_order_acquire)) {
@@ -457,7 +461,12 @@ void EventLoop::ReturnFreeMemory() {
   const uint64_t busy = stats_.busy_ns.Get();
   const uint64_t busy_in_period = busy - busy_at_memory_check_;
   busy_at_memory_check_ = busy;
-  if (busy_in_period > static_cast<uint64_t>(DurationNanos(kMemoryCheckPeriod) / 100)) {
+  // Connections that closed free their memory however little time it took (a burst of
+  // handshake timeouts closes hundreds in a millisecond): that counts as work too.
+  const uint64_t closed = stats_.closed_total();
+  const bool closed_in_period = closed != closed_at_memory_check_;
+  closed_at_memory_check_ = closed;
+  if (busy_in_period > static_cast<uint64_t>(DurationNanos(options_.memory_check_period) / 100) || closed_in_period) {
     worked_since_trim_ = true;
     return;
   }

@@ -47,6 +47,11 @@ struct EventLoopOptions {
   std::vector<Service*> services = {};  // by service index; each gets OnLoopStart
   std::vector<ShardedBase*> sharded = {};  // state registered with the server (Sharded<T>(Server&))
   int tls_endpoints = 0;  // TLS endpoints of the server: one TlsLoopStats each
+  // How often the buffer pool and the kept buffer sets are trimmed, and how often a quiet loop
+  // checks whether to return freed memory (EventLoop::kBufferTrimPeriod, kMemoryCheckPeriod;
+  // shorter in tests).
+  absl::Duration buffer_trim_period = absl::Seconds(10);
+  absl::Duration memory_check_period = absl::Seconds(1);
 };
 
 class EventLoop;
@@ -326,6 +331,7 @@ class EventLoop final : private IoWatcher {
   uint64_t iteration_ = 0;
   uint64_t busy_at_memory_check_ = 0;
   bool worked_since_trim_ = false;
+  uint64_t closed_at_memory_check_ = 0;  // closes counted at the previous check
   TimerWheel wheel_;
   TaskQueue<Task> tasks_;
   std::vector<Task> running_tasks_;
