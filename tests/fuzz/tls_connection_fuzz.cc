@@ -34,6 +34,7 @@
 #include "core/tls.h"
 #include "reactor/event_loop.h"
 #include "reactor/tls_endpoint.h"
+#include "tests/fuzz/fuzz_harness.h"
 #include "tests/fuzz/script_handler.h"
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
@@ -102,39 +103,10 @@ World& TheWorld() {
   return *world;
 }
 
-class Reader {
- public:
-  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
-  bool empty() const { return pos_ >= size_; }
-  uint8_t Byte() { return pos_ < size_ ? data_[pos_++] : 0; }
-  std::string Bytes(size_t n) {
-    n = std::min(n, size_ - pos_);
-    std::string out(reinterpret_cast<const char*>(data_ + pos_), n);
-    pos_ += n;
-    return out;
-  }
-  std::string Rest() { return Bytes(size_ - pos_); }
+using percore::fuzz::Reader;
+using percore::fuzz::WaitFor;
 
- private:
-  const uint8_t* data_;
-  size_t size_;
-  size_t pos_ = 0;
-};
-
-[[noreturn]] void Fail(const char* what, int error) {
-  std::fprintf(stderr, "tls_connection_fuzz: harness %s failed: %s\n", what, std::strerror(error));
-  std::abort();
-}
-
-void WaitFor(int fd, short events, const char* what) {
-  pollfd p{fd, events, 0};
-  for (;;) {
-    const int ready = poll(&p, 1, 10'000);
-    if (ready == 1) return;
-    if (ready < 0 && errno == EINTR) continue;
-    Fail(what, ready == 0 ? ETIMEDOUT : errno);
-  }
-}
+using percore::fuzz::HarnessFailed;
 
 // Runs a client SSL call, stepping the loop while it waits for the server; its last result.
 template <typename Fn>
@@ -157,7 +129,7 @@ void RunOne(World& w, percore::EventLoop& loop, const uint8_t* data, size_t size
   const int client = connected->release();
   WaitFor(w.listen_fd, POLLIN, "the listener to become readable");
   const int server_side = accept4(w.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (server_side < 0) Fail("accept", errno);
+  if (server_side < 0) HarnessFailed("accept", errno);
   setsockopt(server_side, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
   loop.Adopt(server_side, 0, percore::SocketAddress(), w.endpoint.get());
   loop.Step(0);
