@@ -35,6 +35,7 @@
 #include "reactor/server.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/test_backend.h"
+#include "tests/testing/shell.h"
 #include "tests/testing/test_certs.h"
 #include "tools/service_catalog.h"
 
@@ -65,9 +66,7 @@ const test::TestCertificates& Certs() {
   return *certs;
 }
 
-bool HaveTool(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
-}
+using test::HaveTool;
 
 #define REQUIRE_TOOL(name)                                              \
   do {                                                                  \
@@ -84,18 +83,7 @@ std::string RunTool(const std::string& command, const std::string& input, int* e
     std::ofstream file(input_file, std::ios::binary);
     file << input;
   }
-  std::string output;
-  FILE* pipe = popen(("timeout 20 " + command + " < " + input_file + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) {
-    *exit_code = -1;
-    return output;
-  }
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) output.append(chunk, n);
-  const int status = pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
+  return test::RunShell("timeout 20 " + command + " < " + input_file + " 2>&1", exit_code);
 }
 std::string RunTool(const std::string& command, int* exit_code) { return RunTool(command, "", exit_code); }
 

@@ -8,31 +8,16 @@
 
 #include "gtest/gtest.h"
 #include "tests/services/http/http_test_client.h"
+#include "tests/testing/shell.h"
 
 namespace percore {
 namespace {
 
 using http_test::HttpServer;
 
-bool HaveTool(const std::string& name) {
-  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
-}
+using test::HaveTool;
 
-// Runs `command` through the shell; returns its standard output and sets `exit_code`.
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *exit_code = -1;
-    return output;
-  }
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) output.append(chunk, n);
-  const int status = pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
-}
+std::string RunCommand(const std::string& command, int* exit_code) { return test::RunShell(command, exit_code); }
 
 std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
