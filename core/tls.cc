@@ -4,6 +4,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -11,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -63,6 +68,23 @@ bool ReasonIsNotTls(int reason) {
   return reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST ||
          reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_UNKNOWN_PROTOCOL ||
          reason == SSL_R_PACKET_LENGTH_TOO_LONG;
+}
+
+// BIO controls OpenSSL sends a BIO it asks to take over the record layer (its header reserves
+// these numbers for them: include/openssl/bio.h, "internal BIO").
+constexpr int kBioSetKtls = 72;               // arg: 1 for sending, 0 for receiving; ptr: keys
+constexpr int kBioSetKtlsControlMessage = 74;  // arg: the record type of the next write
+constexpr int kBioClearKtlsControlMessage = 75;
+
+// The size of the kernel's key structure for a cipher (linux/tls.h); 0 for one it lacks.
+size_t KernelCryptoInfoSize(uint16_t cipher) {
+  switch (cipher) {
+    case TLS_CIPHER_AES_GCM_128: return sizeof(tls12_crypto_info_aes_gcm_128);
+    case TLS_CIPHER_AES_GCM_256: return sizeof(tls12_crypto_info_aes_gcm_256);
+    case TLS_CIPHER_AES_CCM_128: return sizeof(tls12_crypto_info_aes_ccm_128);
+    case TLS_CIPHER_CHACHA20_POLY1305: return sizeof(tls12_crypto_info_chacha20_poly1305);
+    default: return 0;
+  }
 }
 
 }  // namespace
@@ -185,7 +207,14 @@ struct TlsBio {
 
   static int Write(BIO* bio, const char* data, size_t n, size_t* written) {
     BIO_clear_retry_flags(bio);
-    static_cast<TlsSession*>(BIO_get_data(bio))->wire_out_.Append(data, n);
+    TlsSession* session = static_cast<TlsSession*>(BIO_get_data(bio));
+    if (session->control_record_type_ != 0) {
+      // kTLS: a record other than application data goes out now, typed by a control message.
+      const int type = std::exchange(session->control_record_type_, 0);
+      if (!session->SendControlRecord(type, data, n)) return 0;
+    } else {
+      session->wire_out_.Append(data, n);  // ciphertext, or with kTLS plaintext for the kernel
+    }
     *written = n;
     return 1;
   }
@@ -205,7 +234,25 @@ struct TlsBio {
     return 1;
   }
 
-  static long Ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+  static long Ctrl(BIO* bio, int cmd, long arg, void* ptr) {
+    TlsSession* session = static_cast<TlsSession*>(BIO_get_data(bio));
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case kBioSetKtls:
+        return arg == 1 && session->StartKernelSend(ptr) ? 1 : 0;  // receiving stays here
+      case BIO_CTRL_GET_KTLS_SEND:
+        return session->ktls_send_ ? 1 : 0;
+      case kBioSetKtlsControlMessage:
+        session->control_record_type_ = static_cast<int>(arg);
+        return 1;
+      case kBioClearKtlsControlMessage:
+        session->control_record_type_ = 0;
+        return 1;
+      default:
+        return 0;
+    }
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -247,6 +294,10 @@ TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
       return e == SSL_ERROR_WANT_READ ? Result::kOk : Fail(e);
     }
     handshake_done_ = true;
+    if (offload_fd_ >= 0 && context_->options().ktls && !ktls_send_ && ktls_refusal_.empty()) {
+      // The keys changed without OpenSSL offering them to the BIO.
+      ktls_refusal_ = "OpenSSL did not offer the keys (a library built without kTLS, or a cipher it does not offload)";
+    }
   }
   starved_ = false;
   size_t got = 0;
@@ -296,6 +347,74 @@ void TlsSession::Shutdown() {
   ERR_clear_error();
 }
 
+bool TlsSession::StartKernelSend(const void* crypto_info) {
+  if (offload_fd_ < 0 || !context_->options().ktls || crypto_info == nullptr) return false;
+  // OpenSSL passes the kernel's structure for the cipher (struct tls_crypto_info first).
+  tls_crypto_info header;
+  std::memcpy(&header, crypto_info, sizeof(header));
+  const size_t size = KernelCryptoInfoSize(header.cipher_type);
+  if (size == 0) {
+    ktls_refusal_ = absl::StrCat("cipher ", header.cipher_type, " has no kernel implementation");
+    return false;
+  }
+  // Everything already encrypted here goes out before the kernel encrypts what follows. The
+  // flight is a few kilobytes into an empty socket buffer; if it does not all fit, the session
+  // stays in userspace (and what is left goes out as usual).
+  while (!wire_out_.empty()) {
+    const ssize_t n = ::send(offload_fd_, wire_out_.data(), wire_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      wire_out_.Consume(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    ktls_refusal_ = absl::StrCat("the handshake did not fit the socket buffer (", std::strerror(errno), ")");
+    return false;
+  }
+  if (::setsockopt(offload_fd_, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
+    ktls_refusal_ = absl::StrCat("TCP_ULP tls: ", std::strerror(errno),
+                                 errno == ENOENT ? " (the kernel has no tls module)" : "");
+    return false;
+  }
+  if (::setsockopt(offload_fd_, SOL_TLS, TLS_TX, crypto_info, static_cast<socklen_t>(size)) != 0) {
+    // The socket has the tls layer but no keys: it still passes bytes through unchanged.
+    ktls_refusal_ = absl::StrCat("TLS_TX: ", std::strerror(errno));
+    return false;
+  }
+  ktls_send_ = true;
+  ktls_refusal_.clear();
+  return true;
+}
+
+bool TlsSession::SendControlRecord(int type, const char* data, size_t n) {
+  // Records queued before this one must reach the kernel first. A ticket follows the
+  // handshake's end and close_notify follows the last reply, so this is rarely needed.
+  while (!wire_out_.empty()) {
+    const ssize_t sent = ::send(offload_fd_, wire_out_.data(), wire_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent > 0) {
+      wire_out_.Consume(static_cast<size_t>(sent));
+    } else if (sent == 0 || errno != EINTR) {
+      return false;  // the session fails (tls_error) rather than send records out of order
+    }
+  }
+  char control[CMSG_SPACE(sizeof(unsigned char))] = {};
+  msghdr message{};
+  iovec piece{const_cast<char*>(data), n};
+  message.msg_iov = &piece;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_TLS;
+  header->cmsg_type = TLS_SET_RECORD_TYPE;
+  header->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+  *CMSG_DATA(header) = static_cast<unsigned char>(type);
+  ssize_t sent;
+  do {
+    sent = ::sendmsg(offload_fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  return sent == static_cast<ssize_t>(n);
+}
+
 TlsSession::Result TlsSession::Fail(int ssl_error) {
   const unsigned long code = ERR_peek_last_error();
   if (!handshake_done_ && code != 0 && ERR_GET_LIB(code) == ERR_LIB_SSL && ReasonIsNotTls(ERR_GET_REASON(code))) {
@@ -330,22 +449,6 @@ std::string_view TlsSession::alpn() const {
   unsigned int length = 0;
   SSL_get0_alpn_selected(ssl_, &data, &length);
   return std::string_view(reinterpret_cast<const char*>(data), length);
-}
-
-bool TlsSession::ktls_send() const {
-#ifdef BIO_get_ktls_send
-  return ssl_ != nullptr && BIO_get_ktls_send(SSL_get_wbio(ssl_)) != 0;
-#else
-  return false;
-#endif
-}
-
-bool TlsSession::ktls_receive() const {
-#ifdef BIO_get_ktls_recv
-  return ssl_ != nullptr && BIO_get_ktls_recv(SSL_get_rbio(ssl_)) != 0;
-#else
-  return false;
-#endif
 }
 
 }  // namespace percore

@@ -4,10 +4,13 @@
 //
 // TlsContext is one endpoint's configuration (certificate chain, key, ALPN, versions, ticket
 // keys), built once and shared read-only by every loop. TlsSession is one connection's
-// handshake and record layer. It never touches a socket: ciphertext comes in through
-// Receive() and leaves through wire_out(), so the same session works over every back end
-// (a readiness back end reads and writes the descriptor itself; io_uring hands over what its
-// receives brought and sends what wire_out() holds).
+// handshake and record layer. It does not read or write the socket itself: ciphertext comes in
+// through Receive() and leaves through wire_out(), so the same session works over every back
+// end (a readiness back end reads and writes the descriptor itself; io_uring hands over what its
+// receives brought and sends what wire_out() holds). The one exception is kernel TLS
+// (OffloadSendsTo): at the moment the keys change, the handshake bytes before it go out on the
+// socket, the kernel takes the keys, and from then on wire_out() holds plaintext that the
+// kernel encrypts.
 
 #include <cstdint>
 #include <memory>
@@ -31,7 +34,8 @@ struct TlsOptions {
   // Application protocols the endpoint speaks, in its order of preference ("http/1.1"). A
   // client that offers none of them still connects, without ALPN (as nginx does).
   std::vector<std::string> alpn;
-  // Ask OpenSSL to hand the record layer to the kernel (SSL_OP_ENABLE_KTLS) where it can.
+  // Let the kernel encrypt what connections send (kTLS, SSL_OP_ENABLE_KTLS) where the kernel
+  // has the tls module and the back end allows it (see TlsSession::OffloadSendsTo).
   bool ktls = true;
 };
 
@@ -122,9 +126,22 @@ class TlsSession {
   std::string_view version() const;
   // The application protocol agreed by ALPN; empty if none.
   std::string_view alpn() const;
+  // Kernel TLS for what this session sends, on `fd` (a connected TCP socket that the caller
+  // writes wire_out() to with ordinary writes, nothing else in flight: a readiness back end).
+  // Call before the handshake; the offload happens when the application keys are ready, if
+  // the context allows it (TlsOptions::ktls), OpenSSL supports the cipher and the kernel takes
+  // the keys. Records from the peer are still decrypted here. Without the call, or when the
+  // kernel refuses, everything stays in userspace and ktls_refusal() says why.
+  void OffloadSendsTo(int fd) { offload_fd_ = fd; }
   // Whether the kernel does the record layer (kTLS) for sending / receiving.
-  bool ktls_send() const;
-  bool ktls_receive() const;
+  bool ktls_send() const { return ktls_send_; }
+  bool ktls_receive() const { return false; }
+  // Why an offload asked for with OffloadSendsTo did not happen, once the handshake is done
+  // (empty if it happened or was not asked for): the kernel refused the keys, or OpenSSL never
+  // offered them (Debian's libssl3, for one, is built without kTLS).
+  const std::string& ktls_refusal() const { return ktls_refusal_; }
+  // The OpenSSL session, for what this class does not wrap (the peer's certificate, SNI).
+  SSL* native() const { return ssl_; }
   // What failed, when a call returned kError.
   const std::string& error() const { return error_; }
   // Whether that failure came from the peer's bytes not being TLS at all (garbage instead of a
@@ -134,6 +151,10 @@ class TlsSession {
  private:
   friend struct TlsBio;
   Result Fail(int ssl_error);
+  // The BIO's side of kernel TLS: take the send keys; send a record of `type` that is not
+  // application data (a ticket, an alert) through the kernel.
+  bool StartKernelSend(const void* crypto_info);
+  bool SendControlRecord(int type, const char* data, size_t n);
 
   SSL* ssl_ = nullptr;
   std::shared_ptr<const TlsContext> context_;
@@ -145,6 +166,10 @@ class TlsSession {
   bool starved_ = false;  // the last Decrypt stopped for want of ciphertext
   bool peer_closed_ = false;  // close_notify came: nothing after it is read
   bool error_not_tls_ = false;
+  int offload_fd_ = -1;
+  bool ktls_send_ = false;
+  int control_record_type_ = 0;  // set by OpenSSL just before it writes a non-data record
+  std::string ktls_refusal_;
   std::string error_;
 };
 

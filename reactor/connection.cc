@@ -88,6 +88,10 @@ ConnectionHandle Connection::handle() const { return ConnectionHandle{&loop_, id
 void Connection::UseTls(std::shared_ptr<const TlsContext> context, TlsLoopStats* stats) {
   tls_ = std::make_unique<TlsSession>(std::move(context), &loop_.buffer_pool());
   tls_stats_ = stats;
+  // Kernel TLS on the readiness back ends, which write wire_out() with plain writes. io_uring
+  // keeps the records here: its sends are in flight while the session runs, and records that
+  // are not application data would need typed sendmsg submissions.
+  if (uring_ == nullptr && KernelHasTls()) tls_->OffloadSendsTo(fd_);
 }
 
 void Connection::NoteHandshake() {

@@ -1,12 +1,18 @@
 // TlsContext and TlsSession against OpenSSL's own client, in memory: the session's ciphertext
 // buffers are pumped to and from a client SSL over memory BIOs, so every byte is accounted for
-// and no socket timing is involved.
+// and no socket timing is involved. The kernel TLS cases put a loopback TCP connection between
+// the session's sends and the client, since the offload is the socket's.
 
 #include "core/tls.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <arpa/inet.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -93,6 +99,8 @@ class Client {
       wire.Consume(wire.size());
     }
   }
+  // Ciphertext from the server that came some other way (a socket).
+  void Feed(std::string_view bytes) { BIO_write(in_, bytes.data(), static_cast<int>(bytes.size())); }
   // Reads what plaintext the client has now.
   std::string Read() {
     std::string got;
@@ -385,6 +393,194 @@ TEST_F(TlsTest, KernelTlsIsReportedHonestly) {
   EXPECT_FALSE(session.ktls_send());
   EXPECT_FALSE(session.ktls_receive());
 }
+
+// A connected loopback TCP pair: {server side, client side}.
+std::pair<int, int> TcpPair() {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(::listen(listener, 1), 0);
+  EXPECT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  const int server = ::accept(listener, nullptr, nullptr);
+  ::close(listener);
+  return {server, client};
+}
+
+// The session offloading its sends to `server_fd`, the client reading what arrives on
+// `client_fd`: every step sends what the session queued and gives the client everything the
+// socket has (loopback delivers within the sending call).
+class OffloadPump {
+ public:
+  OffloadPump(TlsSession& session, Client& client, int server_fd, int client_fd)
+      : session_(session), client_(client), server_fd_(server_fd), client_fd_(client_fd) {}
+
+  void Send() {
+    Buffer& wire = session_.wire_out();
+    while (!wire.empty()) {
+      const ssize_t n = ::send(server_fd_, wire.data(), wire.size(), MSG_NOSIGNAL);
+      ASSERT_GT(n, 0);
+      wire.Consume(static_cast<size_t>(n));
+    }
+    char chunk[16384];
+    ssize_t n;
+    while ((n = ::recv(client_fd_, chunk, sizeof(chunk), MSG_DONTWAIT)) > 0) {
+      client_.Feed(std::string_view(chunk, static_cast<size_t>(n)));
+    }
+  }
+
+  bool Handshake(Buffer& plain) {
+    for (int round = 0; round < 10; ++round) {
+      const int r = SSL_do_handshake(client_.ssl());
+      const int client_error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(client_.ssl(), r);
+      client_.ToServer(session_);
+      if (session_.Decrypt(plain, 1 << 20) != TlsSession::Result::kOk) {
+        ADD_FAILURE() << "server: " << session_.error();
+        return false;
+      }
+      Send();
+      if (r == 1 && session_.handshake_done()) return true;
+      if (r != 1 && client_error != SSL_ERROR_WANT_READ) {
+        char text[256];
+        ERR_error_string_n(ERR_get_error(), text, sizeof(text));
+        ADD_FAILURE() << "client: " << text;
+        return false;
+      }
+    }
+    ADD_FAILURE() << "no handshake in 10 rounds";
+    return false;
+  }
+
+ private:
+  TlsSession& session_;
+  Client& client_;
+  int server_fd_;
+  int client_fd_;
+};
+
+// Data both ways, a ticket and close_notify through an offloading session, whether the kernel
+// took the keys or not: the bytes on the socket are what the client expects either way.
+void CarryEverythingThroughTheSocket(TlsSession& session, Client& client, BufferPool& pool) {
+  auto [server_fd, client_fd] = TcpPair();
+  session.OffloadSendsTo(server_fd);
+  OffloadPump pump(session, client, server_fd, client_fd);
+  Buffer plain(&pool);
+  ASSERT_TRUE(pump.Handshake(plain));
+
+  const std::string reply = Random(100000, 7);  // several records
+  size_t offset = 0;
+  std::string got;
+  while (offset < reply.size() || got.size() < reply.size()) {
+    if (offset < reply.size()) {
+      offset += session.Encrypt(std::string_view(reply).substr(offset, 20000));
+      pump.Send();
+    }
+    got += client.Read();
+  }
+  EXPECT_EQ(got, reply);
+
+  const std::string request = Random(30000, 8);
+  size_t written = 0;
+  ASSERT_EQ(SSL_write_ex(client.ssl(), request.data(), request.size(), &written), 1);
+  client.ToServer(session);
+  ASSERT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+  EXPECT_EQ(std::string(plain.data(), plain.size()), request);
+
+  // The ticket came through: the client holds a session it can resume.
+  SSL_SESSION* ticket = SSL_get1_session(client.ssl());
+  ASSERT_NE(ticket, nullptr);
+  EXPECT_TRUE(SSL_SESSION_is_resumable(ticket));
+  SSL_SESSION_free(ticket);
+
+  session.Shutdown();
+  pump.Send();
+  char byte;
+  size_t n = 0;
+  EXPECT_EQ(SSL_read_ex(client.ssl(), &byte, 1, &n), 0);
+  EXPECT_EQ(SSL_get_error(client.ssl(), 0), SSL_ERROR_ZERO_RETURN) << "close_notify";
+  ::close(server_fd);
+  ::close(client_fd);
+}
+
+class KernelTlsTest : public TlsTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(KernelTlsTest, TheKernelEncryptsWhatTheSessionSends) {
+  if (!KernelHasTls()) {
+    GTEST_SKIP() << "this kernel has no tls module (/proc/sys/net/ipv4/tcp_available_ulp lists no tls), "
+                    "so it cannot take the record layer";
+  }
+  TlsSession session(Context(), &pool_);
+  Client client(certs_->ca_file, GetParam());
+  CarryEverythingThroughTheSocket(session, client, pool_);
+  EXPECT_TRUE(session.ktls_send()) << session.ktls_refusal();
+  EXPECT_EQ(session.ktls_refusal(), "");
+}
+
+TEST_P(KernelTlsTest, AnOffloadThatDoesNotHappenLeavesTheSessionInUserspaceAndSaysWhy) {
+  if (KernelHasTls()) GTEST_SKIP() << "this kernel has the tls module: the offload can happen";
+  TlsSession session(Context(), &pool_);
+  Client client(certs_->ca_file, GetParam());
+  CarryEverythingThroughTheSocket(session, client, pool_);
+  EXPECT_FALSE(session.ktls_send());
+  // OpenSSL offered the keys and the kernel refused them, or it never offered them.
+  EXPECT_TRUE(session.ktls_refusal().find("no tls module") != std::string::npos ||
+              session.ktls_refusal().find("OpenSSL did not offer the keys") != std::string::npos)
+      << session.ktls_refusal();
+}
+
+// OpenSSL's request to the BIO, made by hand (a libssl built without kTLS never makes it): the
+// queued handshake bytes go out on the socket first, then the kernel is asked for the tls
+// layer; a kernel without it refuses and the session carries on in userspace.
+TEST_F(TlsTest, TheBioFlushesTheHandshakeBeforeHandingKeysToTheKernel) {
+  if (KernelHasTls()) GTEST_SKIP() << "this kernel has the tls module: it would take the made-up keys";
+  auto [server_fd, client_fd] = TcpPair();
+  TlsSession session(Context(), &pool_);
+  session.OffloadSendsTo(server_fd);
+  session.wire_out().Append("queued handshake bytes");
+  tls12_crypto_info_aes_gcm_128 keys{};
+  keys.info.version = TLS_1_3_VERSION;
+  keys.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+  EXPECT_EQ(BIO_ctrl(SSL_get_wbio(session.native()), 72, 1, &keys), 0);
+  EXPECT_FALSE(session.ktls_send());
+  EXPECT_NE(session.ktls_refusal().find("TCP_ULP tls: No such file or directory (the kernel has no tls module)"),
+            std::string::npos)
+      << session.ktls_refusal();
+  EXPECT_TRUE(session.wire_out().empty());
+  char got[64] = {};
+  EXPECT_EQ(::recv(client_fd, got, sizeof(got), MSG_DONTWAIT), 22);
+  EXPECT_STREQ(got, "queued handshake bytes");
+  // Receiving stays in userspace whatever the kernel has.
+  EXPECT_EQ(BIO_ctrl(SSL_get_wbio(session.native()), 72, 0, &keys), 0);
+  // A cipher the kernel has no structure for is refused before any system call.
+  keys.info.cipher_type = 9999;
+  EXPECT_EQ(BIO_ctrl(SSL_get_wbio(session.native()), 72, 1, &keys), 0);
+  EXPECT_NE(session.ktls_refusal().find("cipher 9999"), std::string::npos) << session.ktls_refusal();
+  ::close(server_fd);
+  ::close(client_fd);
+}
+
+TEST_P(KernelTlsTest, AContextWithoutKtlsNeverAsks) {
+  TlsOptions options;
+  options.cert_file = certs_->cert_file;
+  options.key_file = certs_->key_file;
+  options.ktls = false;
+  auto context = TlsContext::Create(options);
+  ASSERT_TRUE(context.ok()) << context.status();
+  TlsSession session(*context, &pool_);
+  Client client(certs_->ca_file, GetParam());
+  CarryEverythingThroughTheSocket(session, client, pool_);
+  EXPECT_FALSE(session.ktls_send());
+  EXPECT_EQ(session.ktls_refusal(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, KernelTlsTest, ::testing::Values(TLS1_2_VERSION, TLS1_3_VERSION),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == TLS1_2_VERSION ? std::string("tls12") : std::string("tls13");
+                         });
 
 }  // namespace
 }  // namespace percore

@@ -15,6 +15,7 @@
 #   tools/bench/tls.sh --quick          2 s per run
 #   tools/bench/tls.sh --bin DIR        prebuilt percored in DIR (else bazel build --config=opt)
 #   tools/bench/tls.sh --rounds N       best of N interleaved rounds (default 1)
+#   tools/bench/tls.sh --balance P      percored's --balance policy (default: the daemon's)
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
@@ -22,12 +23,14 @@ cd "$(dirname "$0")/../.."
 duration=5
 bin=""
 rounds=1
+balance=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) duration=2 ;;
     --bin) bin="$2"; shift ;;
     --rounds) rounds="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$self"; exit 0 ;;
+    --balance) balance=(--balance="$2"); shift ;;
+    -h|--help) sed -n '2,18p' "$self"; exit 0 ;;
     *) echo "tls.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -69,7 +72,7 @@ wait_port() {
 }
 start_percore() {  # KEYTYPE
   taskset -c "$SERVER_CPU" "$bin/percored" --loops=1 --backend=epoll --admin_listen= --listen="http+tls=127.0.0.1:$PERCORE" \
-    --tls_cert="$work/$1.pem" --tls_key="$work/$1.key" --drain_timeout=1s >"$work/server.log" 2>&1 &
+    --tls_cert="$work/$1.pem" --tls_key="$work/$1.key" --drain_timeout=1s "${balance[@]}" >"$work/server.log" 2>&1 &
   server_pid=$!
   wait_port "$PERCORE"
 }
@@ -159,7 +162,7 @@ for round in $(seq 1 "$rounds"); do
 done
 
 echo "TLS side by side ($(date -u '+%Y-%m-%d %H:%M UTC'), $(git rev-parse --short HEAD), ${duration} s per run, best of $rounds;"
-echo "percored --backend=epoll --loops=1 and nginx one worker on cpu $SERVER_CPU; client on cpu $CLIENT_CPU; TLS 1.3, X25519):"
+echo "percored --backend=epoll --loops=1 ${balance[*]} and nginx one worker on cpu $SERVER_CPU; client on cpu $CLIENT_CPU; TLS 1.3, X25519):"
 echo
 echo "| certificate | test | percore /s | nginx /s | percore CPU µs | nginx CPU µs | ratio (CPU) |"
 echo "|---|---|---:|---:|---:|---:|---:|"
