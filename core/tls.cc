@@ -259,28 +259,49 @@ struct TlsBio {
 // TlsSession
 
 TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, BufferPool* pool)
-    : context_(std::move(context)), wire_in_(pool), wire_out_(pool) {
-  ssl_ = SSL_new(context_->native());
-  if (ssl_ == nullptr) {
-    error_ = "SSL_new: " + TakeOpenSslError();
-    return;
+    : context_(std::move(context)), wire_in_(pool), wire_out_(pool) {}
+
+bool TlsSession::FirstRecordArrived() {
+  // Until the first record is whole, OpenSSL has nothing to do, and a connection that sends
+  // nothing, or part of a ClientHello, holds none of its state (about 45 KB: the SSL object,
+  // its read buffer, the handshake buffer), only these bytes.
+  first_record_.append(wire_in_.data(), wire_in_.size());
+  wire_in_.Consume(wire_in_.size());
+  const auto* b = reinterpret_cast<const unsigned char*>(first_record_.data());
+  const size_t n = first_record_.size();
+  if (n == 0) return false;
+  // A handshake record: type 22, version 3.x, then a 16-bit length. Anything else is not TLS
+  // (or not a version this accepts), and OpenSSL says so at once.
+  const bool handshake_record = b[0] == 0x16 && (n < 2 || b[1] == 0x03);
+  if (handshake_record) {
+    if (n < 5) return false;
+    const size_t length = (static_cast<size_t>(b[3]) << 8) | b[4];
+    if (length <= SSL3_RT_MAX_ENCRYPTED_LENGTH && n < 5 + length) return false;
   }
-  BIO* bio = BIO_new(TlsBio::Method());
+  ERR_clear_error();
+  ssl_ = SSL_new(context_->native());
+  BIO* bio = ssl_ == nullptr ? nullptr : BIO_new(TlsBio::Method());
   if (bio == nullptr) {
-    error_ = "BIO_new: " + TakeOpenSslError();
+    error_ = absl::StrCat(ssl_ == nullptr ? "SSL_new: " : "BIO_new: ", TakeOpenSslError());
     SSL_free(ssl_);
     ssl_ = nullptr;
-    return;
+    return false;
   }
   BIO_set_data(bio, this);
   SSL_set_bio(ssl_, bio, bio);
   SSL_set_accept_state(ssl_);
+  wire_in_.Append(first_record_);
+  std::string().swap(first_record_);
+  return true;
 }
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
-  if (ssl_ == nullptr) return Result::kError;
+  if (ssl_ == nullptr && !FirstRecordArrived()) {
+    starved_ = true;
+    return error_.empty() ? Result::kOk : Result::kError;
+  }
   if (peer_closed_) {
     wire_in_.Clear();
     return Result::kPeerClosed;
@@ -290,8 +311,12 @@ TlsSession::Result TlsSession::Decrypt(Buffer& plain, size_t max_plain) {
     const int r = SSL_do_handshake(ssl_);
     if (r != 1) {
       const int e = SSL_get_error(ssl_, r);
-      starved_ = e == SSL_ERROR_WANT_READ;
-      return e == SSL_ERROR_WANT_READ ? Result::kOk : Fail(e);
+      if (e != SSL_ERROR_WANT_READ) return Fail(e);
+      starved_ = true;
+      // Waiting for the client's next flight, the read buffer goes back (OpenSSL keeps it
+      // while a partial record is in it).
+      SSL_free_buffers(ssl_);
+      return Result::kOk;
     }
     handshake_done_ = true;
     if (offload_fd_ >= 0 && context_->options().ktls && !ktls_send_ && ktls_refusal_.empty()) {

@@ -140,7 +140,8 @@ class TlsSession {
   // (empty if it happened or was not asked for): the kernel refused the keys, or OpenSSL never
   // offered them (Debian's libssl3, for one, is built without kTLS).
   const std::string& ktls_refusal() const { return ktls_refusal_; }
-  // The OpenSSL session, for what this class does not wrap (the peer's certificate, SNI).
+  // The OpenSSL session, for what this class does not wrap (the peer's certificate, SNI); null
+  // until the client's first record has arrived.
   SSL* native() const { return ssl_; }
   // What failed, when a call returned kError.
   const std::string& error() const { return error_; }
@@ -151,13 +152,16 @@ class TlsSession {
  private:
   friend struct TlsBio;
   Result Fail(int ssl_error);
+  // Creates the OpenSSL session once the first record is whole (or is not TLS at all).
+  bool FirstRecordArrived();
   // The BIO's side of kernel TLS: take the send keys; send a record of `type` that is not
   // application data (a ticket, an alert) through the kernel.
   bool StartKernelSend(const void* crypto_info);
   bool SendControlRecord(int type, const char* data, size_t n);
 
-  SSL* ssl_ = nullptr;
+  SSL* ssl_ = nullptr;  // made when the first record has arrived
   std::shared_ptr<const TlsContext> context_;
+  std::string first_record_;  // the first record's bytes while it is incomplete
   Buffer wire_in_;
   Buffer wire_out_;
   bool handshake_done_ = false;

@@ -394,6 +394,55 @@ TEST_F(TlsTest, KernelTlsIsReportedHonestly) {
   EXPECT_FALSE(session.ktls_receive());
 }
 
+// Nothing of OpenSSL exists until the client's first record is whole; the bytes wait, in
+// order, however they are split.
+TEST_F(TlsTest, TheSessionBeginsWithTheFirstWholeRecord) {
+  TlsSession session(Context(), &pool_);
+  Client client(certs_->ca_file);
+  Buffer plain(&pool_);
+  EXPECT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+  EXPECT_EQ(session.native(), nullptr);
+  ASSERT_EQ(SSL_do_handshake(client.ssl()), -1);
+  std::string hello;
+  {
+    TlsSession scratch(Context(), &pool_);
+    client.ToServer(scratch);
+    hello.assign(scratch.wire_in().data(), scratch.wire_in().size());
+  }
+  ASSERT_GT(hello.size(), 5u);
+  for (size_t i = 0; i + 1 < hello.size(); ++i) {  // byte by byte, all but the last
+    session.Receive(hello.substr(i, 1));
+    ASSERT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+    ASSERT_EQ(session.native(), nullptr) << "after " << i + 1 << " of " << hello.size() << " bytes";
+    ASSERT_TRUE(session.wire_out().empty());
+    ASSERT_FALSE(session.has_pending());
+  }
+  session.Receive(hello.substr(hello.size() - 1));
+  ASSERT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+  EXPECT_NE(session.native(), nullptr);
+  EXPECT_FALSE(session.wire_out().empty()) << "the server's flight";
+  client.FromServer(session);
+  ASSERT_TRUE(Handshake(client, session, plain));
+  size_t written = 0;
+  ASSERT_EQ(SSL_write_ex(client.ssl(), "ping", 4, &written), 1);
+  client.ToServer(session);
+  ASSERT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+  EXPECT_EQ(std::string(plain.data(), plain.size()), "ping");
+}
+
+// What cannot be the start of a TLS handshake record goes to OpenSSL at once, which refuses it:
+// a plaintext client is not kept waiting for a "record" of its first bytes' length.
+TEST_F(TlsTest, BytesThatAreNotAHandshakeRecordAreRefusedAtOnce) {
+  for (const std::string& first : {std::string("GET / HTTP/1.1\r\n\r\n"), std::string("\x16\x02\x00\x00\x10", 5),
+                                  std::string("\x17\x03\x03\x00\x02" "ab", 7)}) {
+    TlsSession session(Context(), &pool_);
+    Buffer plain(&pool_);
+    session.Receive(first);
+    EXPECT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kError) << testing::PrintToString(first);
+    EXPECT_FALSE(session.error().empty());
+  }
+}
+
 // A connected loopback TCP pair: {server side, client side}.
 std::pair<int, int> TcpPair() {
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -540,7 +589,14 @@ TEST_F(TlsTest, TheBioFlushesTheHandshakeBeforeHandingKeysToTheKernel) {
   auto [server_fd, client_fd] = TcpPair();
   TlsSession session(Context(), &pool_);
   session.OffloadSendsTo(server_fd);
-  session.wire_out().Append("queued handshake bytes");
+  // The ClientHello in: the server's flight is queued.
+  Client client(certs_->ca_file);
+  Buffer plain(&pool_);
+  ASSERT_EQ(SSL_do_handshake(client.ssl()), -1);
+  client.ToServer(session);
+  ASSERT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
+  const std::string flight(session.wire_out().data(), session.wire_out().size());
+  ASSERT_FALSE(flight.empty());
   tls12_crypto_info_aes_gcm_128 keys{};
   keys.info.version = TLS_1_3_VERSION;
   keys.info.cipher_type = TLS_CIPHER_AES_GCM_128;
@@ -550,9 +606,10 @@ TEST_F(TlsTest, TheBioFlushesTheHandshakeBeforeHandingKeysToTheKernel) {
             std::string::npos)
       << session.ktls_refusal();
   EXPECT_TRUE(session.wire_out().empty());
-  char got[64] = {};
-  EXPECT_EQ(::recv(client_fd, got, sizeof(got), MSG_DONTWAIT), 22);
-  EXPECT_STREQ(got, "queued handshake bytes");
+  std::string got(flight.size() + 1, '\0');
+  EXPECT_EQ(::recv(client_fd, got.data(), got.size(), MSG_DONTWAIT), static_cast<ssize_t>(flight.size()));
+  got.resize(flight.size());
+  EXPECT_EQ(got, flight);
   // Receiving stays in userspace whatever the kernel has.
   EXPECT_EQ(BIO_ctrl(SSL_get_wbio(session.native()), 72, 0, &keys), 0);
   // A cipher the kernel has no structure for is refused before any system call.
