@@ -22,6 +22,14 @@ inline int64_t WallNanos() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+// CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID: a system call,
+// ~100-200 ns; for periodic samples, not per event).
+inline int64_t ThreadCpuNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
 // An instant on CLOCK_MONOTONIC: the one instant type of percore's public API (deadlines, when a
 // connection opened, the loop's current time). It never jumps with the wall clock, so the
 // difference of two is a true elapsed time; it means nothing across machines or reboots (use

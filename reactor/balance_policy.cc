@@ -1,5 +1,6 @@
 #include "reactor/balance_policy.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 
@@ -61,6 +62,36 @@ class PowerOfTwoPolicy final : public BalancePolicy {
   std::minstd_rand rng_;
 };
 
+// The loop with the least load: the lowest load signal, loads within kLoadTiePermille of each
+// other counting as equal; among equals, the fewest connections (live plus handed but not yet
+// taken in, so that a burst between two load samples spreads instead of herding onto the loop
+// that looked idlest); then the lowest index.
+class LeastLoadedPolicy final : public BalancePolicy {
+ public:
+  BalancePolicyKind kind() const override { return BalancePolicyKind::kLeastLoaded; }
+  size_t Pick(std::span<const LoopLoad> candidates) override {
+    int64_t lowest = candidates[0].load_permille;
+    int64_t highest = lowest;
+    for (const LoopLoad& c : candidates) {
+      lowest = std::min(lowest, c.load_permille);
+      highest = std::max(highest, c.load_permille);
+    }
+    size_t best = candidates.size();
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const LoopLoad& c = candidates[i];
+      if (c.load_permille > lowest + kLoadTiePermille) continue;
+      if (best == candidates.size() || c.live + c.pending < candidates[best].live + candidates[best].pending) best = i;
+    }
+    // Decided by load when some candidate was ruled out by it.
+    by_load_ = highest > lowest + kLoadTiePermille;
+    return best;
+  }
+  bool last_pick_by_load() const override { return by_load_; }
+
+ private:
+  bool by_load_ = false;
+};
+
 }  // namespace
 
 std::string_view BalancePolicyName(BalancePolicyKind kind) {
@@ -68,6 +99,7 @@ std::string_view BalancePolicyName(BalancePolicyKind kind) {
     case BalancePolicyKind::kRoundRobin: return "round_robin";
     case BalancePolicyKind::kLeastConnections: return "least_connections";
     case BalancePolicyKind::kPowerOfTwo: return "power_of_two";
+    case BalancePolicyKind::kLeastLoaded: return "least_loaded";
     case BalancePolicyKind::kReusePort: return "reuseport";
   }
   return "unknown";
@@ -75,7 +107,8 @@ std::string_view BalancePolicyName(BalancePolicyKind kind) {
 
 bool ParseBalancePolicy(std::string_view text, BalancePolicyKind* out) {
   for (BalancePolicyKind kind : {BalancePolicyKind::kRoundRobin, BalancePolicyKind::kLeastConnections,
-                                 BalancePolicyKind::kPowerOfTwo, BalancePolicyKind::kReusePort}) {
+                                 BalancePolicyKind::kPowerOfTwo, BalancePolicyKind::kLeastLoaded,
+                                 BalancePolicyKind::kReusePort}) {
     if (text == BalancePolicyName(kind)) {
       *out = kind;
       return true;
@@ -89,6 +122,7 @@ std::unique_ptr<BalancePolicy> NewBalancePolicy(BalancePolicyKind kind) {
     case BalancePolicyKind::kRoundRobin: return std::make_unique<RoundRobinPolicy>();
     case BalancePolicyKind::kLeastConnections: return std::make_unique<LeastConnectionsPolicy>();
     case BalancePolicyKind::kPowerOfTwo: return std::make_unique<PowerOfTwoPolicy>();
+    case BalancePolicyKind::kLeastLoaded: return std::make_unique<LeastLoadedPolicy>();
     case BalancePolicyKind::kReusePort: break;
   }
   std::abort();

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "core/cpu.h"
@@ -128,7 +129,9 @@ void Distributor::Place(int fd, const SocketAddress& peer, const Listener& liste
     if (draining_[i]->load(std::memory_order_relaxed)) continue;
     any_undrained = true;
     if (options_.max_connections_per_loop > 0 && live >= options_.max_connections_per_loop) continue;
-    candidates_.push_back({static_cast<int>(i), live});
+    const int64_t pending = static_cast<int64_t>(stats_.handed[i]->Get()) -
+                            static_cast<int64_t>(loops_[i]->stats().conns_handed_in.Get());
+    candidates_.push_back({static_cast<int>(i), live, loops_[i]->stats().load_permille.Get(), std::max<int64_t>(0, pending)});
   }
   if (options_.max_connections > 0 && total_live >= options_.max_connections) {
     c.rejected_global_limit.Increment();
@@ -141,6 +144,9 @@ void Distributor::Place(int fd, const SocketAddress& peer, const Listener& liste
     return;
   }
   const int loop = candidates_[policy_->Pick(candidates_)].loop;
+  if (policy_->kind() == BalancePolicyKind::kLeastLoaded) {
+    (policy_->last_pick_by_load() ? c.placed_by_load : c.placed_by_connections).Increment();
+  }
   stats_.handed[loop]->Increment();
   loops_[loop]->Adopt(fd, listener.service_index, peer, listener.tls);
 }

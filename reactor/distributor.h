@@ -29,6 +29,10 @@ struct AcceptCounters {
   Counter rejected_no_loop;       // every loop is draining
   Counter backoffs;               // accepting paused after EMFILE/ENFILE/ENOBUFS/ENOMEM
   Counter wakeups;                // poll returns of the accepting thread
+  // least_loaded's decisions: by load (some loop was busier than the rest by more than
+  // kLoadTiePermille) or, among loops of equal load, by connections.
+  Counter placed_by_load;
+  Counter placed_by_connections;
   std::array<Counter, kMaxErrno + 1> accept_errors;  // by errno (last slot: anything larger)
 };
 

@@ -1,11 +1,10 @@
 #include "reactor/event_loop.h"
 
-#include "reactor/tls_endpoint.h"
-
 #include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +15,7 @@
 #include "core/errno_status.h"
 #include "reactor/epoll_poller.h"
 #include "reactor/handler.h"
+#include "reactor/tls_endpoint.h"
 #include "reactor/sharded.h"
 
 namespace percore {
@@ -253,8 +253,39 @@ int EventLoop::ComputeTimeoutMs() {
   // While draining, wake at least every 10 ms to check the drain deadline.
   const int cap = draining_ ? 10 : max_wait_ms_;
   if (cap >= 0 && (timeout < 0 || timeout > cap)) timeout = cap;
+  // While the load window still holds work, wake for the next load sample, so that an idle
+  // loop's load falls to zero within the window instead of keeping its last busy figure.
+  if (stats_.load_permille.Get() > 0) {
+    const int64_t until = next_load_sample_ns_ - now_ns_;
+    const int ms = until <= 0 ? 0 : static_cast<int>((until + 999'999) / 1'000'000);
+    if (timeout < 0 || timeout > ms) timeout = ms;
+  }
   if (!flush_next_.empty() || !starved_.empty()) timeout = 0;
   return timeout;
+}
+
+void EventLoop::SampleLoad(int64_t now_ns) {
+  const int64_t cpu = ThreadCpuNanos();
+  const LoadSample newest = load_samples_[(load_next_ + kLoadWindow - 1) % kLoadWindow];
+  if (newest.wall_ns == 0 || now_ns - newest.wall_ns > 2 * kLoadSamplePeriodNs) {
+    // The first sample, or the first after a wait that skipped samples (the loop was idle, its
+    // load zero): the window's periods before this one were idle, and what the thread used
+    // since the last sample falls in this one.
+    const int64_t before = newest.wall_ns == 0 ? cpu : newest.cpu_ns;
+    for (int i = 0; i < kLoadWindow; ++i) {
+      load_samples_[i] = {now_ns - (kLoadWindow - i) * kLoadSamplePeriodNs, before};
+    }
+    load_next_ = 0;
+  }
+  const LoadSample oldest = load_samples_[load_next_];  // one window ago
+  load_samples_[load_next_] = {now_ns, cpu};
+  load_next_ = (load_next_ + 1) % kLoadWindow;
+  const int64_t wall = now_ns - oldest.wall_ns;
+  const int64_t permille = wall > 0 ? (cpu - oldest.cpu_ns) * 1000 / wall : 0;
+  stats_.load_permille.Set(std::clamp<int64_t>(permille, 0, 1000));
+  const auto total = static_cast<uint64_t>(cpu);
+  if (total > stats_.cpu_ns.Get()) stats_.cpu_ns.Add(total - stats_.cpu_ns.Get());
+  next_load_sample_ns_ = now_ns + kLoadSamplePeriodNs;
 }
 
 void EventLoop::RunOnce() {
@@ -289,6 +320,7 @@ void EventLoop::RunOnce() {
   stats_.connection_buffers_free.Set(static_cast<int64_t>(connection_io_.free_count()));
   stats_.buffer_blocks_allocated.Set(static_cast<int64_t>(buffer_pool_.blocks_allocated()));
   stats_.iterations.Increment();
+  if (end >= next_load_sample_ns_) SampleLoad(end);
 }
 
 void EventLoop::CountAnswered(int64_t end_ns) {

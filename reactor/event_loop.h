@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <cstdint>
@@ -321,6 +322,18 @@ class EventLoop final : private IoWatcher {
   int64_t now_ns_ = 0;
   int64_t wait_end_ns_ = 0;  // when the current iteration's Wait returned
   int64_t iteration_end_ns_ = 0;  // when the last iteration ended: the next one's start
+  // The load signal (SampleLoad): the thread's CPU clock read every kLoadSamplePeriodNs while
+  // the loop works, the window being the last kLoadWindow periods.
+  static constexpr int64_t kLoadSamplePeriodNs = 125'000'000;
+  static constexpr int kLoadWindow = 4;
+  struct LoadSample {
+    int64_t wall_ns = 0;
+    int64_t cpu_ns = 0;
+  };
+  void SampleLoad(int64_t now_ns);
+  std::array<LoadSample, kLoadWindow> load_samples_{};  // a ring; load_next_ is the oldest
+  int load_next_ = 0;
+  int64_t next_load_sample_ns_ = 0;
   struct Answered {
     ServiceLoopStats* stats = nullptr;
     uint32_t requests = 0;  // answered this iteration, their latency not yet recorded

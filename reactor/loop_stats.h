@@ -46,6 +46,12 @@ struct LoopStats {
   Counter task_errors;   // posted tasks and timer callbacks that threw (logged, then dropped)
   Counter busy_ns;       // time outside the poller's Wait
   Counter wait_ns;       // time inside it
+  // The load signal: the CPU time the loop's thread used over the last load window (about
+  // 500 ms, sampled every 125 ms; EventLoop::SampleLoad) over the window's length, in
+  // thousandths. From the thread's own CPU clock, so time the thread spent preempted (loops
+  // outnumbering cores) is not counted as busy.
+  Gauge load_permille;
+  Counter cpu_ns;        // the thread's CPU time, as of the last sample
   Histogram iteration_ns;  // busy part of each iteration: stalls show here
   Histogram handler_ns;    // each handler callback
   Gauge longest_stall_ns;

@@ -51,7 +51,7 @@ constexpr char kUsage[] =
     "  watch [--interval=1s] [--count=N]  a snapshot per interval until SIGINT\n"
     "  conns [--loop N] [--service S] [--state S]  open connections\n"
     "  config                         the effective configuration\n"
-    "  balance POLICY                 round_robin | least_connections | power_of_two\n"
+    "  balance POLICY                 round_robin | least_connections | power_of_two | least_loaded\n"
     "  drain LOOP [--close_idle]      stop handing connections to a loop\n"
     "  resume LOOP                    hand it connections again\n"
     "  close ID                       close one connection (id from conns)\n"

@@ -36,7 +36,8 @@ ABSL_FLAG(std::string, uring_wake, "eventfd",
           "ring sees as a completed poll) or msg_ring (IORING_OP_MSG_RING into the loop's ring).");
 ABSL_FLAG(std::string, balance, "round_robin",
           "How new connections are spread over loops: round_robin, least_connections, power_of_two "
-          "(two random loops, the less loaded wins), or reuseport (one SO_REUSEPORT listener per "
+          "(two random loops, the less loaded wins), least_loaded (the loop using the least CPU over "
+          "the last 500 ms; equal loads by fewest connections), or reuseport (one SO_REUSEPORT listener per "
           "loop, no distributor thread; the kernel picks).");
 ABSL_FLAG(bool, pin, false, "Pin loop i to the i-th CPU this process may run on.");
 ABSL_FLAG(std::string, listen, percore::kDefaultListen,

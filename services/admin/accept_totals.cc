@@ -17,12 +17,19 @@ AcceptTotals SumAcceptCounters(Server& server) {
     totals.rejected_no_loop += c->rejected_no_loop.Get();
     totals.backoffs += c->backoffs.Get();
     totals.wakeups += c->wakeups.Get();
+    totals.placed_by_load += c->placed_by_load.Get();
+    totals.placed_by_connections += c->placed_by_connections.Get();
     for (size_t e = 0; e < totals.accept_errors.size(); ++e) totals.accept_errors[e] += c->accept_errors[e].Get();
   }
   for (int i = 0; i < server.loop_count(); ++i) {
     if (distributor != nullptr && i < static_cast<int>(distributor->handed.size())) {
-      totals.handed.push_back(distributor->handed[i]->Get());
+      // Taken in is read first: what is handed after it only adds to the pending count.
+      const uint64_t taken = server.loop(i).stats().conns_handed_in.Get();
+      const uint64_t handed = distributor->handed[i]->Get();
+      totals.handed.push_back(handed);
+      totals.pending.push_back(handed > taken ? handed - taken : 0);
     } else {
+      totals.pending.push_back(0);
       totals.handed.push_back(server.loop(i).stats().conns_handed_in.Get());
     }
   }

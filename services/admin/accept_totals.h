@@ -20,10 +20,14 @@ struct AcceptTotals {
   uint64_t rejected_no_loop = 0;
   uint64_t backoffs = 0;
   uint64_t wakeups = 0;
+  uint64_t placed_by_load = 0;
+  uint64_t placed_by_connections = 0;
   std::array<uint64_t, AcceptCounters::kMaxErrno + 1> accept_errors{};  // by errno
   // Connections handed to each loop: the distributor's count, or in reuseport mode what each
   // loop took in itself.
   std::vector<uint64_t> handed;
+  // Handed to each loop and not taken in yet (zeros in reuseport mode).
+  std::vector<uint64_t> pending;
 };
 
 AcceptTotals SumAcceptCounters(Server& server);

@@ -220,7 +220,7 @@ grpc::Status AdminService::SetBalancePolicy(grpc::ServerContext* context, const 
   if (!ParseBalancePolicy(request->policy(), &kind)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("unknown balance policy '", request->policy(),
-                                     "' (round_robin, least_connections, power_of_two)"));
+                                     "' (round_robin, least_connections, power_of_two, least_loaded)"));
   }
   response->set_previous(std::string(BalancePolicyName(server_.balance_policy())));
   if (absl::Status s = server_.SetBalancePolicy(kind); !s.ok()) return ToGrpcStatus(s);

@@ -58,17 +58,17 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                                       : absl::StrFormat("over the last %.1fs", rates.seconds()),
                   "\n\n");
 
-  TextTable loops({"loop", "util", "conns", "handed", "closed", "conn/s", "iter/s", "events/s", "in/s", "out/s",
-                   "p99 iter", "max stall", "state"},
-                  "rrrrrrrrrrrrl");
+  TextTable loops({"loop", "util", "load", "conns", "pending", "handed", "closed", "conn/s", "iter/s", "events/s",
+                   "in/s", "out/s", "p99 iter", "max stall", "state"},
+                  "rrrrrrrrrrrrrrl");
   for (int i = 0; i < now.loops_size(); ++i) {
     const v1::LoopStats& l = now.loops(i);
     const bool then = previous != nullptr && i < previous->loops_size();
     auto rate = [&](uint64_t (v1::LoopStats::*field)() const) {
       return rates.Of(now, then, [i, field](const v1::Stats& st) { return (st.loops(i).*field)(); });
     };
-    loops.AddRow({absl::StrCat(l.index()), Percent(l.utilization()), absl::StrCat(l.conns_active()),
-                  absl::StrCat(l.conns_handed_in()), absl::StrCat(l.conns_closed()),
+    loops.AddRow({absl::StrCat(l.index()), Percent(l.utilization()), Percent(l.load_permille() / 1000.0),
+                  absl::StrCat(l.conns_active()), absl::StrCat(l.pending_handoffs()), absl::StrCat(l.conns_handed_in()), absl::StrCat(l.conns_closed()),
                   HumanCount(rate(&v1::LoopStats::conns_handed_in)), HumanCount(rate(&v1::LoopStats::iterations)),
                   HumanCount(rate(&v1::LoopStats::events)), HumanBytes(rate(&v1::LoopStats::bytes_in)),
                   HumanBytes(rate(&v1::LoopStats::bytes_out)),
@@ -108,7 +108,12 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                   "/s)  handed [", absl::StrJoin(d.handed(), " "), "]  rejected global_limit=",
                   d.rejected_global_limit(), " loop_limit=", d.rejected_loop_limit(), " no_loop=",
                   d.rejected_no_loop(), "  errors ", errors.empty() ? "none" : absl::StrJoin(errors, " "),
-                  "  backoffs ", d.backoffs(), "\n\n");
+                  "  backoffs ", d.backoffs(),
+                  d.placed_by_load() + d.placed_by_connections() == 0
+                      ? ""
+                      : absl::StrCat("  least_loaded by load=", d.placed_by_load(), " by connections=",
+                                     d.placed_by_connections()),
+                  "\n\n");
 
   TextTable services({"service", "requests", "req/s", "errors", "p50", "p99", "p99.9", "max", "per loop"});
   for (int k = 0; k < now.services_size(); ++k) {

@@ -69,6 +69,15 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
                  "Time spent outside the poller's wait.", [](const LoopStats& s) { return s.busy_ns.Get(); });
   PerLoopSeconds(w, server, loops, "percore_loop_wait_seconds_total", "counter",
                  "Time spent inside the poller's wait.", [](const LoopStats& s) { return s.wait_ns.Get(); });
+  PerLoopSeconds(w, server, loops, "percore_loop_cpu_seconds_total", "counter",
+                 "CPU time of the loop's thread (as of its last load sample).",
+                 [](const LoopStats& s) { return s.cpu_ns.Get(); });
+  w.Family("percore_loop_load_ratio", "gauge",
+           "The load signal: CPU time of the loop's thread over the last ~500 ms, over that time.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.SampleThousandths("percore_loop_load_ratio", {{"loop", View(loops[i])}},
+                        static_cast<uint64_t>(server.loop(i).stats().load_permille.Get()));
+  }
 
   w.Family("percore_loop_iteration_seconds", "histogram", "Busy part of each loop iteration (stalls show here).");
   for (int i = 0; i < server.loop_count(); ++i) {
@@ -178,6 +187,14 @@ void WriteAccepting(PrometheusWriter& w, Server& server, const std::vector<std::
   for (int i = 0; i < server.loop_count(); ++i) {
     w.Sample("percore_handed_total", {{"loop", View(loops[i])}}, totals.handed[i]);
   }
+  w.Family("percore_handoffs_pending", "gauge", "Connections handed to each loop that it has not taken in yet.");
+  for (int i = 0; i < server.loop_count(); ++i) {
+    w.Sample("percore_handoffs_pending", {{"loop", View(loops[i])}}, totals.pending[i]);
+  }
+  w.Family("percore_least_loaded_placements_total", "counter",
+           "least_loaded's placements: by load, or among loops of equal load by fewest connections.");
+  w.Sample("percore_least_loaded_placements_total", {{"by", "load"}}, totals.placed_by_load);
+  w.Sample("percore_least_loaded_placements_total", {{"by", "connections"}}, totals.placed_by_connections);
   w.Family("percore_accept_rejected_total", "counter", "Accepted connections refused at once, by reason.");
   w.Sample("percore_accept_rejected_total", {{"reason", "global_limit"}}, totals.rejected_global_limit);
   w.Sample("percore_accept_rejected_total", {{"reason", "loop_limit"}}, totals.rejected_loop_limit);

@@ -78,6 +78,10 @@ void PrometheusWriter::SampleSeconds(std::string_view name, Labels labels, uint6
   absl::StrAppend(&out_, NanosAsSeconds(ns), "\n");
 }
 
+void PrometheusWriter::SampleThousandths(std::string_view name, Labels labels, uint64_t thousandths) {
+  SampleSeconds(name, labels, thousandths * 1'000'000);  // the same exact decimal, scaled
+}
+
 void PrometheusWriter::HistogramSeconds(std::string_view name, Labels labels, const HistogramSnapshot& h) {
   // A fine bucket counts under `le` only when its whole range is <= le, so a bound that falls
   // inside a fine bucket undercounts by that bucket (at most 3.125% of the bound in width).

@@ -22,6 +22,8 @@ class PrometheusWriter {
   void SampleSigned(std::string_view name, Labels labels, int64_t value);
   // A duration in nanoseconds written as exact decimal seconds.
   void SampleSeconds(std::string_view name, Labels labels, uint64_t ns);
+  // A fraction given in thousandths, written as an exact decimal (250 -> 0.25).
+  void SampleThousandths(std::string_view name, Labels labels, uint64_t thousandths);
   // A histogram of nanosecond durations as _bucket (cumulative, at kBucketBoundsNs and +Inf),
   // _sum (seconds) and _count.
   void HistogramSeconds(std::string_view name, Labels labels, const HistogramSnapshot& h);

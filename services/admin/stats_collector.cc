@@ -161,9 +161,14 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_uring_buffer_exhaustions(s.uring_buffer_exhaustions.Get());
     l->set_uring_multishot_rearms(s.uring_multishot_rearms.Get());
     l->set_uring_cq_overflows(s.uring_cq_overflows.Get());
+    l->set_load_permille(static_cast<uint32_t>(s.load_permille.Get()));
+    l->set_cpu_ns(s.cpu_ns.Get());
   }
 
   const AcceptTotals totals = SumAcceptCounters(server_);
+  for (int i = 0; i < out->loops_size() && i < static_cast<int>(totals.pending.size()); ++i) {
+    out->mutable_loops(i)->set_pending_handoffs(totals.pending[i]);
+  }
   v1::DistributorStats* d = out->mutable_distributor();
   d->set_mode(totals.reuseport ? "reuseport" : "distributor");
   d->set_accepted(totals.accepted);
@@ -180,6 +185,8 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
   }
   d->set_backoffs(totals.backoffs);
   d->set_wakeups(totals.wakeups);
+  d->set_placed_by_load(totals.placed_by_load);
+  d->set_placed_by_connections(totals.placed_by_connections);
 
   const auto& services = server_.services();
   for (size_t si = 0; si < services.size(); ++si) {

@@ -119,6 +119,12 @@ TEST_F(AdminTest, SetBalancePolicyChangesThePolicyInForce) {
   EXPECT_EQ(config.balance_policy(), "least_connections");
   EXPECT_EQ(config.initial_balance_policy(), "round_robin");
 
+  request.set_policy("least_loaded");
+  ASSERT_TRUE(stub_->SetBalancePolicy(Context().get(), request, &reply).ok());
+  EXPECT_EQ(reply.previous(), "least_connections");
+  EXPECT_EQ(reply.current(), "least_loaded");
+  EXPECT_EQ(GetStats().server().balance_policy(), "least_loaded");
+
   request.set_policy("fastest_first");
   EXPECT_EQ(stub_->SetBalancePolicy(Context().get(), request, &reply).error_code(), StatusCode::INVALID_ARGUMENT);
   request.set_policy("reuseport");

@@ -96,6 +96,24 @@ std::vector<std::string> RowBelow(const std::string& text, const std::string& he
   return absl::StrSplit(text.substr(begin, text.find('\n', begin) - begin), ' ', absl::SkipEmpty());
 }
 
+TEST(AdminTextTest, StatsShowEachLoopsLoadAndPendingHandOffs) {
+  v1::Stats s = Snapshot(2'000'000'000, 0, 0);
+  s.mutable_loops(0)->set_load_permille(625);
+  s.mutable_loops(0)->set_pending_handoffs(4);
+  s.mutable_loops(0)->set_conns_active(9);
+  std::string text = StatsText(s, nullptr);
+  const std::vector<std::string> row = RowBelow(text, "load");
+  ASSERT_GE(row.size(), 5u) << text;
+  EXPECT_EQ(row[2], "62.5%") << text;  // loop, util, load, conns, pending
+  EXPECT_EQ(row[3], "9") << text;
+  EXPECT_EQ(row[4], "4") << text;
+  EXPECT_EQ(text.find("least_loaded"), std::string::npos) << "no placements, no line: " << text;
+  s.mutable_distributor()->set_placed_by_load(5);
+  s.mutable_distributor()->set_placed_by_connections(2);
+  text = StatsText(s, nullptr);
+  EXPECT_NE(text.find("least_loaded by load=5 by connections=2"), std::string::npos) << text;
+}
+
 TEST(AdminTextTest, StatsShowTheRingsOnIoUringOnly) {
   v1::Stats first = Snapshot(2'000'000'000, 4096, 100);
   EXPECT_EQ(StatsText(first, nullptr).find("sub/enter"), std::string::npos);

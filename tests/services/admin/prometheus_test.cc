@@ -155,6 +155,12 @@ TEST_F(PrometheusTest, ExpositionParsesAndAddsUp) {
   EXPECT_EQ(SumOf(e, "percore_loops"), 2);
   EXPECT_GE(SumOf(e, "percore_service_requests_total"), 40);
   EXPECT_GT(SumOf(e, "percore_process_resident_memory_bytes"), 0);
+  // The load signal: every loop's thread has used some CPU; loads are fractions; nothing is
+  // waiting to be taken in; round_robin makes no least_loaded placements.
+  EXPECT_GT(SumOf(e, "percore_loop_cpu_seconds_total"), 0);
+  EXPECT_LE(SumOf(e, "percore_loop_load_ratio"), 2.0);
+  EXPECT_EQ(SumOf(e, "percore_handoffs_pending"), 0);
+  EXPECT_EQ(SumOf(e, "percore_least_loaded_placements_total"), 0);
 
   // Counters end in _total; every family has a known type; per-loop families carry `loop`.
   for (const auto& [name, type] : e.types) {
@@ -239,6 +245,15 @@ TEST(PrometheusWriterTest, SecondsAreExactDecimals) {
   EXPECT_EQ(NanosAsSeconds(1'500'000'000), "1.5");
   EXPECT_EQ(NanosAsSeconds(10'000'000'000), "10");
   EXPECT_EQ(NanosAsSeconds(18'446'744'073'709'551'615u), "18446744073.709551615");
+}
+
+TEST(PrometheusWriterTest, ThousandthsAreExactDecimals) {
+  PrometheusWriter w;
+  w.SampleThousandths("r", {}, 0);
+  w.SampleThousandths("r", {}, 250);
+  w.SampleThousandths("r", {}, 1000);
+  w.SampleThousandths("r", {}, 7);
+  EXPECT_EQ(w.Take(), "r 0\nr 0.25\nr 1\nr 0.007\n");
 }
 
 TEST(PrometheusWriterTest, EscapesLabelValuesAndHelp) {
