@@ -302,6 +302,11 @@ TEST_P(EchoIntegrationTest, EveryByteEchoedAndCounted) {
         for (int i = 0; i < kLoops; ++i) EXPECT_GT(HandedIn(*server_, i), 0u) << "loop " << i;
       }
       break;
+    case BalancePolicyKind::kLeastLoaded:
+      // Decided by the loads of the moment; every decision is counted one way or the other
+      // (tests/reactor/load_signal_test checks the choices).
+      EXPECT_EQ(distributor->counters.placed_by_load.Get() + distributor->counters.placed_by_connections.Get(), n);
+      break;
     case BalancePolicyKind::kReusePort:
       break;  // the kernel's hash decides; only completeness is promised
   }
@@ -330,6 +335,7 @@ std::vector<EchoCase> AllCases() {
         cases.push_back({backend, policy, workload});
       }
     }
+    cases.push_back({backend, BalancePolicyKind::kLeastLoaded, Workload::kManyConnections});
   }
   return cases;
 }
