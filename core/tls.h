@@ -113,6 +113,12 @@ class TlsSession {
   bool has_pending() const;
   // Ciphertext for the peer, in order; the caller sends and consumes it.
   Buffer& wire_out() { return wire_out_; }
+  // The connection moved to another loop: the wire buffers, empty and without storage (given
+  // back to the old loop's pool), take their blocks from `pool` from now on.
+  void UsePool(BufferPool* pool) {
+    wire_in_ = Buffer(pool);
+    wire_out_ = Buffer(pool);
+  }
 
   bool handshake_done() const { return handshake_done_; }
   // True exactly once: the first time it is asked after the handshake completed.

@@ -138,7 +138,7 @@ void Connection::Start(std::unique_ptr<Handler> handler) {
 }
 
 void Connection::ServeArrived() {
-  if (finished_ || !ShouldRead()) return;
+  if (finished_ || migrating_ || !ShouldRead()) return;
   // io_uring: the loop has just dispatched every completion the kernel had (CollectCompletions).
   // Where the kernel fills receive buffers only while this thread waits (DEFER_TASKRUN), what
   // is still in the socket follows everything delivered, so reading it directly keeps the
@@ -153,6 +153,7 @@ void Connection::ServeArrived() {
 }
 
 void Connection::ServeArrivedThenClose(CloseReason reason) {
+  if (migrating_) return;  // on its way to a loop that serves it (and drains it, if it drains)
   ServeArrived();
   if (!finished_) CloseGracefully(reason, /*after_in_flight=*/true);
 }
@@ -811,6 +812,127 @@ void Connection::BeginClosing(CloseReason reason) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Live migration (reactor/migration.h).
+
+MigrationStatus Connection::MigrationBlocker() {
+  if (finished_ || pending_close_ || fin_sent_ || peer_eof_ || state_ == ConnectionState::kClosing ||
+      state_ == ConnectionState::kClosed) {
+    return MigrationStatus::kClosing;
+  }
+  if (migrating_) return MigrationStatus::kAlreadyMoving;
+  if (state_ == ConnectionState::kPaused || awaiting_ != 0) return MigrationStatus::kPaused;
+  // A request boundary: reading, nothing read waiting for the handler, nothing owed to the
+  // peer, nothing in flight, the handshake done.
+  if (state_ != ConnectionState::kReading || in_callback_ || InputWaiting() != 0 || Queued() != 0 ||
+      send_in_flight_ || (tls_ != nullptr && !tls_->handshake_done()) || handler_ == nullptr) {
+    return MigrationStatus::kNotAtBoundary;
+  }
+  switch (handler_->CanMigrate(*this)) {
+    case MigrationVote::kNow: return MigrationStatus::kMoved;
+    case MigrationVote::kLater: return MigrationStatus::kNotAtBoundary;
+    case MigrationVote::kNever: return MigrationStatus::kDeclined;
+  }
+  return MigrationStatus::kDeclined;
+}
+
+void Connection::BeginMigration() {
+  migrating_ = true;
+  loop_.wheel().Cancel(this);  // the target arms its own from the deadlines carried over
+  if (uring_ != nullptr) {
+    if (recv_ == ReceiveState::kArmed) CancelReceive();
+    if (hangup_watch_) uring_->Cancel(this, UringPoller::kOpHangup);
+  } else if (!unwatched_) {
+    (void)loop_.Unwatch(fd_);  // bytes from here on wait in the socket for the target
+    unwatched_ = true;
+    interest_ = 0;
+  }
+}
+
+std::unique_ptr<Migrant> Connection::TakeMigrant(int tls_endpoint) {
+  auto m = std::make_unique<Migrant>();
+  m->fd = std::exchange(fd_, -1);
+  m->peer = peer();
+  m->service_index = service_index_;
+  m->handler = std::move(handler_);
+  if (tls_ != nullptr) {
+    // At a boundary both wire buffers are empty: their blocks stay in this loop's pool.
+    loop_.buffer_pool().Release(tls_->wire_in());
+    loop_.buffer_pool().Release(tls_->wire_out());
+    m->tls = std::move(tls_);
+    m->tls_endpoint = tls_endpoint;
+  }
+  m->opened_ns = opened_ns_;
+  m->last_activity_ns = last_activity_ns_;
+  m->bytes_in = bytes_in_;
+  m->bytes_out = bytes_out_;
+  m->requests = requests_ + batch_requests_;
+  m->handler_deadline_ns = handler_deadline_ns_;
+  if (io_ != nullptr) {
+    m->carried.assign(io_->input.view());
+    m->carried.append(io_->stash.view());
+    io_->input.Clear();
+    io_->stash.Clear();
+  }
+  m->carried_eof = peer_eof_;
+  m->from_loop = loop_.index();
+  m->from_id = id_;
+  finished_ = true;
+  state_ = ConnectionState::kClosed;
+  idle_timing_ = false;
+  return m;
+}
+
+void Connection::Arrive(Migrant& m) {
+  handler_ = std::move(m.handler);
+  if (m.tls != nullptr) {
+    tls_ = std::move(m.tls);
+    tls_->UsePool(&loop_.buffer_pool());
+    tls_stats_ = loop_.stats_.tls[static_cast<size_t>(m.tls_endpoint)].get();
+  }
+  opened_ns_ = m.opened_ns;
+  last_activity_ns_ = m.last_activity_ns;
+  bytes_in_ = m.bytes_in;
+  bytes_out_ = m.bytes_out;
+  requests_ = m.requests;
+  handler_deadline_ns_ = m.handler_deadline_ns;
+  state_ = ConnectionState::kReading;
+  if (uring_ != nullptr) {
+    UpdateReceive();
+  } else {
+    if (!loop_.Watch(fd_, kPollIn, this).ok()) {
+      Finish(CloseReason::kIoError);
+      return;
+    }
+    interest_ = kPollIn;
+  }
+  idle_timing_ = loop_.timeouts_.idle_ns > 0;
+  RearmTimer();
+  RunCallback([this] {
+    handler_->OnMigrated(*this);
+    return Action::Continue();
+  });
+  if (finished_) return;
+  if (!m.carried.empty()) {
+    // What the old loop's receive brought after the move began, before anything new.
+    if (tls_ != nullptr) {
+      tls_->Receive(m.carried);
+      if (!DecryptInput()) return;
+    } else {
+      ConnectionIo& io = this->io();
+      if (!io.input.has_storage()) loop_.buffer_pool().Attach(io.input);
+      io.input.Append(m.carried);
+    }
+    Deliver();
+    if (finished_) return;
+  }
+  if (m.carried_eof && !peer_eof_) {
+    peer_eof_ = peer_fin_ = true;
+    eof_unreported_ = true;
+  }
+  FlushAndDeliver();
+}
+
 void Connection::Finish(CloseReason reason) {
   if (finished_) return;
   finished_ = true;
@@ -985,6 +1107,9 @@ void Connection::OnIoTimeout() {
 // completes).
 
 void Connection::UpdateReceive() {
+  // Leaving for another loop: BeginMigration cancelled what was armed, and the target loop's
+  // ring receives from here on.
+  if (migrating_) return;
   bool want;
   if (fin_sent_) {
     want = true;  // lingering: read and discard until the peer's FIN
@@ -1072,6 +1197,15 @@ void Connection::HandleCompletion(const PollEvent& event) {
 
 void Connection::OnReceived(std::string_view bytes) {
   if (fin_sent_ || state_ == ConnectionState::kClosing) return;  // closing: nothing more is read
+  if (migrating_) {
+    // Leaving for another loop: what the cancelled receive still brings goes along, in order.
+    ConnectionIo& io = this->io();
+    if (!io.input.has_storage()) loop_.buffer_pool().Attach(io.input);
+    io.input.Append(bytes);
+    bytes_in_ += bytes.size();
+    loop_.stats().bytes_in.Add(bytes.size());
+    return;
+  }
   LoopStats& stats = loop_.stats();
   // Straight to the handler's input while it may take more; behind backpressure or a pause,
   // and behind bytes already waiting there, into the stash (Deliver takes them in order).
@@ -1101,6 +1235,10 @@ void Connection::OnReceived(std::string_view bytes) {
 
 void Connection::OnPeerEof() {
   peer_fin_ = true;
+  if (migrating_) {
+    peer_eof_ = true;  // goes along: the target reports it after the bytes before it
+    return;
+  }
   if (fin_sent_) {
     Finish(close_reason_);  // the peer has everything it will get
     return;

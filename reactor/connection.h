@@ -18,6 +18,7 @@
 #include "reactor/close_reason.h"
 #include "reactor/handler.h"
 #include "reactor/io_watcher.h"
+#include "reactor/migration.h"
 #include "reactor/timer_wheel.h"
 #include "reactor/uring_poller.h"
 
@@ -232,6 +233,23 @@ class Connection final : private IoWatcher, private TimerEntry {
   // A Sharded continuation: RecordRequest measures from the callback that made the call.
   void ContinueRequest(RequestStart start) { callback_start_ns_ = start.ns_; }
 
+  // --- Live migration (reactor/migration.h), for the EventLoop ---
+  // Whether the connection can move now: kMoved if so, else what stops it. kNotAtBoundary
+  // (and a handler's kLater, reported the same) may pass; the others do not.
+  MigrationStatus MigrationBlocker();
+  // Takes it off this loop's poller: at once on the readiness back ends; on io_uring its
+  // receive is cancelled, and the move waits until nothing of it is in flight (what arrives
+  // meanwhile is carried along). Nothing is delivered to the handler from here on.
+  void BeginMigration();
+  bool migrating() const { return migrating_; }
+  // Everything the target loop needs, taken out of this connection, which is left closed
+  // without closing the socket or calling the handler (the loop then frees it).
+  std::unique_ptr<Migrant> TakeMigrant(int tls_endpoint);
+  // On the target loop: carries on from `m` (state, figures, deadlines; the socket watched or
+  // its receive armed), lets the handler re-bind, then serves what was carried along.
+  void Arrive(Migrant& m);
+  TlsLoopStats* tls_stats() const { return tls_stats_; }
+
   // Whether the multishot receive (io_uring) is in the kernel, or being cancelled.
   enum class ReceiveState : uint8_t { kIdle, kArmed, kCancelling };
 
@@ -431,6 +449,7 @@ class Connection final : private IoWatcher, private TimerEntry {
   bool pending_close_ = false;
   bool writable_requested_ = false;  // RequestWritable()
   bool writable_due_ = false;        // backpressure ended; OnWritable not called yet
+  bool migrating_ = false;           // leaving for another loop (BeginMigration)
   uint64_t budget_iteration_ = 0;    // the loop iteration write_budget_left_ belongs to
   size_t write_budget_left_ = 0;
   bool pending_close_flush_ = false;

@@ -53,8 +53,10 @@ void Distributor::Stop() {
 void Distributor::SetPolicy(BalancePolicyKind kind) { policy_kind_.store(static_cast<int>(kind)); }
 
 int64_t Distributor::Live(int loop) const {
-  return static_cast<int64_t>(stats_.handed[loop]->Get()) -
-         static_cast<int64_t>(loops_[loop]->stats().closed_total());
+  // Connections that moved count where they are now.
+  const LoopStats& s = loops_[loop]->stats();
+  return static_cast<int64_t>(stats_.handed[loop]->Get() + s.migrations_in.Get()) -
+         static_cast<int64_t>(s.closed_total() + s.migrations_out.Get());
 }
 
 void Distributor::Run() {

@@ -260,6 +260,9 @@ int EventLoop::ComputeTimeoutMs() {
     const int ms = until <= 0 ? 0 : static_cast<int>((until + 999'999) / 1'000'000);
     if (timeout < 0 || timeout > ms) timeout = ms;
   }
+  // A migration waiting for its connection's request boundary checks again soon (the boundary
+  // usually comes with the connection's own events; its deadline may come first).
+  if (!migrations_.empty() && (timeout < 0 || timeout > 5)) timeout = 5;
   if (!flush_next_.empty() || !starved_.empty()) timeout = 0;
   return timeout;
 }
@@ -303,6 +306,7 @@ void EventLoop::RunOnce() {
   if (!flush_next_.empty() || !starved_.empty()) FlushDeferred();
   if (adoptions_.MaybeNonEmpty()) AdoptPending();
   if (tasks_.MaybeNonEmpty()) RunTasks();
+  if (!migrations_.empty()) ProgressMigrations();
   // io_uring: a zombie (closed, an operation still in flight) goes once its completions are in.
   if (!retired_.empty() || !dead_timers_.empty() || !zombies_.empty()) FreeRetired();
   if (uring_ != nullptr) UpdateUringStats();
@@ -523,6 +527,114 @@ void EventLoop::TaskFailed(const char* what) {
 void EventLoop::Adopt(int fd, int service_index, const SocketAddress& peer, TlsEndpoint* tls) {
   adoptions_.Push(Adoption{fd, service_index, peer, tls});
   Wake();
+}
+
+void EventLoop::Migrate(uint64_t id, EventLoop& target, absl::Duration wait, MigrationDone done) {
+  const int64_t wait_ns = std::max<int64_t>(0, absl::ToInt64Nanoseconds(wait));
+  Post([this, id, target = &target, wait_ns, reply = std::make_unique<MigrationReply>(std::move(done))]() mutable {
+    StartMigration(id, target, wait_ns, std::move(reply));
+  });
+}
+
+void EventLoop::StartMigration(uint64_t id, EventLoop* target, int64_t wait_ns,
+                               std::unique_ptr<MigrationReply> reply) {
+  PendingMigration p{id, target, now_ns_ + wait_ns, std::move(reply), false};
+  if (FindConnection(id) == nullptr) {
+    RefuseMigration(p, MigrationStatus::kUnknownConnection, absl::StrCat("no connection ", id, " is open"));
+    return;
+  }
+  if (target == this) {
+    RefuseMigration(p, MigrationStatus::kSameLoop, absl::StrCat("connection ", id, " is on loop ", index(), " already"));
+    return;
+  }
+  if (quit_.load(std::memory_order_relaxed)) {
+    RefuseMigration(p, MigrationStatus::kSourceDraining, absl::StrCat("loop ", index(), " is stopping"));
+    return;
+  }
+  for (const PendingMigration& other : migrations_) {
+    if (other.id == id) {
+      RefuseMigration(p, MigrationStatus::kAlreadyMoving,
+                      absl::StrCat("connection ", id, " is already moving to loop ", other.target->index()));
+      return;
+    }
+  }
+  migrations_.push_back(std::move(p));
+  ProgressMigrations();
+}
+
+void EventLoop::RefuseMigration(PendingMigration& p, MigrationStatus status, std::string detail) {
+  stats_.migrations_refused.Increment();
+  p.reply->Send(MigrationResult{status, -1, 0, std::move(detail)});
+}
+
+void EventLoop::ProgressMigrations() {
+  std::vector<PendingMigration> pending = std::move(migrations_);
+  migrations_.clear();
+  for (PendingMigration& p : pending) {
+    Connection* conn = FindConnection(p.id);
+    if (conn == nullptr) {
+      RefuseMigration(p, MigrationStatus::kClosing, absl::StrCat("connection ", p.id, " closed before it could move"));
+      continue;
+    }
+    if (!p.begun) {
+      const MigrationStatus blocker = conn->MigrationBlocker();
+      if (blocker == MigrationStatus::kNotAtBoundary && now_ns_ < p.deadline_ns) {
+        migrations_.push_back(std::move(p));  // asked again at the end of the next iteration
+        continue;
+      }
+      if (blocker != MigrationStatus::kMoved) {
+        std::string detail;
+        switch (blocker) {
+          case MigrationStatus::kNotAtBoundary:
+            detail = "it did not reach a request boundary in time (input unread, output queued, a request "
+                     "under way, or its TLS handshake)";
+            break;
+          case MigrationStatus::kPaused: detail = "it is paused, waiting on other work"; break;
+          case MigrationStatus::kDeclined: detail = "its service's handler does not move"; break;
+          case MigrationStatus::kClosing: detail = "it is closing"; break;
+          default: detail = std::string(MigrationStatusName(blocker)); break;
+        }
+        RefuseMigration(p, blocker, absl::StrCat("connection ", p.id, ": ", detail));
+        continue;
+      }
+      conn->BeginMigration();
+      p.begun = true;
+    }
+    if (conn->io_in_flight()) {
+      migrations_.push_back(std::move(p));  // io_uring: the cancelled receive is still out
+      continue;
+    }
+    int endpoint = -1;
+    for (size_t i = 0; i < stats_.tls.size(); ++i) {
+      if (stats_.tls[i].get() == conn->tls_stats()) endpoint = static_cast<int>(i);
+    }
+    std::unique_ptr<Migrant> m = conn->TakeMigrant(endpoint);
+    m->reply = std::move(p.reply);
+    auto node = connections_.extract(p.id);
+    retired_.push_back(std::move(node.mapped()));  // freed without closing: the socket moved
+    stats_.conns_active.Add(-1);
+    stats_.migrations_out.Increment();
+    EventLoop* target = p.target;
+    target->Post([target, m = std::move(m)]() mutable { target->AdoptMigrant(std::move(m)); });
+  }
+}
+
+void EventLoop::AdoptMigrant(std::unique_ptr<Migrant> m) {
+  if (exited_) return;  // no iteration is left to serve it: the Migrant closes it
+  const uint64_t id = (static_cast<uint64_t>(index()) << 48) | next_connection_seq_++;
+  auto conn = std::make_unique<Connection>(*this, id, m->fd, m->peer, m->service_index,
+                                           stats_.services[m->service_index].get(), options_.connection);
+  m->fd = -1;  // the connection owns the socket now
+  Connection* raw = conn.get();
+  connections_.emplace(id, std::move(conn));
+  stats_.conns_active.Add(1);
+  stats_.migrations_in.Increment();
+  std::unique_ptr<MigrationReply> reply = std::move(m->reply);
+  raw->Arrive(*m);
+  if (reply != nullptr) reply->Send(MigrationResult{MigrationStatus::kMoved, index(), id, ""});
+  if (quit_.load(std::memory_order_relaxed) && FindConnection(id) != nullptr) {
+    raw->ServeArrivedThenClose(CloseReason::kServerDrain);
+  }
 }
 
 void EventLoop::AdoptPending() {

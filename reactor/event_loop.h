@@ -5,6 +5,7 @@
 #include <deque>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "reactor/connection.h"
 #include "reactor/io_watcher.h"
 #include "reactor/loop_stats.h"
+#include "reactor/migration.h"
 #include "reactor/poller.h"
 #include "reactor/timer_wheel.h"
 #include "reactor/uring_poller.h"
@@ -135,6 +137,11 @@ class EventLoop final : private IoWatcher {
     });
   }
 
+  // Thread-safe. Moves connection `id` of this loop to `target` at its next request boundary
+  // (reactor/migration.h), waiting at most `wait` for it to reach one; `done` hears the outcome
+  // (Server::MigrateConnection checks the target first).
+  void Migrate(uint64_t id, EventLoop& target, absl::Duration wait, MigrationDone done);
+
   // Thread-safe. Hands an accepted, non-blocking socket to this loop, which takes ownership:
   // it creates the connection and its handler with services[service_index].
   // `tls`: the endpoint's TLS context, for a TLS endpoint (null for plaintext).
@@ -245,6 +252,19 @@ class EventLoop final : private IoWatcher {
   // Logs and counts a posted task or timer callback that threw.
   void TaskFailed(const char* what);
   void AdoptPending();
+  // Live migration: the requests under way on this loop (waiting for a boundary, or for an
+  // io_uring receive to be cancelled), moved on once they can.
+  struct PendingMigration {
+    uint64_t id = 0;
+    EventLoop* target = nullptr;
+    int64_t deadline_ns = 0;
+    std::unique_ptr<MigrationReply> reply;
+    bool begun = false;
+  };
+  void StartMigration(uint64_t id, EventLoop* target, int64_t wait_ns, std::unique_ptr<MigrationReply> reply);
+  void ProgressMigrations();
+  void RefuseMigration(PendingMigration& p, MigrationStatus status, std::string detail);
+  void AdoptMigrant(std::unique_ptr<Migrant> m);
   void ArriveDrained();
   void Wake();
   void OnIoEvent(uint32_t events) override;  // the wake-up eventfd
@@ -350,6 +370,7 @@ class EventLoop final : private IoWatcher {
   std::vector<Task> running_tasks_;
   TaskQueue<Adoption> adoptions_;
   std::vector<Adoption> adopting_;
+  std::vector<PendingMigration> migrations_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::vector<std::unique_ptr<Connection>> retired_;
   absl::flat_hash_map<TimerId, std::unique_ptr<CallbackTimer>> timers_;

@@ -49,6 +49,13 @@ class Action {
   CloseReason reason_;
 };
 
+// A handler's answer to a live migration of its connection (Handler::CanMigrate).
+enum class MigrationVote : uint8_t {
+  kNow,    // it may move now
+  kLater,  // not now (it holds something of this loop, a request under way): ask again
+  kNever,  // it does not move
+};
+
 // The per-connection half of a service: a state machine the connection's loop drives.
 // Every method runs on that loop's thread, one at a time; a handler never needs a lock for its
 // own state. Replies go to the connection's output (Connection::Send / output()); the framework
@@ -95,6 +102,18 @@ class Handler {
 
   // The connection is closed (fd already closed); last call. Release what the handler holds.
   virtual void OnClose(Connection& conn, CloseReason reason) {}
+
+  // Live migration (reactor/migration.h): the framework asks, at a request boundary of the
+  // connection (nothing unread, nothing queued, not paused), whether it may move to another
+  // loop now. kNow promises that the handler keeps nothing of this loop's that it cannot give
+  // up or re-bind in OnMigrated: references into per-loop state are re-bound there, per-request
+  // state borrowed from this loop must have been given back. The default, kNever, is the safe
+  // one for a handler that does not know about migration.
+  virtual MigrationVote CanMigrate(Connection& conn) { return MigrationVote::kNever; }
+  // The connection has arrived on its new loop (conn.loop()), before anything more is read:
+  // re-bind per-loop state. Its id is a new one (conn.id()); handles taken before do not reach
+  // it any more.
+  virtual void OnMigrated(Connection& conn) {}
 };
 
 // A protocol: makes one Handler per connection. One Service object is shared by every loop, so

@@ -60,6 +60,11 @@ struct LoopStats {
   // Connections.
   Counter conns_handed_in;
   Gauge conns_active;
+  // Live migration: connections that arrived from another loop, that left for another, and
+  // migrations asked of this loop's connections that did not happen (reactor/migration.h).
+  Counter migrations_in;
+  Counter migrations_out;
+  Counter migrations_refused;
   std::array<Counter, kCloseReasonCount> closed;
 
   // Socket I/O.

@@ -299,4 +299,32 @@ absl::Status Server::ResumeLoop(int i) {
 
 bool Server::loop_draining(int i) const { return distributor_ && distributor_->draining(i); }
 
+void Server::MigrateConnection(uint64_t id, int target, absl::Duration wait, MigrationDone done) {
+  auto refuse = [&](MigrationStatus status, std::string detail) {
+    std::move(done)(MigrationResult{status, -1, 0, std::move(detail)});
+  };
+  if (!running()) return refuse(MigrationStatus::kNotRunning, "the server is not running");
+  if (target < 0 || target >= loop_count()) {
+    return refuse(MigrationStatus::kNoSuchLoop, absl::StrCat("no loop ", target, " (", loop_count(), " loops)"));
+  }
+  const uint64_t source = id >> 48;
+  if (source >= static_cast<uint64_t>(loop_count())) {
+    return refuse(MigrationStatus::kUnknownConnection, absl::StrCat("no connection ", id, " (no loop ", source, ")"));
+  }
+  if (loop_draining(target) || !loops_[target]->running()) {
+    return refuse(MigrationStatus::kTargetDraining, absl::StrCat("loop ", target, " takes no new connections (draining)"));
+  }
+  loops_[source]->Migrate(id, *loops_[target], wait, std::move(done));
+}
+
+MigrationResult Server::MigrateConnection(uint64_t id, int target, absl::Duration wait, absl::Duration timeout) {
+  auto outcome = std::make_shared<std::promise<MigrationResult>>();
+  std::future<MigrationResult> result = outcome->get_future();
+  MigrateConnection(id, target, wait, [outcome](MigrationResult r) { outcome->set_value(std::move(r)); });
+  if (result.wait_for(absl::ToChronoNanoseconds(wait + timeout)) != std::future_status::ready) {
+    return MigrationResult{MigrationStatus::kNotRunning, -1, 0, "the loops did not answer in time (stalled)"};
+  }
+  return result.get();
+}
+
 }  // namespace percore

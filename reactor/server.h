@@ -113,6 +113,14 @@ class Server {
   absl::Status DrainLoop(int i, bool close_idle);
   absl::Status ResumeLoop(int i);
   bool loop_draining(int i) const;
+  // Moves connection `id` to loop `target` at its next request boundary, waiting at most `wait`
+  // for it to reach one (reactor/migration.h); `done` hears the outcome once, on some thread
+  // (this one, for what is refused at once: not running, no such loop, target draining).
+  void MigrateConnection(uint64_t id, int target, absl::Duration wait, MigrationDone done);
+  // The same, waiting here for the outcome (at most `wait` plus `timeout` for the loops to
+  // answer: kNotRunning with "did not answer" if they do not).
+  MigrationResult MigrateConnection(uint64_t id, int target, absl::Duration wait = absl::Seconds(1),
+                                    absl::Duration timeout = absl::Seconds(5));
 
  private:
   friend class ShardedBase;

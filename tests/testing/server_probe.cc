@@ -67,4 +67,18 @@ std::map<uint16_t, int> LoopByPeerPort(Server& server, Deadline deadline) {
   return out;
 }
 
+std::map<uint16_t, uint64_t> IdByPeerPort(Server& server, Deadline deadline) {
+  std::map<uint16_t, uint64_t> out;
+  for (int i = 0; i < server.loop_count(); ++i) {
+    EventLoop& loop = server.loop(i);
+    auto ids = std::make_shared<std::vector<std::pair<uint16_t, uint64_t>>>();
+    const bool ran = RunOnLoop(
+        loop, [&loop, ids] { loop.ForEachConnection([&](Connection& c) { ids->emplace_back(c.peer().port(), c.id()); }); },
+        deadline);
+    if (!ran) return {};
+    for (auto [port, id] : *ids) out[port] = id;
+  }
+  return out;
+}
+
 }  // namespace percore::test

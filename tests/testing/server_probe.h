@@ -25,4 +25,7 @@ bool RunOnLoop(EventLoop& loop, absl::AnyInvocable<void()> fn, Deadline deadline
 // local port, MultiClient::local_port). Empty if a loop does not answer by `deadline`.
 std::map<uint16_t, int> LoopByPeerPort(Server& server, Deadline deadline);
 
+// The id of each open connection, keyed the same way.
+std::map<uint16_t, uint64_t> IdByPeerPort(Server& server, Deadline deadline);
+
 }  // namespace percore::test
