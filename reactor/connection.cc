@@ -828,7 +828,13 @@ MigrationStatus Connection::MigrationBlocker() {
       send_in_flight_ || (tls_ != nullptr && !tls_->handshake_done()) || handler_ == nullptr) {
     return MigrationStatus::kNotAtBoundary;
   }
-  switch (handler_->CanMigrate(*this)) {
+  MigrationVote vote = MigrationVote::kNever;
+  try {
+    vote = handler_->CanMigrate(*this);
+  } catch (...) {
+    // A handler that cannot answer does not move; it stays as it was.
+  }
+  switch (vote) {
     case MigrationVote::kNow: return MigrationStatus::kMoved;
     case MigrationVote::kLater: return MigrationStatus::kNotAtBoundary;
     case MigrationVote::kNever: return MigrationStatus::kDeclined;
@@ -838,6 +844,11 @@ MigrationStatus Connection::MigrationBlocker() {
 
 void Connection::BeginMigration() {
   migrating_ = true;
+  try {
+    handler_->OnLeaving(*this);
+  } catch (...) {
+    // Bookkeeping only; the move goes on.
+  }
   loop_.wheel().Cancel(this);  // the target arms its own from the deadlines carried over
   if (uring_ != nullptr) {
     if (recv_ == ReceiveState::kArmed) CancelReceive();

@@ -578,7 +578,9 @@ void EventLoop::ProgressMigrations() {
     }
     if (!p.begun) {
       const MigrationStatus blocker = conn->MigrationBlocker();
-      if (blocker == MigrationStatus::kNotAtBoundary && now_ns_ < p.deadline_ns) {
+      // Paused is waited for too: most pauses are a request waiting on another loop's answer.
+      if ((blocker == MigrationStatus::kNotAtBoundary || blocker == MigrationStatus::kPaused) &&
+          now_ns_ < p.deadline_ns) {
         migrations_.push_back(std::move(p));  // asked again at the end of the next iteration
         continue;
       }
@@ -589,7 +591,7 @@ void EventLoop::ProgressMigrations() {
             detail = "it did not reach a request boundary in time (input unread, output queued, a request "
                      "under way, or its TLS handshake)";
             break;
-          case MigrationStatus::kPaused: detail = "it is paused, waiting on other work"; break;
+          case MigrationStatus::kPaused: detail = "it stayed paused (waiting on other work) for the whole wait"; break;
           case MigrationStatus::kDeclined: detail = "its service's handler does not move"; break;
           case MigrationStatus::kClosing: detail = "it is closing"; break;
           default: detail = std::string(MigrationStatusName(blocker)); break;

@@ -110,6 +110,9 @@ class Handler {
   // state borrowed from this loop must have been given back. The default, kNever, is the safe
   // one for a handler that does not know about migration.
   virtual MigrationVote CanMigrate(Connection& conn) { return MigrationVote::kNever; }
+  // It said kNow and is leaving this loop (still on it, nothing more is read here): undo what
+  // this loop counts for the connection (a per-loop connection count).
+  virtual void OnLeaving(Connection& conn) {}
   // The connection has arrived on its new loop (conn.loop()), before anything more is read:
   // re-bind per-loop state. Its id is a new one (conn.id()); handles taken before do not reach
   // it any more.

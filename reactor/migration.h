@@ -34,7 +34,7 @@ enum class MigrationStatus : uint8_t {
   kTargetDraining,     // the target loop takes no new connections (DrainLoop, Stop)
   kSourceDraining,     // the connection's own loop is stopping
   kClosing,            // the connection is closing (or closed before it could move)
-  kPaused,             // paused on other work (a call to another loop, a handler's wait)
+  kPaused,             // stayed paused (on a call to another loop, a handler's wait) for the whole wait
   kDeclined,           // its handler does not move (Handler::CanMigrate)
   kNotAtBoundary,      // it did not reach a request boundary within the wait
   kAlreadyMoving,      // another migration of it is under way

@@ -137,7 +137,16 @@ HttpRequestState::HttpRequestState(const HttpOptions& options) : parser(ParserLi
 
 HttpRequestState::~HttpRequestState() = default;
 
-HttpConnectionHandler::HttpConnectionHandler(HttpLoopState& loop) : loop_(loop) {}
+HttpConnectionHandler::HttpConnectionHandler(HttpLoopState& loop) : loop_(&loop) {}
+
+MigrationVote HttpConnectionHandler::CanMigrate(Connection&) {
+  return state_ == nullptr ? MigrationVote::kNow : MigrationVote::kLater;
+}
+
+void HttpConnectionHandler::OnMigrated(Connection&) {
+  loop_ = &loop_->every.local();
+  self_.reset();  // named the connection on its old loop; the next asynchronous request makes one
+}
 
 HttpConnectionHandler::~HttpConnectionHandler() {
   if (state_ != nullptr) AbandonState();
@@ -149,7 +158,7 @@ HttpConnectionHandler::~HttpConnectionHandler() {
   if (state_->response.body().capacity() > kMaxKeptBodyBytes) [[unlikely]] {
     ReleaseBodyStorage(state_->response);
   }
-  loop_.request_states.Give(std::move(state_));
+  loop_->request_states.Give(std::move(state_));
 }
 
 void HttpConnectionHandler::AbandonState() {
@@ -168,7 +177,7 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
     }
     return Action::Continue();
   }
-  if (state_ == nullptr) state_ = loop_.request_states.Take(loop_.options);
+  if (state_ == nullptr) state_ = loop_->request_states.Take(loop_->options);
   // One state for everything this call reads, pipelined requests included: it goes back once
   // the input holds nothing more.
   HttpRequestState& state = *state_;
@@ -229,7 +238,7 @@ Action HttpConnectionHandler::OnData(Connection& conn, Buffer& input) {
 
 HttpConnectionHandler::Outcome HttpConnectionHandler::Respond(Connection& conn, HttpRequestState& state) {
   const HttpRequest& request = state.parser.request();
-  const Router::Match match = loop_.options.routes.Find(request.method, request.path, state.route_hint);
+  const Router::Match match = loop_->options.routes.Find(request.method, request.path, state.route_hint);
   if (match.async_handler != nullptr) return RespondLater(conn, state, *match.async_handler);
   HttpResponse& response = state.response;  // blank: reset after every use
   if (match.handler != nullptr) {
@@ -286,8 +295,8 @@ void HttpConnectionHandler::SetHeaderDeadline(Connection& conn) {
   // Armed once per request, at its first partial read (this callback: no time has passed since
   // the request began), and never pushed back by later bytes: a client trickling its header
   // section cannot hold the connection past the timeout.
-  if (state_->deadline_armed || !HasHeaderTimeout(loop_.options)) return;
-  conn.SetDeadline(loop_.options.header_timeout);
+  if (state_->deadline_armed || !HasHeaderTimeout(loop_->options)) return;
+  conn.SetDeadline(loop_->options.header_timeout);
   state_->deadline_armed = true;
 }
 

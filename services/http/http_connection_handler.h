@@ -6,6 +6,7 @@
 #include "core/free_list.h"
 #include "reactor/connection.h"
 #include "reactor/handler.h"
+#include "reactor/sharded.h"
 #include "services/http/http_options.h"
 #include "services/http/http_parser.h"
 #include "services/http/http_response.h"
@@ -47,9 +48,11 @@ struct HttpRequestState {
 // One loop's share of the HTTP service: the options every connection reads, and the request
 // states that connections of this loop gave back. Touched by the loop's thread only.
 struct HttpLoopState {
-  explicit HttpLoopState(const HttpOptions& options) : options(options) {}
+  HttpLoopState(const HttpOptions& options, const Sharded<HttpLoopState>& every) : options(options), every(every) {}
 
   const HttpOptions& options;
+  // Every loop's state: a connection that moves to another loop takes that loop's from here.
+  const Sharded<HttpLoopState>& every;
   FreeList<HttpRequestState> request_states;
 };
 
@@ -74,6 +77,10 @@ class HttpConnectionHandler final : public Handler {
   Action OnData(Connection& conn, Buffer& input) override;
   // The header timeout passed: answers 408 and closes.
   Action OnDeadline(Connection& conn) override;
+  // Between requests (no request state held) it moves; in the middle of one it waits.
+  MigrationVote CanMigrate(Connection& conn) override;
+  // Takes the new loop's state; the handle for asynchronous answers is made anew.
+  void OnMigrated(Connection& conn) override;
 
  private:
   enum class Outcome : uint8_t { kKeepOpen, kClose, kDeferred };
@@ -92,7 +99,7 @@ class HttpConnectionHandler final : public Handler {
   // GiveBackState for a state in any condition: what is left of a request is dropped.
   void AbandonState();
 
-  HttpLoopState& loop_;
+  HttpLoopState* loop_;  // the connection's loop's
   std::unique_ptr<HttpRequestState> state_;  // null while no request is in progress
   // Names this connection to the answers of asynchronous routes: they hold it weakly, so one
   // that comes after the connection (and with it this handler) is gone finds nothing.

@@ -10,7 +10,7 @@ namespace percore {
 
 HttpService::HttpService(HttpOptions options)
     : options_(std::move(options)),
-      loop_states_(*this, [this](const ShardInfo&) { return std::make_unique<HttpLoopState>(options_); }) {
+      loop_states_(*this, [this](const ShardInfo&) { return std::make_unique<HttpLoopState>(options_, loop_states_); }) {
   if (options_.builtin_routes) AddBuiltinRoutes(options_, options_.routes);
 }
 

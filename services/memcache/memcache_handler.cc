@@ -8,17 +8,17 @@
 
 namespace percore::memcache {
 
-MemcacheHandler::MemcacheHandler(Shard& local) : local_(local) {}
+MemcacheHandler::MemcacheHandler(Shard& local) : local_(&local) {}
 
-MemcacheService& MemcacheHandler::service() const { return local_.service; }
-Sharded<Shard>& MemcacheHandler::shards() const { return local_.service.shards(); }
+MemcacheService& MemcacheHandler::service() const { return local_->service; }
+Sharded<Shard>& MemcacheHandler::shards() const { return local_->service.shards(); }
 
 void MemcacheHandler::ReleaseIfIdle() {
-  if (state_->idle()) local_.request_states.Give(std::move(state_));
+  if (state_->idle()) local_->request_states.Give(std::move(state_));
 }
 
 Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
-  if (state_ == nullptr) state_ = local_.request_states.Take(local_.request_limits);
+  if (state_ == nullptr) state_ = local_->request_states.Take(local_->request_limits);
   RequestState& s = *state_;
   if (s.closing) return s.pending.empty() ? Action::CloseAfterWrite(s.close_reason) : Action::Pause();
   while (!input.empty()) {
@@ -53,8 +53,19 @@ Action MemcacheHandler::OnData(Connection& conn, Buffer& input) {
   return Action::Continue();
 }
 
+MigrationVote MemcacheHandler::CanMigrate(Connection&) {
+  return state_ == nullptr ? MigrationVote::kNow : MigrationVote::kLater;
+}
+
+void MemcacheHandler::OnLeaving(Connection&) { local_->counters.curr_connections.Add(-1); }
+
+void MemcacheHandler::OnMigrated(Connection&) {
+  local_ = &shards().local();
+  local_->counters.curr_connections.Add(1);
+}
+
 void MemcacheHandler::OnClose(Connection& conn, CloseReason reason) {
-  local_.counters.curr_connections.Add(-1);
+  local_->counters.curr_connections.Add(-1);
   // A state closed mid-request (replies pending, a data block half swallowed) is dropped with
   // what it holds rather than cleaned for reuse.
   if (state_ != nullptr) ReleaseIfIdle();
@@ -102,7 +113,7 @@ void MemcacheHandler::Dispatch(Connection& conn, const Command& cmd) {
 void MemcacheHandler::DispatchOther(Connection& conn, const Command& cmd) {
   if (cmd.error != ParseError::kNone) {
     if (cmd.error == ParseError::kTooLarge) {
-      local_.counters.store_too_large.Increment();
+      local_->counters.store_too_large.Increment();
       // memcached drops the old value when a set is refused, so no stale data outlives it.
       if (cmd.kind == CommandKind::kSet) {
         shards().Post(shards().OwnerOf(cmd.key),
@@ -149,11 +160,11 @@ void MemcacheHandler::DispatchKeyOp(Connection& conn, const Command& cmd) {
   if (owner == here()) {
     if (state_->pending.empty()) {
       ReplySink out(&conn.output().bytes());
-      conn.RecordRequest(ExecuteKeyOp(local_.store, op, cmd.key, std::move(item), out));
+      conn.RecordRequest(ExecuteKeyOp(local_->store, op, cmd.key, std::move(item), out));
     } else {
       PendingReply& p = AddPending(conn);
       ReplySink out(&p.text);
-      p.error = ExecuteKeyOp(local_.store, op, cmd.key, std::move(item), out);
+      p.error = ExecuteKeyOp(local_->store, op, cmd.key, std::move(item), out);
     }
     return;
   }
@@ -195,7 +206,7 @@ void MemcacheHandler::DispatchRetrieval(Connection& conn, const Command& cmd) {
   // The usual request: one key, on this loop, with room in the output. The reply goes
   // straight out, END included.
   OutputQueue& out = conn.output();
-  if (const Item* item = LookUp(local_.store, cmd.kind, cmd.exptime, cmd.key)) {
+  if (const Item* item = LookUp(local_->store, cmd.kind, cmd.exptime, cmd.key)) {
     AppendValue(*item, WithCas(cmd.kind), out, kEnd);
   } else {
     out.Append(kEnd);
@@ -223,7 +234,7 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
     PendingReply* rest = state_->pending.empty() ? nullptr : &AddPending(conn);
     keys = cmd.keys;
     while (NextKey(&keys, &key)) {
-      const Item* item = LookUp(local_.store, cmd.kind, cmd.exptime, key);
+      const Item* item = LookUp(local_->store, cmd.kind, cmd.exptime, key);
       if (rest == nullptr && !conn.above_high_water()) {
         if (item != nullptr) AppendValue(*item, with_cas, out);
         continue;
@@ -256,7 +267,7 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
   for (uint32_t index = 0; NextKey(&keys, &key); ++index) {
     const ShardId owner = shards().OwnerOf(key);
     if (owner == here()) {
-      KeepItem(p, LookUp(local_.store, cmd.kind, cmd.exptime, key));
+      KeepItem(p, LookUp(local_->store, cmd.kind, cmd.exptime, key));
     } else {
       p.items.emplace_back();
       remote[owner].emplace_back(index, std::string(key));
@@ -296,10 +307,10 @@ void MemcacheHandler::DispatchKeys(Connection& conn, const Command& cmd) {
 }
 
 void MemcacheHandler::DispatchFlush(Connection& conn, const Command& cmd) {
-  local_.counters.cmd_flush.Increment();
+  local_->counters.cmd_flush.Increment();
   const int64_t delay = cmd.has_delay ? cmd.exptime : 0;
   const std::string_view ok = cmd.noreply ? std::string_view() : "OK\r\n";
-  local_.store.FlushAll(delay);
+  local_->store.FlushAll(delay);
   if (shards().count() == 1) {
     Reply(conn, ok, false);
     return;

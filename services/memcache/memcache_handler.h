@@ -50,6 +50,11 @@ class MemcacheHandler final : public Handler {
   Action OnData(Connection& conn, Buffer& input) override;
   void OnWritable(Connection& conn) override;
   void OnClose(Connection& conn, CloseReason reason) override;
+  // Idle (no request state), it moves; its connection is counted on the shard of the loop
+  // it is on, which it re-binds to on arrival.
+  MigrationVote CanMigrate(Connection& conn) override;
+  void OnLeaving(Connection& conn) override;
+  void OnMigrated(Connection& conn) override;
 
  private:
   // An owner's answer to a single-key command.
@@ -62,7 +67,7 @@ class MemcacheHandler final : public Handler {
 
   MemcacheService& service() const;
   Sharded<Shard>& shards() const;
-  ShardId here() const { return local_.index; }
+  ShardId here() const { return local_->index; }
 
   // Gives state_ back to the loop's free list when nothing is in progress.
   void ReleaseIfIdle();
@@ -93,7 +98,7 @@ class MemcacheHandler final : public Handler {
   // Stops taking requests; closes once every pending reply is out.
   Action CloseWhenDone(CloseReason reason);
 
-  Shard& local_;  // this loop's shard; the service and the other shards are reached through it
+  Shard* local_;  // this loop's shard; the service and the other shards are reached through it
   // Taken from local_.request_states when request bytes arrive, given back once they are all
   // answered: null while the connection is idle.
   std::unique_ptr<RequestState> state_;

@@ -9,14 +9,20 @@
 
 namespace percore {
 
-RespHandler::RespHandler(RespLoopContext& loop) : loop_(loop) { loop_.service.ClientOpened(); }
+RespHandler::RespHandler(RespLoopContext& loop) : loop_(&loop) { loop_->service.ClientOpened(); }
 
-RespHandler::~RespHandler() { loop_.service.ClientClosed(); }
+MigrationVote RespHandler::CanMigrate(Connection&) {
+  return state_ == nullptr ? MigrationVote::kNow : MigrationVote::kLater;
+}
 
-RespShards& RespHandler::shards() const { return loop_.service.shards(); }
+void RespHandler::OnMigrated(Connection&) { loop_ = &loop_->service.local_context(); }
+
+RespHandler::~RespHandler() { loop_->service.ClientClosed(); }
+
+RespShards& RespHandler::shards() const { return loop_->service.shards(); }
 
 void RespHandler::ReleaseIfIdle() {
-  if (state_->idle()) loop_.request_states.Give(std::move(state_));
+  if (state_->idle()) loop_->request_states.Give(std::move(state_));
 }
 
 void RespHandler::OnClose(Connection& conn, CloseReason reason) {
@@ -32,7 +38,7 @@ bool RespHandler::EmitPending(Connection& conn) {
 }
 
 Action RespHandler::OnData(Connection& conn, Buffer& input) {
-  if (state_ == nullptr) state_ = loop_.request_states.Take(loop_.state_settings);
+  if (state_ == nullptr) state_ = loop_->request_states.Take(loop_->state_settings);
   RespRequestState& s = *state_;
   if (s.outstanding > 0) return Action::Pause();
   if (!EmitPending(conn)) return WaitForPending(conn);
@@ -67,8 +73,8 @@ Action RespHandler::OnData(Connection& conn, Buffer& input) {
       // GET and SET of a key on this loop's shard, as Dispatch would run them, without the
       // general resolution.
       const CommandSpec* spec = ResolveGetOrSet(args);
-      if (spec != nullptr && shards().OwnerOf(args[1]) == loop_.here) {
-        spec->store_fn(args, *loop_.store, options(), out);
+      if (spec != nullptr && shards().OwnerOf(args[1]) == loop_->here) {
+        spec->store_fn(args, *loop_->store, options(), out);
         input.Consume(s.parser.consumed());
         conn.RecordRequest(out.StartsWithError());
         continue;
@@ -115,7 +121,7 @@ void RespHandler::OnWritable(Connection& conn) {
 void RespHandler::RunSessionCommand(Connection& conn, const CommandSpec& spec, CommandArgs args,
                                     ReplySink& out) {
   SessionContext session;
-  session.server = &loop_.service.server_view();
+  session.server = &loop_->service.server_view();
   session.client_id = conn.id();
   session.client_name = std::move(client_name_);
   spec.session_fn(args, session, out);
@@ -144,7 +150,7 @@ RespHandler::Step RespHandler::Dispatch(Connection& conn, const CommandSpec& spe
     return Step::kNext;
   }
   if (!s.batching && AllLocal(spec, args)) {
-    spec.store_fn(args, *loop_.store, options(), out);
+    spec.store_fn(args, *loop_->store, options(), out);
     return Step::kNext;
   }
   s.batching = true;
@@ -179,11 +185,11 @@ bool RespHandler::AllLocal(const CommandSpec& spec, CommandArgs args) const {
   if (shards().count() == 1) return true;
   switch (spec.kind) {
     case CommandKind::kSingleKey:
-      return shards().OwnerOf(args[1]) == loop_.here;
+      return shards().OwnerOf(args[1]) == loop_->here;
     case CommandKind::kMultiKey:
       for (size_t i = static_cast<size_t>(spec.first_key); i < args.size();
            i += static_cast<size_t>(spec.step)) {
-        if (shards().OwnerOf(args[i]) != loop_.here) return false;
+        if (shards().OwnerOf(args[i]) != loop_->here) return false;
       }
       return true;
     default:
@@ -197,9 +203,9 @@ void RespHandler::StartSlot(MergeKind merge, RequestStart start) {
 
 void RespHandler::AddPart(ShardId shard, const CommandSpec& spec, CommandArgs args) {
   RespRequestState& s = *state_;
-  if (shard == loop_.here) {
+  if (shard == loop_->here) {
     ReplySink local(s.local);
-    spec.store_fn(args, *loop_.store, options(), local);
+    spec.store_fn(args, *loop_->store, options(), local);
     s.local.Seal();
     s.parts.push_back({-1, static_cast<uint32_t>(s.local.replies() - 1)});
   } else {

@@ -47,6 +47,10 @@ class RespHandler final : public Handler {
   // Emits more of the pending reply; once it is all in the output, resumes reading.
   void OnWritable(Connection& conn) override;
   void OnClose(Connection& conn, CloseReason reason) override;
+  // Idle (no request state), it moves, its session settings (client name) with it, and takes
+  // the new loop's context on arrival.
+  MigrationVote CanMigrate(Connection& conn) override;
+  void OnMigrated(Connection& conn) override;
 
  private:
   using Slot = RespRequestState::Slot;
@@ -59,7 +63,7 @@ class RespHandler final : public Handler {
   static constexpr size_t kMaxBatchParts = size_t{1} << 16;
 
   RespShards& shards() const;
-  const RespOptions& options() const { return *loop_.state_settings.options; }
+  const RespOptions& options() const { return *loop_->state_settings.options; }
 
   // Gives state_ back to the loop's free list when nothing is in progress.
   void ReleaseIfIdle();
@@ -89,7 +93,7 @@ class RespHandler final : public Handler {
   void OnCallDone(Connection& conn, ShardId owner, std::unique_ptr<ShardCall> call);
   void FinishBatch(Connection& conn);
 
-  RespLoopContext& loop_;
+  RespLoopContext* loop_;  // the connection's loop's
   // Taken from loop_.request_states when request bytes arrive, given back once they are all
   // answered: null while the connection is idle.
   std::unique_ptr<RespRequestState> state_;

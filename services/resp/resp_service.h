@@ -48,6 +48,9 @@ class RespService final : public Service {
   };
   RequestStateCounts LocalRequestStatesForTest() const;
 
+  // Loop thread only: this loop's context (what a connection that moved here re-binds to).
+  RespLoopContext& local_context() const { return loop_contexts_.local(); }
+
   // Thread-safe connection counts, for INFO.
   void ClientOpened();
   void ClientClosed();

@@ -321,7 +321,7 @@ TEST_F(MigrationTest, RequestsThatCannotBeCarriedOutAreRefusedWithTheReason) {
   EXPECT_EQ(later.status, MigrationStatus::kNotAtBoundary) << later.detail;
   service->steering.vote.store(static_cast<int>(MigrationVote::kNow));
 
-  // Paused: refused at once, not waited for.
+  // Paused for longer than the wait: refused.
   ASSERT_TRUE(test::WriteAll(fd.get(), "pause", Deadline::In(absl::Seconds(10))).ok());
   ASSERT_TRUE(test::WaitUntil(
       [&] {
@@ -335,7 +335,7 @@ TEST_F(MigrationTest, RequestsThatCannotBeCarriedOutAreRefusedWithTheReason) {
         return *state == ConnectionState::kPaused;
       },
       Deadline::In(absl::Seconds(10))));
-  const MigrationResult paused = server_->MigrateConnection(id, there, absl::Seconds(30));
+  const MigrationResult paused = server_->MigrateConnection(id, there, absl::Milliseconds(100));
   EXPECT_EQ(paused.status, MigrationStatus::kPaused) << paused.detail;
   ASSERT_TRUE(test::RunOnLoop(
       server_->loop(here),
