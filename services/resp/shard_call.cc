@@ -26,9 +26,17 @@ void ShardCall::Run(StringStore& store, const RespOptions& options) {
 }
 
 void ShardCall::Reset() {
-  arena_.clear();
+  // The arena is kept for the next batch up to a size small batches use; one that carried a
+  // large value gives its memory back, or every kept call of every idle request state would
+  // hold the largest value it ever carried.
+  if (arena_.capacity() > kKeptArenaBytes) {
+    std::string().swap(arena_);
+  } else {
+    arena_.clear();
+  }
   args_.clear();
   commands_.clear();
+  argv_.clear();
   replies_.Clear();
 }
 

@@ -43,8 +43,12 @@ class ShardCall {
   // Origin, after Run: reply i is replies().head(i) / MoveReplyTo(i, ...).
   ReplyQueue& replies() { return replies_; }
 
-  // Origin: forgets commands and replies, keeping the memory for the next batch.
+  // Origin: forgets commands and replies, keeping the memory for the next batch (the argument
+  // arena only up to kKeptArenaBytes).
   void Reset();
+  static constexpr size_t kKeptArenaBytes = 64 * 1024;
+  // The arena's capacity, for tests.
+  size_t arena_capacity() const { return arena_.capacity(); }
 
  private:
   struct Queued {

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/resp/command_table.h"
+#include "services/resp/shard_call.h"
 #include "services/resp/string_store.h"
 
 namespace percore {
@@ -514,6 +515,31 @@ TEST(MergeRepliesTest, Kinds) {
   EXPECT_EQ(merge(MergeKind::kAllOk, {"+OK\r\n", "-ERR syntax error\r\n"}),
             "-ERR syntax error\r\n");
   EXPECT_EQ(merge(MergeKind::kNone, {"+PONG\r\n"}), "+PONG\r\n");
+}
+
+// A call that carried a large value gives the memory of its copied arguments back when it is
+// reset; one that carried small ones keeps it for the next batch. (Idle request states keep
+// their calls, so a kept arena would hold the largest value ever sent through each of them.)
+TEST_F(CommandsTest, AShardCallKeepsOnlyASmallArgumentArena) {
+  ShardCall call;
+  const std::string big(4 << 20, 'v');
+  std::vector<std::string_view> argv = {"SET", "key", big};
+  call.Add(*FindCommand("SET"), argv);
+  EXPECT_GE(call.arg_bytes(), big.size());
+  EXPECT_EQ(call.size(), 1u);
+  call.Run(store_, options_);
+  call.Reset();
+  EXPECT_LE(call.arena_capacity(), ShardCall::kKeptArenaBytes);
+  EXPECT_EQ(Run({"GET", "key"}), Bulk(big)) << "the value itself is the store's";
+
+  std::vector<std::string_view> small = {"SET", "k2", "small value"};
+  call.Add(*FindCommand("SET"), small);
+  call.Run(store_, options_);
+  const size_t kept = call.arena_capacity();
+  call.Reset();
+  EXPECT_GT(kept, 0u);
+  EXPECT_EQ(call.arena_capacity(), kept) << "small batches reuse it";
+  EXPECT_EQ(call.arg_bytes(), 0u);
 }
 
 }  // namespace
