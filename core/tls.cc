@@ -272,6 +272,13 @@ bool TlsSession::FirstRecordArrived() {
   if (n == 0) return false;
   // A handshake record: type 22, version 3.x, then a 16-bit length. Anything else is not TLS
   // (or not a version this accepts), and OpenSSL says so at once.
+  // A first byte that starts neither a TLS record (22) nor an SSLv2-format hello (high bit set)
+  // cannot begin a handshake: refused now, without waiting for the five bytes OpenSSL reads.
+  if (b[0] != 0x16 && (b[0] & 0x80) == 0 && n < 5) {
+    error_ = "not TLS: the first byte cannot start a handshake";
+    error_not_tls_ = true;
+    return false;
+  }
   const bool handshake_record = b[0] == 0x16 && (n < 2 || b[1] == 0x03);
   if (handshake_record) {
     if (n < 5) return false;

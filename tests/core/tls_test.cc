@@ -441,6 +441,20 @@ TEST_F(TlsTest, BytesThatAreNotAHandshakeRecordAreRefusedAtOnce) {
     EXPECT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kError) << testing::PrintToString(first);
     EXPECT_FALSE(session.error().empty());
   }
+  // One byte is enough when it cannot start a record: a plaintext client that sends "G" and
+  // waits is refused now, not at the handshake deadline.
+  for (const std::string& first : {std::string("G"), std::string("\r\n"), std::string(1, '\0')}) {
+    TlsSession session(Context(), &pool_);
+    Buffer plain(&pool_);
+    session.Receive(first);
+    EXPECT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kError) << testing::PrintToString(first);
+    EXPECT_TRUE(session.error_was_not_tls());
+  }
+  // The start of a real record waits for the rest.
+  TlsSession session(Context(), &pool_);
+  Buffer plain(&pool_);
+  session.Receive(std::string("\x16\x03", 2));
+  EXPECT_EQ(session.Decrypt(plain, 1 << 20), TlsSession::Result::kOk);
 }
 
 // A connected loopback TCP pair: {server side, client side}.
