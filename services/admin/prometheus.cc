@@ -72,6 +72,13 @@ void WriteLoops(PrometheusWriter& w, Server& server, const std::vector<std::stri
   PerLoopSeconds(w, server, loops, "percore_loop_cpu_seconds_total", "counter",
                  "CPU time of the loop's thread (as of its last load sample).",
                  [](const LoopStats& s) { return s.cpu_ns.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_migrations_in_total", "Connections that moved here from another loop.",
+                 [](const LoopStats& s) { return s.migrations_in.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_migrations_out_total", "Connections that moved to another loop.",
+                 [](const LoopStats& s) { return s.migrations_out.Get(); });
+  PerLoopCounter(w, server, loops, "percore_loop_migrations_refused_total",
+                 "Migrations of this loop's connections that were refused.",
+                 [](const LoopStats& s) { return s.migrations_refused.Get(); });
   w.Family("percore_loop_load_ratio", "gauge",
            "The load signal: CPU time of the loop's thread over the last ~500 ms, over that time.");
   for (int i = 0; i < server.loop_count(); ++i) {

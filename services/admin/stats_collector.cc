@@ -163,6 +163,9 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
     l->set_uring_cq_overflows(s.uring_cq_overflows.Get());
     l->set_load_permille(static_cast<uint32_t>(s.load_permille.Get()));
     l->set_cpu_ns(s.cpu_ns.Get());
+    l->set_migrations_in(s.migrations_in.Get());
+    l->set_migrations_out(s.migrations_out.Get());
+    l->set_migrations_refused(s.migrations_refused.Get());
   }
 
   const AcceptTotals totals = SumAcceptCounters(server_);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <random>
@@ -28,6 +29,7 @@
 #include "tests/testing/client_socket.h"
 #include "tests/testing/deadline.h"
 #include "tests/testing/random_bytes.h"
+#include "tests/testing/server_probe.h"
 #include "tests/testing/test_certs.h"
 #include "tests/testing/tls_client.h"
 
@@ -167,6 +169,43 @@ class TlsConnectionTest : public ::testing::TestWithParam<PollerBackend> {
   uint16_t port_ = 0;
   std::mt19937_64 rng_{42};
 };
+
+// A TLS connection moves between loops with its session: records keep flowing both ways,
+// many times over, in both versions; one whose handshake is not done is not at a boundary.
+TEST_P(TlsConnectionTest, ASessionMovesBetweenLoopsWithItsConnection) {
+  StartServer(/*loops=*/2);
+  for (int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    auto client = Handshaken(version);
+    ASSERT_TRUE(client->Write("hello"));
+    ASSERT_EQ(client->Read(5), "hello");
+    const uint16_t port = test::LocalPort(client->fd()).value_or(0);
+    uint64_t id = test::IdByPeerPort(*server_, Soon()).at(port);
+    for (int move = 0; move < 200; ++move) {
+      const MigrationResult r = server_->MigrateConnection(id, 1 - static_cast<int>(id >> 48));
+      ASSERT_EQ(r.status, MigrationStatus::kMoved) << r.detail;
+      id = r.new_id;
+      const std::string bytes = Random(1 + (move * 7919) % 40000);
+      ASSERT_TRUE(client->Write(bytes));
+      ASSERT_EQ(client->Read(bytes.size()), bytes) << "after move " << move;
+    }
+    EXPECT_EQ(test::LoopByPeerPort(*server_, Soon()).at(port), static_cast<int>(id >> 48));
+    client->Shutdown();
+  }
+  // Connected, no handshake yet: not at a boundary, and untouched.
+  ScopedFd silent = Connect();
+  ASSERT_TRUE(WaitUntil([&] { return server_->Totals().conns_active >= 1; }, Soon()));
+  const uint16_t port = test::LocalPort(silent.get()).value_or(0);
+  std::map<uint16_t, uint64_t> ids;
+  ASSERT_TRUE(WaitUntil([&] { return (ids = test::IdByPeerPort(*server_, Soon())).count(port) == 1; }, Soon()));
+  const uint64_t id = ids.at(port);
+  const MigrationResult r = server_->MigrateConnection(id, 1 - static_cast<int>(id >> 48), absl::Milliseconds(50));
+  EXPECT_EQ(r.status, MigrationStatus::kNotAtBoundary) << r.detail;
+  TlsClient late(std::move(silent), Certs().ca_file);
+  ASSERT_TRUE(late.Handshake());
+  ASSERT_TRUE(late.Write("late"));
+  EXPECT_EQ(late.Read(4), "late");
+}
 
 TEST_P(TlsConnectionTest, EchoesOverBothVersions) {
   StartServer();

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "reactor/migration.h"
 #include "tests/services/admin/admin_fixture.h"
 
 namespace percore::testing {
@@ -22,6 +23,38 @@ uint64_t BucketTotal(const v1::Histogram& h) {
   uint64_t total = 0;
   for (const v1::HistogramBucket& b : h.buckets()) total += b.count();
   return total;
+}
+
+// A migration shows in the figures of both loops, and in the connection list under the new id.
+TEST_F(AdminTest, MigrationsAreCountedPerLoop) {
+  StartAll();
+  const test::Deadline deadline = test::Deadline::In(absl::Seconds(10));
+  absl::StatusOr<test::ScopedFd> fd = test::ConnectToLoopback(echo_port_, deadline);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_TRUE(test::WriteAll(fd->get(), "ping", deadline).ok());
+  ASSERT_TRUE(test::ReadExactly(fd->get(), 4, deadline).ok());
+  v1::ListConnectionsRequest request;
+  request.set_service("echo");
+  v1::ListConnectionsResponse list;
+  ASSERT_TRUE(stub_->ListConnections(Context().get(), request, &list).ok());
+  ASSERT_EQ(list.connections_size(), 1);
+  const uint64_t id = list.connections(0).id();
+  const int from = list.connections(0).loop();
+  const MigrationResult moved = server_->MigrateConnection(id, 1 - from);
+  ASSERT_EQ(moved.status, MigrationStatus::kMoved) << moved.detail;
+  EXPECT_EQ(server_->MigrateConnection(id, 1 - from).status, MigrationStatus::kUnknownConnection);
+
+  const v1::Stats stats = GetStats();
+  EXPECT_EQ(stats.loops(from).migrations_out(), 1u);
+  EXPECT_EQ(stats.loops(1 - from).migrations_in(), 1u);
+  EXPECT_EQ(stats.loops(from).migrations_refused(), 1u);
+  EXPECT_EQ(stats.loops(from).conns_active(), 0);
+  EXPECT_EQ(stats.loops(1 - from).conns_active(), 1);
+  ASSERT_TRUE(stub_->ListConnections(Context().get(), request, &list).ok());
+  ASSERT_EQ(list.connections_size(), 1);
+  EXPECT_EQ(list.connections(0).id(), moved.new_id);
+  EXPECT_EQ(list.connections(0).loop(), 1 - from);
+  EXPECT_EQ(list.connections(0).bytes_in(), 4u) << "its figures moved with it";
 }
 
 TEST_F(AdminTest, GetStatsCountsExactlyTheTrafficSent) {

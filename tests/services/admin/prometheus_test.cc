@@ -161,6 +161,8 @@ TEST_F(PrometheusTest, ExpositionParsesAndAddsUp) {
   EXPECT_LE(SumOf(e, "percore_loop_load_ratio"), 2.0);
   EXPECT_EQ(SumOf(e, "percore_handoffs_pending"), 0);
   EXPECT_EQ(SumOf(e, "percore_least_loaded_placements_total"), 0);
+  EXPECT_EQ(SumOf(e, "percore_loop_migrations_in_total"), 0);
+  EXPECT_EQ(SumOf(e, "percore_loop_migrations_out_total"), 0);
 
   // Counters end in _total; every family has a known type; per-loop families carry `loop`.
   for (const auto& [name, type] : e.types) {
