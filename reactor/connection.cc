@@ -108,18 +108,23 @@ void Connection::NoteHandshake() {
   stats.handshake_ns.Record(static_cast<uint64_t>(std::max<int64_t>(0, MonotonicNanos() - opened_ns_)));
 }
 
-void Connection::Start(std::unique_ptr<Handler> handler) {
-  handler_ = std::move(handler);
+bool Connection::BeginReading() {
   state_ = ConnectionState::kReading;
   if (uring_ != nullptr) {
     UpdateReceive();
-  } else {
-    if (!loop_.Watch(fd_, kPollIn, this).ok()) {
-      Finish(CloseReason::kIoError);
-      return;
-    }
-    interest_ = kPollIn;
+    return true;
   }
+  if (!loop_.Watch(fd_, kPollIn, this).ok()) {
+    Finish(CloseReason::kIoError);
+    return false;
+  }
+  interest_ = kPollIn;
+  return true;
+}
+
+void Connection::Start(std::unique_ptr<Handler> handler) {
+  handler_ = std::move(handler);
+  if (!BeginReading()) return;
   Touch();
   if (tls_ != nullptr && options_.tls_handshake_timeout > absl::ZeroDuration()) {
     handshake_deadline_ns_ = loop_.now_ns() + absl::ToInt64Nanoseconds(options_.tls_handshake_timeout);
@@ -907,16 +912,7 @@ void Connection::Arrive(Migrant& m) {
   bytes_out_ = m.bytes_out;
   requests_ = m.requests;
   handler_deadline_ns_ = m.handler_deadline_ns;
-  state_ = ConnectionState::kReading;
-  if (uring_ != nullptr) {
-    UpdateReceive();
-  } else {
-    if (!loop_.Watch(fd_, kPollIn, this).ok()) {
-      Finish(CloseReason::kIoError);
-      return;
-    }
-    interest_ = kPollIn;
-  }
+  if (!BeginReading()) return;
   idle_timing_ = loop_.timeouts_.idle_ns > 0;
   RearmTimer();
   RunCallback([this] {

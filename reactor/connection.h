@@ -193,6 +193,9 @@ class Connection final : private IoWatcher, private TimerEntry {
   // --- For the EventLoop ---
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
+  // Reading from here on: the socket watched (readiness) or a receive armed (io_uring). False
+  // when it could not be watched (the connection is then closed).
+  bool BeginReading();
   // Before Start: the connection speaks TLS with `context`. Its handler sees plaintext: bytes
   // read are decrypted into the input, and what the handler queues is encrypted as it is sent.
   void UseTls(std::shared_ptr<const TlsContext> context, TlsLoopStats* stats);
