@@ -40,7 +40,8 @@ Connection::Connection(EventLoop& loop, uint64_t id, int fd, const SocketAddress
       uring_(loop.uring()),
       loop_now_ns_(&loop.now_ns_),
       opened_ns_(loop.now_ns()),
-      last_activity_ns_(loop.now_ns()) {}
+      last_activity_ns_(loop.now_ns()),
+      rate_mark_ns_(loop.now_ns()) {}
 
 Connection::~Connection() {
   if (io_ != nullptr && io_->empty() && !send_in_flight_) {
@@ -847,6 +848,18 @@ MigrationStatus Connection::MigrationBlocker() {
   return MigrationStatus::kDeclined;
 }
 
+bool Connection::MayMigrate() {
+  const MigrationStatus blocker = MigrationBlocker();
+  if (blocker == MigrationStatus::kMoved) return true;
+  if (blocker != MigrationStatus::kNotAtBoundary && blocker != MigrationStatus::kPaused) return false;
+  if (handler_ == nullptr) return false;
+  try {
+    return handler_->CanMigrate(*this) != MigrationVote::kNever;
+  } catch (...) {
+    return false;
+  }
+}
+
 void Connection::BeginMigration() {
   migrating_ = true;
   try {
@@ -863,6 +876,23 @@ void Connection::BeginMigration() {
     unwatched_ = true;
     interest_ = 0;
   }
+}
+
+void Connection::SampleRate(int64_t now_ns) {
+  const int64_t elapsed = now_ns - rate_mark_ns_;
+  if (elapsed <= 0) return;
+  const uint64_t requests = this->requests();
+  const uint64_t bytes = bytes_in_ + bytes_out_;
+  // 128-bit: a connection moving gigabytes per second over a period of seconds overflows 64.
+  const auto per_sec = [elapsed](uint64_t delta) {
+    return static_cast<uint64_t>(static_cast<unsigned __int128>(delta) * 1'000'000'000 /
+                                 static_cast<uint64_t>(elapsed));
+  };
+  recent_requests_per_sec_ = per_sec(requests - rate_mark_requests_);
+  recent_bytes_per_sec_ = per_sec(bytes - rate_mark_bytes_);
+  rate_mark_ns_ = now_ns;
+  rate_mark_requests_ = requests;
+  rate_mark_bytes_ = bytes;
 }
 
 std::unique_ptr<Migrant> Connection::TakeMigrant(int tls_endpoint) {
@@ -883,6 +913,8 @@ std::unique_ptr<Migrant> Connection::TakeMigrant(int tls_endpoint) {
   m->bytes_in = bytes_in_;
   m->bytes_out = bytes_out_;
   m->requests = requests_ + batch_requests_;
+  m->recent_requests_per_sec = recent_requests_per_sec_;
+  m->recent_bytes_per_sec = recent_bytes_per_sec_;
   m->handler_deadline_ns = handler_deadline_ns_;
   if (io_ != nullptr) {
     m->carried.assign(io_->input.view());
@@ -911,6 +943,12 @@ void Connection::Arrive(Migrant& m) {
   bytes_in_ = m.bytes_in;
   bytes_out_ = m.bytes_out;
   requests_ = m.requests;
+  // The rates it had keep describing it until the next sweep here measures it afresh.
+  recent_requests_per_sec_ = m.recent_requests_per_sec;
+  recent_bytes_per_sec_ = m.recent_bytes_per_sec;
+  rate_mark_requests_ = requests_;
+  rate_mark_bytes_ = bytes_in_ + bytes_out_;
+  arrived_ns_ = loop_.now_ns();
   handler_deadline_ns_ = m.handler_deadline_ns;
   if (!BeginReading()) return;
   idle_timing_ = loop_.timeouts_.idle_ns > 0;

@@ -180,6 +180,16 @@ class Connection final : private IoWatcher, private TimerEntry {
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
   uint64_t requests() const { return requests_ + batch_requests_; }
+  // Its recent traffic: requests, and bytes both ways, per second over the loop's last rate
+  // period (EventLoopOptions::rate_period), as the loop's sweep measured them (SampleRate).
+  // What the rebalancer ranks connections by, and what ListConnections reports.
+  uint64_t recent_requests_per_sec() const { return recent_requests_per_sec_; }
+  uint64_t recent_bytes_per_sec() const { return recent_bytes_per_sec_; }
+  // Whether it could move at a later boundary: open, not moving already, and its handler does
+  // not refuse (Handler::CanMigrate is not kNever). Loop thread only.
+  bool MayMigrate();
+  // When it last arrived from another loop (CLOCK_MONOTONIC nanoseconds), or -1.
+  int64_t arrived_ns() const { return arrived_ns_; }
   // The output not yet handed to the kernel: what the water marks and the output cap measure.
   // On io_uring a send in flight counts as written, as bytes in the socket buffer do on epoll.
   size_t queued_output() const { return Unsent(); }
@@ -191,6 +201,8 @@ class Connection final : private IoWatcher, private TimerEntry {
   friend class Sharded;  // BeginAwait / EndAwait
 
   // --- For the EventLoop ---
+  // The loop's rate sweep: the recent rates from the traffic since the previous sweep.
+  void SampleRate(int64_t now_ns);
   // Installs the handler and starts reading (state Open -> Reading).
   void Start(std::unique_ptr<Handler> handler);
   // Reading from here on: the socket watched (readiness) or a receive armed (io_uring). False
@@ -465,6 +477,13 @@ class Connection final : private IoWatcher, private TimerEntry {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint64_t requests_ = 0;
+  // The counters at the previous rate sweep, and the rates it measured (SampleRate).
+  int64_t rate_mark_ns_;
+  uint64_t rate_mark_requests_ = 0;
+  uint64_t rate_mark_bytes_ = 0;
+  uint64_t recent_requests_per_sec_ = 0;
+  uint64_t recent_bytes_per_sec_ = 0;
+  int64_t arrived_ns_ = -1;
   // When the current callback began (RecordRequest): the loop's iteration time, when what it
   // handles was known to the loop; for a continuation, when its request was read.
   int64_t callback_start_ns_ = 0;

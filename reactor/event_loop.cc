@@ -155,6 +155,10 @@ void EventLoop::Run() {
   });
   const TimerId memory_check =
       options_.return_free_memory ? RunEvery(options_.memory_check_period, [this] { ReturnFreeMemory(); }) : 0;
+  // Each connection's recent rates: what ListConnections shows and the rebalancer ranks by.
+  const TimerId rates = RunEvery(options_.rate_period, [this] {
+    for (auto& [id, conn] : connections_) conn->SampleRate(now_ns_);
+  });
   running_.store(true, std::memory_order_release);
   for (;;) {
     if (quit_.load(std::memory_order_acquire)) {
@@ -188,6 +192,7 @@ void EventLoop::Run() {
   }
   Cancel(trim);
   if (memory_check != 0) Cancel(memory_check);
+  Cancel(rates);
   // Work posted from here on is dropped; run what is already queued so that nothing is lost
   // silently (tasks may hold resources whose destructors must run on this thread).
   RunTasks();

@@ -55,6 +55,8 @@ struct EventLoopOptions {
   // shorter in tests).
   absl::Duration buffer_trim_period = absl::Seconds(10);
   absl::Duration memory_check_period = absl::Seconds(1);
+  // How often the loop measures its connections' recent rates (Connection::SampleRate).
+  absl::Duration rate_period = absl::Seconds(1);
 };
 
 class EventLoop;
@@ -86,6 +88,12 @@ class EventLoop final : private IoWatcher {
   // for the next busy ones; trimmed with the pool's blocks.
   static constexpr size_t kConnectionIoKept = 256;
   static constexpr absl::Duration kMemoryCheckPeriod = absl::Seconds(1);  // see ReturnFreeMemory
+  // The load signal (LoopStats::load_permille, SampleLoad): the thread's CPU clock read every
+  // kLoadSamplePeriodNs while the loop works, the load being that of the last kLoadWindow
+  // periods (kLoadWindowNs).
+  static constexpr int64_t kLoadSamplePeriodNs = 125'000'000;
+  static constexpr int kLoadWindow = 4;
+  static constexpr int64_t kLoadWindowNs = kLoadSamplePeriodNs * kLoadWindow;
 
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options);
   ~EventLoop();
@@ -342,10 +350,6 @@ class EventLoop final : private IoWatcher {
   int64_t now_ns_ = 0;
   int64_t wait_end_ns_ = 0;  // when the current iteration's Wait returned
   int64_t iteration_end_ns_ = 0;  // when the last iteration ended: the next one's start
-  // The load signal (SampleLoad): the thread's CPU clock read every kLoadSamplePeriodNs while
-  // the loop works, the window being the last kLoadWindow periods.
-  static constexpr int64_t kLoadSamplePeriodNs = 125'000'000;
-  static constexpr int kLoadWindow = 4;
   struct LoadSample {
     int64_t wall_ns = 0;
     int64_t cpu_ns = 0;

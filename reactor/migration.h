@@ -96,6 +96,8 @@ struct Migrant {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
   uint64_t requests = 0;
+  uint64_t recent_requests_per_sec = 0;
+  uint64_t recent_bytes_per_sec = 0;
   int64_t handler_deadline_ns = -1;  // -1: none
   // io_uring: what the cancelled receive brought after the move began, and whether it brought
   // the peer's FIN.

@@ -91,6 +91,7 @@ absl::Status Server::Start() {
   if (started_) return absl::FailedPreconditionError("Start called twice");
   if (services_.empty()) return absl::FailedPreconditionError("no service added");
   if (absl::Status s = CheckConnectionOptions(options_.connection); !s.ok()) return s;
+  if (absl::Status s = CheckRebalanceOptions(options_.rebalance); !s.ok()) return s;
   for (const auto& service : services_) {
     if (absl::Status s = service->CheckLimits(options_.connection, options_.loops); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(std::string(service->name()), ": ", s.message()));
@@ -112,6 +113,10 @@ absl::Status Server::Start() {
     loop_options.cpu = options_.pin ? cpus[i % cpus.size()] : -1;
     loop_options.connection = options_.connection;
     loop_options.return_free_memory = options_.return_free_memory;
+    // The rebalancer ranks connections by the rates of the last period: no older than a round.
+    if (options_.rebalance.mode != RebalanceMode::kOff) {
+      loop_options.rate_period = std::min(loop_options.rate_period, options_.rebalance.interval);
+    }
     loop_options.services = services;
     loop_options.sharded = sharded_;
     for (const auto& t : listen_tls_) loop_options.tls_endpoints += t != nullptr ? 1 : 0;
@@ -153,6 +158,10 @@ absl::Status Server::Start() {
     loop->Post([started] { started->set_value(); });
   }
   for (auto& f : ready) f.wait();
+  if (options_.rebalance.mode != RebalanceMode::kOff) {
+    rebalancer_ = std::make_unique<Rebalancer>(*this, options_.rebalance);
+    rebalancer_->Start();
+  }
 
   std::vector<EventLoop*> loop_ptrs;
   for (auto& loop : loops_) loop_ptrs.push_back(loop.get());
@@ -200,6 +209,8 @@ ShardedBase::ShardedBase(Server& server) { server.AddShardedState(this); }
 void Server::Stop(absl::Duration drain_timeout) {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  // Nothing moves while the loops drain.
+  if (rebalancer_) rebalancer_->Stop();
   // Connections the kernel has already completed wait in the listen backlog: they are accepted
   // and handed to the loops, which answer what they sent as they drain, rather than reset when
   // the listening sockets close.

@@ -17,6 +17,7 @@
 #include "reactor/event_loop.h"
 #include "reactor/handler.h"
 #include "reactor/poller.h"
+#include "reactor/rebalancer.h"
 #include "reactor/reuseport_acceptor.h"
 #include "reactor/server_totals.h"
 #include "reactor/tls_endpoint.h"
@@ -34,6 +35,8 @@ struct ServerOptions {
   int max_connections_per_loop = 0;     // 0 = unlimited
   absl::Duration accept_backoff = absl::Milliseconds(100);  // accepting pauses this long after EMFILE and the like
   bool return_free_memory = true;       // quiet loops return a burst's freed memory (malloc_trim)
+  // Moving connections off busy loops while they run (reactor/rebalancer.h); off by default.
+  RebalanceOptions rebalance = {};
   ConnectionOptions connection = {};
 };
 
@@ -113,6 +116,8 @@ class Server {
   absl::Status DrainLoop(int i, bool close_idle);
   absl::Status ResumeLoop(int i);
   bool loop_draining(int i) const;
+  // What the rebalancer did; null unless it runs (ServerOptions::rebalance, mode kLoad).
+  const RebalanceStats* rebalance_stats() const { return rebalancer_ ? &rebalancer_->stats() : nullptr; }
   // Moves connection `id` to loop `target` at its next request boundary, waiting at most `wait`
   // for it to reach one (reactor/migration.h); `done` hears the outcome once, on some thread
   // (this one, for what is refused at once: not running, no such loop, target draining).
@@ -141,6 +146,7 @@ class Server {
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::vector<std::thread> threads_;
   std::unique_ptr<Distributor> distributor_;
+  std::unique_ptr<Rebalancer> rebalancer_;
   std::vector<std::unique_ptr<ReusePortAcceptor>> acceptors_;  // loop-major: loop i, endpoint l
   absl::Time start_time_ = absl::InfinitePast();
   bool started_ = false;

@@ -3,6 +3,7 @@
 // (--timeout); an unreachable daemon is one clear line on stderr and a non-zero exit.
 
 #include <signal.h>
+#include <algorithm>
 #include <time.h>
 
 #include <atomic>
@@ -38,6 +39,8 @@ ABSL_FLAG(std::string, service, "", "conns: only this service.");
 ABSL_FLAG(std::string, state, "", "conns: only this state (reading, writing, paused, closing, open).");
 ABSL_FLAG(int, page_size, 500, "conns: connections fetched per call (all pages are fetched).");
 ABSL_FLAG(bool, close_idle, false, "drain: also close the loop's idle connections.");
+ABSL_FLAG(absl::Duration, wait, absl::Seconds(1),
+          "migrate: how long the connection may take to reach a request boundary (within --timeout).");
 
 namespace percore {
 namespace {
@@ -55,6 +58,7 @@ constexpr char kUsage[] =
     "  drain LOOP [--close_idle]      stop handing connections to a loop\n"
     "  resume LOOP                    hand it connections again\n"
     "  close ID                       close one connection (id from conns)\n"
+    "  migrate ID LOOP [--wait=1s]    move a connection to another loop at its next request boundary\n"
     "  reload                         re-read the TLS endpoints' certificates and keys (as SIGHUP)\n"
     "  health                         grpc.health.v1 status of the daemon";
 
@@ -316,6 +320,17 @@ int Run(const std::vector<char*>& args, const sigset_t& interrupt) {
     grpc::Status status = client.admin().CloseConnection(client.Context().get(), request, &reply);
     if (!status.ok()) return client.Fail("close", status);
     return Report(reply, absl::StrCat("connection ", id, " closed"));
+  }
+  int target = 0;
+  if (command == "migrate" && args.size() == 4 && absl::SimpleAtoi(args[2], &id) && absl::SimpleAtoi(args[3], &target)) {
+    v1::MigrateConnectionRequest request;
+    request.set_id(id);
+    request.set_loop(target);
+    request.set_wait_ns(absl::ToInt64Nanoseconds(std::max(absl::GetFlag(FLAGS_wait), absl::Nanoseconds(1))));
+    v1::MigrateConnectionResponse reply;
+    grpc::Status status = client.admin().MigrateConnection(client.Context().get(), request, &reply);
+    if (!status.ok()) return client.Fail("migrate", status);
+    return Report(reply, absl::StrCat("connection ", id, " moved to loop ", reply.loop(), " (now id ", reply.new_id(), ")"));
   }
   if (command == "reload" && args.size() == 2) {
     v1::ReloadCertificatesResponse reply;

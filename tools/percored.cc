@@ -39,6 +39,20 @@ ABSL_FLAG(std::string, balance, "round_robin",
           "(two random loops, the less loaded wins), least_loaded (the loop using the least CPU over "
           "the last 500 ms; equal loads by fewest connections), or reuseport (one SO_REUSEPORT listener per "
           "loop, no distributor thread; the kernel picks).");
+ABSL_FLAG(std::string, rebalance, "off",
+          "Move connections between loops while they run: off (a connection stays where it was placed), or load "
+          "(every --rebalance_interval, connections move at a request boundary from a loop busier than the mean "
+          "by more than --rebalance_threshold to the least loaded loop, the busiest first; a connection moves "
+          "at most once per interval). Built-in services all move; see README.md for the default.");
+ABSL_FLAG(absl::Duration, rebalance_interval, percore::RebalanceOptions().interval,
+          "--rebalance=load: how often loads are compared (at least 10ms).");
+ABSL_FLAG(double, rebalance_threshold, percore::RebalanceOptions().threshold,
+          "--rebalance=load: a loop whose load is above the mean by more than this fraction of the mean is "
+          "overloaded.");
+ABSL_FLAG(double, rebalance_min_load, percore::RebalanceOptions().min_load,
+          "--rebalance=load: nothing moves while the busiest loop is under this load (0..1).");
+ABSL_FLAG(int, rebalance_max_moves, percore::RebalanceOptions().max_moves,
+          "--rebalance=load: at most this many connections move per interval.");
 ABSL_FLAG(bool, pin, false, "Pin loop i to the i-th CPU this process may run on.");
 ABSL_FLAG(std::string, listen, percore::kDefaultListen,
           "Comma-separated SERVICE=HOST:PORT endpoints; SERVICE+tls=HOST:PORT serves TLS there (with "
@@ -68,7 +82,7 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9100",
 ABSL_FLAG(bool, return_free_memory, true,
           "After a burst, a quiet loop returns the allocator's free memory to the system (malloc_trim), "
           "so resident memory falls back near its baseline within seconds.");
-ABSL_FLAG(bool, admin_readonly, false, "Refuse the admin's control calls (policy, drain, resume, close).");
+ABSL_FLAG(bool, admin_readonly, false, "Refuse the admin's control calls (policy, drain, resume, close, migrate, reload).");
 
 namespace percore {
 namespace {
@@ -103,6 +117,17 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (!ParseBalancePolicy(absl::GetFlag(FLAGS_balance), &options.balance)) {
     return absl::InvalidArgumentError(absl::StrCat("--balance: unknown policy '", absl::GetFlag(FLAGS_balance), "'"));
   }
+  if (!ParseRebalanceMode(absl::GetFlag(FLAGS_rebalance), &options.rebalance.mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rebalance: '", absl::GetFlag(FLAGS_rebalance), "' is not off or load"));
+  }
+  options.rebalance.interval = absl::GetFlag(FLAGS_rebalance_interval);
+  options.rebalance.threshold = absl::GetFlag(FLAGS_rebalance_threshold);
+  options.rebalance.min_load = absl::GetFlag(FLAGS_rebalance_min_load);
+  options.rebalance.max_moves = absl::GetFlag(FLAGS_rebalance_max_moves);
+  if (absl::Status s = CheckRebalanceOptions(options.rebalance); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--rebalance_*: ", s.message()));
+  }
   options.pin = absl::GetFlag(FLAGS_pin);
   options.return_free_memory = absl::GetFlag(FLAGS_return_free_memory);
   options.max_connections = absl::GetFlag(FLAGS_max_connections);
@@ -117,7 +142,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
 std::vector<std::pair<std::string, std::string>> FlagValues() {
   std::vector<std::pair<std::string, std::string>> values;
   for (const char* name : {"listen", "loops", "backend", "uring_entries", "uring_buffers", "uring_buffer_size",
-                           "uring_wake", "balance", "pin", "idle_timeout", "write_timeout", "max_connections",
+                           "uring_wake", "balance", "rebalance", "rebalance_interval", "rebalance_threshold",
+                           "rebalance_min_load", "rebalance_max_moves", "pin", "idle_timeout", "write_timeout", "max_connections",
                            "max_connections_per_loop", "drain_timeout", "admin_listen", "admin_readonly",
                            "return_free_memory", "tls_cert", "tls_key", "tls_handshake_timeout"}) {
     if (const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name)) {
@@ -183,8 +209,9 @@ int Main() {
     return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   // The back end as Start resolved it, with why: "io_uring (auto: available)".
-  std::printf("percored: %d loops, backend %s, balance %s\n", server.loop_count(), server.backend_reason().c_str(),
-              std::string(BalancePolicyName(options->balance)).c_str());
+  std::printf("percored: %d loops, backend %s, balance %s, rebalance %s\n", server.loop_count(),
+              server.backend_reason().c_str(), std::string(BalancePolicyName(options->balance)).c_str(),
+              std::string(RebalanceModeName(options->rebalance.mode)).c_str());
   for (const ListenerInfo& l : server.listeners()) {
     std::printf("percored: %s listening on %s%s\n", l.service.c_str(), l.bound.ToString().c_str(),
                 l.tls ? " (tls)" : "");
@@ -238,7 +265,7 @@ int main(int argc, char** argv) {
       "percore daemon: serves the built-in services, one event loop per core.\n"
       "Usage: percored [--listen=echo=127.0.0.1:7000,...] [--loops=N] [--backend=auto|io_uring|epoll|poll] "
       "[--uring_entries=N] [--uring_buffers=N] [--uring_buffer_size=BYTES] [--uring_wake=eventfd|msg_ring] [--balance=POLICY] "
-      "[--admin_listen=127.0.0.1:9100] [--tls_cert=FILE --tls_key=FILE for SERVICE+tls=HOST:PORT endpoints] ...\n"
+      "[--rebalance=off|load] [--admin_listen=127.0.0.1:9100] [--tls_cert=FILE --tls_key=FILE for SERVICE+tls=HOST:PORT endpoints] ...\n"
       "Run with --helpfull for every flag.");
   absl::ParseCommandLine(argc, argv);
   return percore::Main();

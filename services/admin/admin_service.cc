@@ -148,6 +148,8 @@ grpc::Status AdminService::ListConnections(grpc::ServerContext* context, const v
     c->set_tls_alpn(r.tls_alpn);
     c->set_tls_resumed(r.tls_resumed);
     c->set_tls_ktls(r.tls_ktls);
+    c->set_recent_requests_per_sec(r.recent_requests_per_sec);
+    c->set_recent_bytes_per_sec(r.recent_bytes_per_sec);
   }
   if (listing.connections.size() > n) response->set_next_page_token(absl::StrCat(listing.connections[n - 1].id));
   return grpc::Status::OK;
@@ -207,6 +209,12 @@ grpc::Status AdminService::GetConfig(grpc::ServerContext* context, const v1::Get
     f->set_value(value);
   }
   response->set_admin_readonly(options_.readonly);
+  v1::RebalanceConfig* rb = response->mutable_rebalance();
+  rb->set_mode(std::string(RebalanceModeName(o.rebalance.mode)));
+  rb->set_interval_ns(absl::ToInt64Nanoseconds(o.rebalance.interval));
+  rb->set_threshold(o.rebalance.threshold);
+  rb->set_min_load(o.rebalance.min_load);
+  rb->set_max_moves(o.rebalance.max_moves);
   for (int i = 0; i < server_.loop_count(); ++i) {
     if (server_.loop_draining(i)) response->add_draining_loops(i);
   }
@@ -244,6 +252,38 @@ grpc::Status AdminService::CloseConnection(grpc::ServerContext* context, const v
                                            v1::CloseConnectionResponse* response) {
   if (grpc::Status s = CheckWritable(); !s.ok()) return s;
   return ToGrpcStatus(percore::CloseConnection(server_, request->id(), LoopTimeout(*context)));
+}
+
+grpc::Status AdminService::MigrateConnection(grpc::ServerContext* context, const v1::MigrateConnectionRequest* request,
+                                             v1::MigrateConnectionResponse* response) {
+  if (grpc::Status s = CheckWritable(); !s.ok()) return s;
+  if (request->wait_ns() < 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "negative wait_ns");
+  const absl::Duration asked = request->wait_ns() == 0 ? absl::Seconds(1) : absl::Nanoseconds(request->wait_ns());
+  // The loops' answer must come back within the call's deadline: the wait for a boundary
+  // gets what is left of it after the loops' own time to answer.
+  const absl::Duration budget = LoopTimeout(*context);
+  const absl::Duration answer_time = std::min(absl::Milliseconds(500), budget / 2);
+  const absl::Duration wait = std::min(asked, budget - answer_time);
+  const MigrationResult r = server_.MigrateConnection(request->id(), request->loop(), wait, answer_time);
+  const std::string message = absl::StrCat(std::string(MigrationStatusName(r.status)), ": ", r.detail);
+  switch (r.status) {
+    case MigrationStatus::kMoved:
+      response->set_loop(r.loop);
+      response->set_new_id(r.new_id);
+      return grpc::Status::OK;
+    case MigrationStatus::kUnknownConnection: return grpc::Status(grpc::StatusCode::NOT_FOUND, message);
+    case MigrationStatus::kNoSuchLoop: return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+    case MigrationStatus::kNotRunning: return grpc::Status(grpc::StatusCode::UNAVAILABLE, message);
+    case MigrationStatus::kSameLoop:
+    case MigrationStatus::kTargetDraining:
+    case MigrationStatus::kSourceDraining:
+    case MigrationStatus::kClosing:
+    case MigrationStatus::kPaused:
+    case MigrationStatus::kDeclined:
+    case MigrationStatus::kNotAtBoundary:
+    case MigrationStatus::kAlreadyMoving: return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, message);
+  }
+  return grpc::Status(grpc::StatusCode::INTERNAL, message);
 }
 
 grpc::Status AdminService::ReloadCertificates(grpc::ServerContext* context, const v1::ReloadCertificatesRequest* request,

@@ -57,6 +57,8 @@ class AdminService final : public admin::v1::Admin::Service {
                           admin::v1::ResumeLoopResponse* response) override;
   grpc::Status CloseConnection(grpc::ServerContext* context, const admin::v1::CloseConnectionRequest* request,
                                admin::v1::CloseConnectionResponse* response) override;
+  grpc::Status MigrateConnection(grpc::ServerContext* context, const admin::v1::MigrateConnectionRequest* request,
+                                 admin::v1::MigrateConnectionResponse* response) override;
   grpc::Status ReloadCertificates(grpc::ServerContext* context, const admin::v1::ReloadCertificatesRequest* request,
                                   admin::v1::ReloadCertificatesResponse* response) override;
 

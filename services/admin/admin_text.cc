@@ -113,7 +113,13 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
                       ? ""
                       : absl::StrCat("  least_loaded by load=", d.placed_by_load(), " by connections=",
                                      d.placed_by_connections()),
-                  "\n\n");
+                  "\n");
+  if (now.has_rebalance()) {
+    const v1::RebalanceStats& r = now.rebalance();
+    absl::StrAppend(&out, "rebalance: rounds ", r.rounds(), "  imbalanced ", r.imbalanced_rounds(), "  unmovable ",
+                    r.unmovable_rounds(), "  moved ", r.moved(), "  failed ", r.move_failures(), "\n");
+  }
+  absl::StrAppend(&out, "\n");
 
   TextTable services({"service", "requests", "req/s", "errors", "p50", "p99", "p99.9", "max", "per loop"});
   for (int k = 0; k < now.services_size(); ++k) {
@@ -157,14 +163,17 @@ std::string StatsText(const v1::Stats& now, const v1::Stats* previous) {
 std::string ConnectionsText(const v1::ListConnectionsResponse& reply) {
   bool any_tls = false;
   for (const v1::ConnectionInfo& c : reply.connections()) any_tls |= !c.tls_version().empty();
-  std::vector<std::string> columns = {"id", "loop", "service", "peer", "state", "age", "idle", "in", "out", "requests"};
+  std::vector<std::string> columns = {"id",  "loop", "service", "peer",     "state", "age",
+                                      "idle", "in",   "out",     "requests", "req/s", "bytes/s"};
   if (any_tls) columns.push_back("tls");
   TextTable table(columns, "rrlll");
   for (const v1::ConnectionInfo& c : reply.connections()) {
     std::vector<std::string> row = {absl::StrCat(c.id()), absl::StrCat(c.loop()), c.service(), c.peer(), c.state(),
                                     HumanDuration(absl::Nanoseconds(c.age_ns())),
                                     HumanDuration(absl::Nanoseconds(c.idle_ns())), absl::StrCat(c.bytes_in()),
-                                    absl::StrCat(c.bytes_out()), absl::StrCat(c.requests())};
+                                    absl::StrCat(c.bytes_out()), absl::StrCat(c.requests()),
+                                    HumanCount(static_cast<double>(c.recent_requests_per_sec())),
+                                    HumanBytes(static_cast<double>(c.recent_bytes_per_sec()))};
     if (any_tls) {
       std::string tls = c.tls_version().empty() ? "-" : c.tls_version();
       if (!c.tls_alpn().empty()) absl::StrAppend(&tls, " ", c.tls_alpn());

@@ -69,6 +69,8 @@ ConnectionRecord Describe(Connection& c, MonoTime now) {
   r.bytes_out = c.bytes_out();
   r.requests = c.requests();
   r.queued_output = c.queued_output();
+  r.recent_requests_per_sec = c.recent_requests_per_sec();
+  r.recent_bytes_per_sec = c.recent_bytes_per_sec();
   if (const TlsSession* tls = c.tls()) {
     r.tls_version = std::string(tls->version());
     r.tls_alpn = std::string(tls->alpn());

@@ -34,6 +34,8 @@ struct ConnectionRecord {
   std::string tls_alpn;
   bool tls_resumed = false;
   bool tls_ktls = false;
+  uint64_t recent_requests_per_sec = 0;  // Connection::recent_*
+  uint64_t recent_bytes_per_sec = 0;
 };
 
 struct ConnectionFilter {

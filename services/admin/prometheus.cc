@@ -202,6 +202,20 @@ void WriteAccepting(PrometheusWriter& w, Server& server, const std::vector<std::
            "least_loaded's placements: by load, or among loops of equal load by fewest connections.");
   w.Sample("percore_least_loaded_placements_total", {{"by", "load"}}, totals.placed_by_load);
   w.Sample("percore_least_loaded_placements_total", {{"by", "connections"}}, totals.placed_by_connections);
+  if (const RebalanceStats* rb = server.rebalance_stats(); rb != nullptr) {
+    w.Family("percore_rebalance_rounds_total", "counter",
+             "Rebalancer load checks: all, those that found an overloaded loop, and those of these where no "
+             "connection's move would have helped.");
+    w.Sample("percore_rebalance_rounds_total", {{"outcome", "all"}}, rb->rounds.load(std::memory_order_relaxed));
+    w.Sample("percore_rebalance_rounds_total", {{"outcome", "imbalanced"}},
+             rb->imbalanced_rounds.load(std::memory_order_relaxed));
+    w.Sample("percore_rebalance_rounds_total", {{"outcome", "unmovable"}},
+             rb->unmovable_rounds.load(std::memory_order_relaxed));
+    w.Family("percore_rebalance_moves_total", "counter",
+             "Connections the rebalancer moved to another loop, and moves refused or not at a boundary in time.");
+    w.Sample("percore_rebalance_moves_total", {{"result", "moved"}}, rb->moved.load(std::memory_order_relaxed));
+    w.Sample("percore_rebalance_moves_total", {{"result", "failed"}}, rb->move_failures.load(std::memory_order_relaxed));
+  }
   w.Family("percore_accept_rejected_total", "counter", "Accepted connections refused at once, by reason.");
   w.Sample("percore_accept_rejected_total", {{"reason", "global_limit"}}, totals.rejected_global_limit);
   w.Sample("percore_accept_rejected_total", {{"reason", "loop_limit"}}, totals.rejected_loop_limit);

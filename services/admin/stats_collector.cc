@@ -190,6 +190,15 @@ void StatsCollector::Fill(const std::vector<LoopTimeSample>& base, const std::ve
   d->set_wakeups(totals.wakeups);
   d->set_placed_by_load(totals.placed_by_load);
   d->set_placed_by_connections(totals.placed_by_connections);
+  if (const RebalanceStats* rb = server_.rebalance_stats(); rb != nullptr) {
+    v1::RebalanceStats* r = out->mutable_rebalance();
+    r->set_rounds(rb->rounds.load(std::memory_order_relaxed));
+    r->set_imbalanced_rounds(rb->imbalanced_rounds.load(std::memory_order_relaxed));
+    r->set_unmovable_rounds(rb->unmovable_rounds.load(std::memory_order_relaxed));
+    r->set_moves_started(rb->moves_started.load(std::memory_order_relaxed));
+    r->set_moved(rb->moved.load(std::memory_order_relaxed));
+    r->set_move_failures(rb->move_failures.load(std::memory_order_relaxed));
+  }
 
   const auto& services = server_.services();
   for (size_t si = 0; si < services.size(); ++si) {

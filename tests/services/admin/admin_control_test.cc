@@ -213,11 +213,18 @@ TEST_F(AdminTest, ReadOnlyAdminRefusesEveryControlCall) {
   close.set_id(all.connections(0).id());
   v1::CloseConnectionResponse close_reply;
   EXPECT_EQ(stub_->CloseConnection(Context().get(), close, &close_reply).error_code(), StatusCode::PERMISSION_DENIED);
+  v1::MigrateConnectionRequest migrate;
+  migrate.set_id(all.connections(0).id());
+  migrate.set_loop(1 - all.connections(0).loop());
+  v1::MigrateConnectionResponse migrate_reply;
+  EXPECT_EQ(stub_->MigrateConnection(Context().get(), migrate, &migrate_reply).error_code(),
+            StatusCode::PERMISSION_DENIED);
   v1::ReloadCertificatesResponse reload_reply;
   EXPECT_EQ(stub_->ReloadCertificates(Context().get(), v1::ReloadCertificatesRequest(), &reload_reply).error_code(),
             StatusCode::PERMISSION_DENIED);
 
   // Nothing changed, and reading still works.
+  EXPECT_EQ(List().connections(0).id(), all.connections(0).id()) << "the connection did not move";
   const v1::Stats s = GetStats();
   EXPECT_EQ(s.server().balance_policy(), "round_robin");
   EXPECT_FALSE(s.loops(0).draining());

@@ -117,7 +117,7 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   // The start-up line names the back end auto resolved to, and why.
   // (SetUp has read past it.)
   const std::string& out = daemon_->stdout_text();
-  EXPECT_TRUE(out.rfind("percored: 2 loops, backend io_uring (auto: available), balance round_robin\n", 0) == 0 ||
+  EXPECT_TRUE(out.rfind("percored: 2 loops, backend io_uring (auto: available), balance round_robin, rebalance off\n", 0) == 0 ||
               out.rfind("percored: 2 loops, backend epoll (auto: io_uring unavailable: ", 0) == 0)
       << out;
   ASSERT_NO_FATAL_FAILURE(DriveTraffic());
@@ -176,6 +176,26 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   const auto listing = FromJson<v1::ListConnectionsResponse>(r.out);
   ASSERT_EQ(listing.connections_size(), 4);
   for (const auto& c : listing.connections()) EXPECT_EQ(c.bytes_in(), 500u);
+  EXPECT_NE(r.out.find("\"recent_requests_per_sec\""), std::string::npos) << r.out;
+
+  // Move the last client's connection to the other loop; it keeps answering under its new id.
+  const v1::ConnectionInfo& last = listing.connections(3);
+  r = Ctl({"migrate", absl::StrCat(last.id()), absl::StrCat(1 - last.loop())});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(absl::StrCat("connection ", last.id(), " moved to loop ", 1 - last.loop(), " (now id "), 0), 0u)
+      << r.out;
+  r = Ctl({"migrate", absl::StrCat(last.id()), "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+  r = Ctl({"migrate", absl::StrCat(listing.connections(0).id()), "9"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("INVALID_ARGUMENT"), std::string::npos) << r.err;
+  r = Ctl({"migrate", "x", "1"});
+  EXPECT_EQ(r.exit_code, 2) << "a usage error";
+  r = Ctl({"conns"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(" req/s "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" bytes/s"), std::string::npos) << r.out;
 
   r = Ctl({"config"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
