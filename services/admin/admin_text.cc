@@ -210,6 +210,11 @@ std::string ConfigText(const v1::Config& c) {
   }
   table.AddRow({"balance_policy", c.balance_policy()});
   table.AddRow({"initial_balance_policy", c.initial_balance_policy()});
+  const v1::RebalanceConfig& rb = c.rebalance();
+  table.AddRow({"rebalance", rb.mode() == "load" ? absl::StrCat("load every ", HumanDuration(absl::Nanoseconds(rb.interval_ns())),
+                                                               ", threshold ", rb.threshold(), ", min load ",
+                                                               rb.min_load(), ", at most ", rb.max_moves(), " moves")
+                                                 : rb.mode()});
   table.AddRow({"pin", c.pin() ? "true" : "false"});
   table.AddRow({"max_connections", absl::StrCat(c.max_connections())});
   table.AddRow({"max_connections_per_loop", absl::StrCat(c.max_connections_per_loop())});

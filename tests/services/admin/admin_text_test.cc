@@ -112,6 +112,16 @@ TEST(AdminTextTest, StatsShowEachLoopsLoadAndPendingHandOffs) {
   s.mutable_distributor()->set_placed_by_connections(2);
   text = StatsText(s, nullptr);
   EXPECT_NE(text.find("least_loaded by load=5 by connections=2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("rebalance:"), std::string::npos) << "no rebalancer, no line: " << text;
+  v1::RebalanceStats* r = s.mutable_rebalance();
+  r->set_rounds(40);
+  r->set_imbalanced_rounds(3);
+  r->set_unmovable_rounds(1);
+  r->set_moved(5);
+  r->set_move_failures(2);
+  text = StatsText(s, nullptr);
+  EXPECT_NE(text.find("rebalance: rounds 40  imbalanced 3  unmovable 1  moved 5  failed 2\n"), std::string::npos)
+      << text;
 }
 
 TEST(AdminTextTest, StatsShowTheRingsOnIoUringOnly) {
@@ -195,8 +205,14 @@ TEST(AdminTextTest, ConnectionsListStalledLoops) {
   c->set_service("echo");
   c->set_peer("127.0.0.1:5000");
   c->set_state("reading");
+  c->set_recent_requests_per_sec(12500);
+  c->set_recent_bytes_per_sec(3 << 20);
   reply.add_stalled_loops(0);
   const std::string text = ConnectionsText(reply);
+  const std::vector<std::string> row = RowBelow(text, "req/s");
+  ASSERT_EQ(row.size(), 12u) << text;
+  EXPECT_EQ(row[10], HumanCount(12500)) << text;
+  EXPECT_EQ(row[11], HumanBytes(3 << 20)) << text;
   EXPECT_NE(text.find("281474976710657     1  echo     127.0.0.1:5000  reading"), std::string::npos) << text;
   EXPECT_NE(text.find("1 connection\n"), std::string::npos) << text;
   EXPECT_NE(text.find("loop 0 did not answer in time (stalled)"), std::string::npos) << text;
