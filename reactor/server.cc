@@ -158,10 +158,6 @@ absl::Status Server::Start() {
     loop->Post([started] { started->set_value(); });
   }
   for (auto& f : ready) f.wait();
-  if (options_.rebalance.mode != RebalanceMode::kOff) {
-    rebalancer_ = std::make_unique<Rebalancer>(*this, options_.rebalance);
-    rebalancer_->Start();
-  }
 
   std::vector<EventLoop*> loop_ptrs;
   for (auto& loop : loops_) loop_ptrs.push_back(loop.get());
@@ -174,10 +170,17 @@ absl::Status Server::Start() {
         limits.max_connections_per_loop = share;
       }
     }
-    return StartReusePort(listeners, limits);
+    if (absl::Status s = StartReusePort(listeners, limits); !s.ok()) return s;
+  } else {
+    distributor_ = std::make_unique<Distributor>(loop_ptrs, listeners, options_.balance, limits);
+    if (absl::Status s = distributor_->Start(); !s.ok()) return s;
   }
-  distributor_ = std::make_unique<Distributor>(loop_ptrs, listeners, options_.balance, limits);
-  return distributor_->Start();
+  // Last: it reads what accepting set up (which loops are draining).
+  if (options_.rebalance.mode != RebalanceMode::kOff) {
+    rebalancer_ = std::make_unique<Rebalancer>(*this, options_.rebalance);
+    rebalancer_->Start();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Server::StartReusePort(const std::vector<Listener>& listeners, const DistributorOptions& limits) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -149,8 +150,9 @@ class Server {
   std::unique_ptr<Rebalancer> rebalancer_;
   std::vector<std::unique_ptr<ReusePortAcceptor>> acceptors_;  // loop-major: loop i, endpoint l
   absl::Time start_time_ = absl::InfinitePast();
-  bool started_ = false;
-  bool stopped_ = false;
+  // Read by running() from any thread (the admin's, the rebalancer's).
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
 };
 
 }  // namespace percore
