@@ -21,7 +21,8 @@
 # 5 connection churn, 6 poll vs epoll under idle connections, 7 admin watch overhead,
 # 8 memory per idle connection, 9 instructions per request (callgrind.sh), 10 the tests/bench
 # microbenchmarks, 11 back ends: io_uring vs epoll beside the bare epoll and io_uring floors
-# (best of 3 interleaved rounds; not run by default: --scenario 11).
+# (best of 3 interleaved rounds; not run by default: --scenario 11), 12 the cost of the
+# rebalancer at steady state: --rebalance=off vs load, 2 loops, 3 interleaved rounds.
 # A scenario whose percore service does not exist yet is skipped with a note.
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -44,12 +45,12 @@ while [[ $# -gt 0 ]]; do
     --scenario) scenarios+=("$2"); shift ;;
     --scenario=*) scenarios+=("${1#*=}") ;;
     --out) out_dir="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$self"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$self"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
-if [[ ${#scenarios[@]} -eq 0 ]]; then scenarios=(1 2 3 4 5 6 7 8 9 10); fi
+if [[ ${#scenarios[@]} -eq 0 ]]; then scenarios=(1 2 3 4 5 6 7 8 9 10 12); fi
 wants() { local s; for s in "${scenarios[@]}"; do [[ "$s" == "$1" ]] && return 0; done; return 1; }
 
 SERVER_CPU=0
@@ -578,9 +579,59 @@ scenario_11() {  # back ends side by side: percore io_uring and epoll, the epoll
   done
 }
 
+rebalance_rows="$work/rebalance.tsv"  # round, mode, loads halfway, rebalancer counters at the end
+: >"$rebalance_rows"
+# Scenario 12: what the rebalancer costs when there is nothing to fix. The load signal (each
+# loop's thread CPU over the last 500 ms) is always on and cannot be turned off, so this
+# compares --rebalance=off against --rebalance=load: the difference is the rebalancer's own
+# work (a load check every --rebalance_interval) and any move it makes. The load is balanced
+# (16 echo connections handed out round robin to 2 loops), so a move would be a false alarm;
+# the counters say whether there was one. Rounds alternate off and load, so drift on the
+# machine hits both alike.
+scenario_12() {
+  local help; help=$({ "$bin/percored" --helpfull 2>&1 || true; })
+  if [[ "$help" != *-rebalance* ]]; then
+    note "Scenario 12: this percored has no --rebalance flag; skipped."; return
+  fi
+  local rounds=3 round mode
+  [[ $quick -eq 1 ]] && rounds=1
+  for round in $(seq "$rounds"); do
+    for mode in off load; do
+      start_percored --loops=2 --balance=round_robin --rebalance="$mode"
+      # Halfway through the run, the loops' loads: each covers only the last 500 ms, so it is
+      # read while the client still runs. Both modes pay for this one admin call alike.
+      local snapshot="$work/rebalance-$round-$mode.json"
+      if [[ $have_percorectl -eq 1 ]]; then
+        (sleep "$(awk -v d="$duration" 'BEGIN {print d / 2}')"
+         "$bin/percorectl" --admin=127.0.0.1:9100 --json stats >"$snapshot" 2>/dev/null || true) &
+        watch_pid=$!
+      fi
+      measure 12 "echo 64 B, 16 conns, 2 loops, round $round" "percore rebalance=$mode" loadgen \
+        $(loadgen --server="127.0.0.1:$PERCORE_ECHO" --protocol=echo --connections=16)
+      if [[ -n "$watch_pid" ]]; then wait "$watch_pid" 2>/dev/null || true; watch_pid=""; fi
+      if [[ $have_percorectl -eq 1 ]]; then
+        # The counters as of the end of the run, the loads as of its middle.
+        "$bin/percorectl" --admin=127.0.0.1:9100 --json stats 2>/dev/null | python3 -c '
+import json, sys
+end = json.loads(sys.stdin.read())
+try:
+    middle = json.load(open(sys.argv[3]))
+except (OSError, ValueError):
+    middle = {"loops": []}
+r = end.get("rebalance", {})
+loads = "/".join(str(l.get("load_permille", 0)) for l in middle["loops"]) or "–"
+print("\t".join([sys.argv[1], sys.argv[2], loads] +
+                [str(r.get(k, "–")) for k in ("rounds", "imbalanced_rounds", "moves_started", "moved", "move_failures")]))' \
+          "$round" "$mode" "$snapshot" >>"$rebalance_rows" || true
+      fi
+      stop_server
+    done
+  done
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-for s in 1 2 3 4 5 6 7 8 9 10 11; do
+for s in 1 2 3 4 5 6 7 8 9 10 11 12; do
   if wants "$s"; then log "scenario $s"; "scenario_$s"; fi
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -711,6 +762,33 @@ EOF
         v = $3 + 0; if (!($2 in m) || v < m[$2]) m[$2] = v; if (!($2 in o)) order[++k] = $2; o[$2] = 1 }
       END { for (i = 1; i <= k; i++) printf "- Memory per idle connection (%s idle echo connections), %s: %d B\n", n, order[i], m[order[i]] }' \
       "$backend_rows"
+    echo
+  fi
+  if wants 12; then
+    echo "## 12. The rebalancer's cost at steady state: --rebalance=off vs load (echo 64 B, 16 connections, 2 loops on cpu $SERVER_CPU)"
+    echo
+    echo "The load signal is always on (it cannot be turned off), so both columns pay for it; the"
+    echo "difference is the rebalancer's checks. Rounds alternate off and load."
+    echo
+    echo "| round | --rebalance | req/s | p99 µs | CPU µs/req | loop loads halfway (‰) | rounds / imbalanced / moves started / moved / failed |"
+    echo "|---|---|---:|---:|---:|---|---|"
+    awk -F'\t' 'FILENAME == ARGV[1] { c[$1 "|" $2] = $3 "\t" $4 " / " $5 " / " $6 " / " $7 " / " $8; next }
+      $1 == 12 {
+        split($2, w, "round "); split($3, m, "=")
+        split(c[w[2] "|" m[2]], x, "\t")
+        printf "| %s | %s | %.0f | %.0f | %s | %s | %s |\n", w[2], m[2], $5, $8, $11, (x[1] == "" ? "–" : x[1]), (x[2] == "" ? "–" : x[2])
+      }' "$rebalance_rows" "$rows"
+    echo
+    awk -F'\t' '$1 == 12 && $11 != "–" { split($3, m, "="); n[m[2]]++; sum[m[2]] += $11
+        if (!(m[2] in best) || $11 + 0 < best[m[2]] + 0) best[m[2]] = $11 }
+      END {
+        if (n["off"] && n["load"]) {
+          a = sum["off"] / n["off"]; b = sum["load"] / n["load"]
+          printf "Mean CPU µs/req: off %.3f, load %.3f: **%+.1f%%**; best of each: off %s, load %s: %+.1f%%.\n",
+            a, b, 100 * (b - a) / a, best["off"], best["load"], 100 * (best["load"] - best["off"]) / best["off"]
+        }
+      }' "$rows"
+    grep "^Scenario 12:" "$notes" | sed 's/^/> /' || true
     echo
   fi
   if [[ -n "$kept" ]]; then
