@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/clock.h"
 #include "core/cpu.h"
 #include "core/errno_status.h"
+#include "core/mutex.h"
 #include "reactor/epoll_poller.h"
 #include "reactor/handler.h"
 #include "reactor/tls_endpoint.h"
@@ -54,6 +56,54 @@ class EventLoop::CallbackTimer final : public TimerEntry {
   absl::AnyInvocable<void()> fn_;
 };
 
+namespace {
+
+// glibc's thresholds, where its own moving ones end up after large blocks: blocks under 32 MiB
+// are carved from an arena, which keeps up to 64 MiB free at its top for the next ones.
+constexpr int kMmapThreshold = 32 << 20;
+constexpr int kTrimThreshold = 64 << 20;
+// A block whose free makes glibc look at its arena's top (FASTBIN_CONSOLIDATION_THRESHOLD is
+// 64 KiB), and under kMmapThreshold, so that it comes from the arena.
+constexpr size_t kArenaTopProbe = 128 << 10;
+
+// Whether GLIBC_TUNABLES or the older MALLOC_*_THRESHOLD_ variables set either threshold.
+bool AllocatorThresholdsChosen() {
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr) {
+    return true;
+  }
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return tunables != nullptr && (std::strstr(tunables, "malloc.mmap_threshold") != nullptr ||
+                                 std::strstr(tunables, "malloc.trim_threshold") != nullptr);
+}
+
+// A loop allocates from its own thread's arena. malloc_trim returns the free chunks inside every
+// arena but, of their tops, only the main arena's; glibc gives another arena's top back only when
+// a free finds it above the trim threshold, which it raises to 64 MiB once a large block it had
+// mapped is freed. So after a burst a loop's arena kept its top, up to 64 MiB, through every
+// quiet trim. A quiet loop lowers the threshold for one free of its own (ReturnArenaTop); since
+// setting a threshold stops glibc moving either, both are fixed first, where glibc's own end up.
+// Thresholds the environment sets are the operator's and stay. Returns whether they are fixed.
+bool FixAllocatorThresholds() {
+  static const bool fixed = [] {
+    if (AllocatorThresholdsChosen()) return false;
+    return ::mallopt(M_MMAP_THRESHOLD, kMmapThreshold) == 1 && ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold) == 1;
+  }();
+  return fixed;
+}
+
+// Gives back the free top of the calling thread's arena. The threshold is the process's: one
+// loop at a time lowers it, and other threads' frees meanwhile at most give back their tops too.
+void ReturnArenaTop() {
+  static Mutex mu;
+  MutexLock lock(mu);
+  ::mallopt(M_TRIM_THRESHOLD, 0);
+  void* volatile probe = std::malloc(kArenaTopProbe);  // volatile: the pair is not elided
+  std::free(probe);
+  ::mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions options) {
   std::unique_ptr<EventLoop> loop(new EventLoop(std::move(options)));
   if (absl::Status status = loop->Init(); !status.ok()) return status;
@@ -77,6 +127,7 @@ EventLoop::EventLoop(EventLoopOptions options)
 }
 
 absl::Status EventLoop::Init() {
+  if (options_.return_free_memory) returns_arena_top_ = FixAllocatorThresholds();
   absl::StatusOr<std::unique_ptr<Poller>> poller = NewPoller(options_.backend, options_.uring);
   if (!poller.ok()) return poller.status();
   poller_ = std::move(*poller);
@@ -515,6 +566,7 @@ void EventLoop::ReturnFreeMemory() {
   worked_since_trim_ = false;
   const int64_t start = MonotonicNanos();
   ::malloc_trim(0);
+  if (returns_arena_top_) ReturnArenaTop();
   stats_.memory_trims.Increment();
   stats_.memory_trim_ns.Add(static_cast<uint64_t>(MonotonicNanos() - start));
 }

@@ -254,8 +254,10 @@ class EventLoop final : private IoWatcher {
   void RunTasks();
   // Every kMemoryCheckPeriodNs: a loop that worked in an earlier period and is quiet now
   // (under 1% busy) returns the allocator's free pages to the system with malloc_trim, once
-  // per quiet stretch. glibc keeps freed memory of a burst (large replies, grown buffers)
-  // resident otherwise; a quiet loop pays the few milliseconds the trim takes.
+  // per quiet stretch, and the free top of its own arena, which malloc_trim does not reach
+  // (FixAllocatorThresholds in event_loop.cc). glibc keeps freed memory of a burst (large
+  // replies, grown buffers) resident otherwise; a quiet loop pays the few milliseconds the
+  // trim takes.
   void ReturnFreeMemory();
   // Logs and counts a posted task or timer callback that threw.
   void TaskFailed(const char* what);
@@ -368,6 +370,7 @@ class EventLoop final : private IoWatcher {
   uint64_t iteration_ = 0;
   uint64_t busy_at_memory_check_ = 0;
   bool worked_since_trim_ = false;
+  bool returns_arena_top_ = false;  // the allocator's thresholds are percore's to lower
   uint64_t closed_at_memory_check_ = 0;  // closes counted at the previous check
   TimerWheel wheel_;
   TaskQueue<Task> tasks_;

@@ -81,7 +81,9 @@ ABSL_FLAG(std::string, admin_listen, "127.0.0.1:9100",
           "Empty disables it.");
 ABSL_FLAG(bool, return_free_memory, true,
           "After a burst, a quiet loop returns the allocator's free memory to the system (malloc_trim), "
-          "so resident memory falls back near its baseline within seconds.");
+          "and the free top of its own arena, which malloc_trim leaves, so resident memory falls back near its "
+          "baseline within seconds. glibc's mmap and trim thresholds are fixed at 32 and 64 MiB unless the "
+          "environment sets them.");
 ABSL_FLAG(bool, admin_readonly, false, "Refuse the admin's control calls (policy, drain, resume, close, migrate, reload).");
 
 namespace percore {
