@@ -19,6 +19,7 @@ std::string_view MigrationStatusName(MigrationStatus status) {
     case MigrationStatus::kNotAtBoundary: return "not_at_boundary";
     case MigrationStatus::kAlreadyMoving: return "already_moving";
     case MigrationStatus::kNotRunning: return "not_running";
+    case MigrationStatus::kNoAnswer: return "no_answer";
   }
   return "unknown";
 }

@@ -39,6 +39,7 @@ enum class MigrationStatus : uint8_t {
   kNotAtBoundary,      // it did not reach a request boundary within the wait
   kAlreadyMoving,      // another migration of it is under way
   kNotRunning,         // the server is not running
+  kNoAnswer,           // the blocking call's timeout passed first: the move may still complete
 };
 
 std::string_view MigrationStatusName(MigrationStatus status);

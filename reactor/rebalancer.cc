@@ -57,8 +57,12 @@ absl::Status CheckRebalanceOptions(const RebalanceOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("rebalance interval ", absl::FormatDuration(options.interval), " is under 10ms"));
   }
-  if (!(options.threshold >= 0)) {
-    return absl::InvalidArgumentError(absl::StrCat("rebalance threshold ", options.threshold, " is negative"));
+  if (options.interval > absl::Hours(24)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rebalance interval ", absl::FormatDuration(options.interval), " is over 24h"));
+  }
+  if (!(options.threshold >= 0 && options.threshold <= 100)) {  // NaN fails too
+    return absl::InvalidArgumentError(absl::StrCat("rebalance threshold ", options.threshold, " is not within 0..100"));
   }
   if (!(options.min_load >= 0 && options.min_load <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("rebalance min load ", options.min_load, " is not within 0..1"));

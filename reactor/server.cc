@@ -336,7 +336,8 @@ MigrationResult Server::MigrateConnection(uint64_t id, int target, absl::Duratio
   std::future<MigrationResult> result = outcome->get_future();
   MigrateConnection(id, target, wait, [outcome](MigrationResult r) { outcome->set_value(std::move(r)); });
   if (result.wait_for(absl::ToChronoNanoseconds(wait + timeout)) != std::future_status::ready) {
-    return MigrationResult{MigrationStatus::kNotRunning, -1, 0, "the loops did not answer in time (stalled)"};
+    return MigrationResult{MigrationStatus::kNoAnswer, -1, 0,
+                           "the loops did not answer in time; the connection may still move (list the connections)"};
   }
   return result.get();
 }

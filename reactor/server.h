@@ -124,7 +124,7 @@ class Server {
   // (this one, for what is refused at once: not running, no such loop, target draining).
   void MigrateConnection(uint64_t id, int target, absl::Duration wait, MigrationDone done);
   // The same, waiting here for the outcome (at most `wait` plus `timeout` for the loops to
-  // answer: kNotRunning with "did not answer" if they do not).
+  // answer: kNoAnswer if they do not, and then the move may still happen).
   MigrationResult MigrateConnection(uint64_t id, int target, absl::Duration wait = absl::Seconds(1),
                                     absl::Duration timeout = absl::Seconds(5));
 

@@ -3,7 +3,6 @@
 // (--timeout); an unreachable daemon is one clear line on stderr and a non-zero exit.
 
 #include <signal.h>
-#include <algorithm>
 #include <time.h>
 
 #include <atomic>
@@ -323,10 +322,11 @@ int Run(const std::vector<char*>& args, const sigset_t& interrupt) {
   }
   int target = 0;
   if (command == "migrate" && args.size() == 4 && absl::SimpleAtoi(args[2], &id) && absl::SimpleAtoi(args[3], &target)) {
+    if (absl::GetFlag(FLAGS_wait) <= absl::ZeroDuration()) return Usage("--wait must be positive");
     v1::MigrateConnectionRequest request;
     request.set_id(id);
     request.set_loop(target);
-    request.set_wait_ns(absl::ToInt64Nanoseconds(std::max(absl::GetFlag(FLAGS_wait), absl::Nanoseconds(1))));
+    request.set_wait_ns(absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_wait)));
     v1::MigrateConnectionResponse reply;
     grpc::Status status = client.admin().MigrateConnection(client.Context().get(), request, &reply);
     if (!status.ok()) return client.Fail("migrate", status);

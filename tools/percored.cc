@@ -45,7 +45,7 @@ ABSL_FLAG(std::string, rebalance, "off",
           "by more than --rebalance_threshold to the least loaded loop, the busiest first; a connection moves "
           "at most once per interval). Built-in services all move; see README.md for the default.");
 ABSL_FLAG(absl::Duration, rebalance_interval, percore::RebalanceOptions().interval,
-          "--rebalance=load: how often loads are compared (at least 10ms).");
+          "--rebalance=load: how often loads are compared (10ms to 24h).");
 ABSL_FLAG(double, rebalance_threshold, percore::RebalanceOptions().threshold,
           "--rebalance=load: a loop whose load is above the mean by more than this fraction of the mean is "
           "overloaded.");

@@ -262,6 +262,12 @@ grpc::Status AdminService::MigrateConnection(grpc::ServerContext* context, const
   // The loops' answer must come back within the call's deadline: the wait for a boundary
   // gets what is left of it after the loops' own time to answer.
   const absl::Duration budget = LoopTimeout(*context);
+  // Too little time left to hear the answer: nothing is tried, so that an answer never comes
+  // after the caller has been told something else.
+  if (budget < absl::Milliseconds(10)) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "the call's deadline leaves no time to wait for the loops; nothing was moved");
+  }
   const absl::Duration answer_time = std::min(absl::Milliseconds(500), budget / 2);
   const absl::Duration wait = std::min(asked, budget - answer_time);
   const MigrationResult r = server_.MigrateConnection(request->id(), request->loop(), wait, answer_time);
@@ -274,6 +280,7 @@ grpc::Status AdminService::MigrateConnection(grpc::ServerContext* context, const
     case MigrationStatus::kUnknownConnection: return grpc::Status(grpc::StatusCode::NOT_FOUND, message);
     case MigrationStatus::kNoSuchLoop: return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
     case MigrationStatus::kNotRunning: return grpc::Status(grpc::StatusCode::UNAVAILABLE, message);
+    case MigrationStatus::kNoAnswer: return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, message);
     case MigrationStatus::kSameLoop:
     case MigrationStatus::kTargetDraining:
     case MigrationStatus::kSourceDraining:

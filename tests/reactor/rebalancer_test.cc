@@ -3,6 +3,7 @@
 // server where two busy connections share a loop until the rebalancer parts them.
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -111,6 +112,13 @@ TEST(RebalancePlanTest, OptionsOutOfRangeAreRefused) {
   RebalanceOptions o;
   EXPECT_TRUE(CheckRebalanceOptions(o).ok());
   o.interval = absl::Milliseconds(1);
+  EXPECT_FALSE(CheckRebalanceOptions(o).ok());
+  o.interval = absl::InfiniteDuration();  // a wait that overflows the clock would never wait
+  EXPECT_FALSE(CheckRebalanceOptions(o).ok());
+  o.interval = absl::Hours(25);
+  EXPECT_FALSE(CheckRebalanceOptions(o).ok());
+  o = {};
+  o.threshold = std::nan("");
   EXPECT_FALSE(CheckRebalanceOptions(o).ok());
   o = {};
   o.threshold = -0.1;

@@ -180,6 +180,14 @@ TEST_F(AdminTest, StalledLoopIsReportedAndTheCallStillReturns) {
   v1::CloseConnectionResponse reply;
   EXPECT_EQ(stub_->CloseConnection(Context().get(), close, &reply).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
+  // So is a move off it: the answer says the loops did not answer, not that nothing happened.
+  v1::MigrateConnectionRequest migrate;
+  migrate.set_id((static_cast<uint64_t>(stalled) << 48) | 999);
+  migrate.set_loop(1 - stalled);
+  v1::MigrateConnectionResponse migrate_reply;
+  const grpc::Status moved = stub_->MigrateConnection(Context().get(), migrate, &migrate_reply);
+  EXPECT_EQ(moved.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << moved.error_message();
+  EXPECT_NE(moved.error_message().find("no_answer"), std::string::npos) << moved.error_message();
   // Counters are still read while the loop is stuck.
   const v1::Stats stats = GetStats();
   EXPECT_EQ(stats.loops_size(), 2);

@@ -82,6 +82,17 @@ TEST_F(AdminMigrateTest, EveryRefusalHasItsCodeAndLeavesTheConnectionAlone) {
   status = Migrate(c.id(), 1 - c.loop(), &reply, -5);
   EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
 
+  // A deadline that leaves no time to hear the loops: refused before anything is tried, so the
+  // connection cannot move behind the caller's back.
+  for (int i = 0; i < 20; ++i) {
+    v1::MigrateConnectionRequest hurried;
+    hurried.set_id(c.id());
+    hurried.set_loop(1 - c.loop());
+    status = stub_->MigrateConnection(Context(50).get(), hurried, &reply);
+    EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  }
+  EXPECT_EQ(OnlyEcho().id(), c.id()) << "it did not move";
+
   // A draining target takes no one.
   ASSERT_TRUE(server_->DrainLoop(1 - c.loop(), false).ok());
   status = Migrate(c.id(), 1 - c.loop(), &reply);

@@ -190,6 +190,8 @@ TEST_F(PercoredTest, EveryModeOfPercorectl) {
   r = Ctl({"migrate", absl::StrCat(listing.connections(0).id()), "9"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("INVALID_ARGUMENT"), std::string::npos) << r.err;
+  r = Ctl({"migrate", "--wait=0s", absl::StrCat(listing.connections(0).id()), "1"});
+  EXPECT_EQ(r.exit_code, 2) << "a wait of nothing is a usage error";
   r = Ctl({"migrate", "x", "1"});
   EXPECT_EQ(r.exit_code, 2) << "a usage error";
   r = Ctl({"conns"});
