@@ -151,19 +151,20 @@ TEST_F(AdminMigrateTest, ListConnectionsReportsEachConnectionsRecentRate) {
             quiet_info = c;
           }
         }
-        // The quiet connection's one request falls in an early period; a later one sees none.
-        return busy_info.recent_requests_per_sec() > 0 && quiet_id != 0 && quiet_info.recent_requests_per_sec() == 0;
+        // The quiet connection's one request falls in an early period (as a few bytes per
+        // second, and under one request per second); a later period sees nothing of it.
+        return busy_info.recent_requests_per_sec() > 0 && quiet_id != 0 && quiet_info.recent_bytes_per_sec() == 0;
       },
       test::Deadline::In(absl::Seconds(5)), absl::Milliseconds(1));
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_TRUE(measured) << "busy " << busy_info.recent_requests_per_sec() << " req/s, quiet "
-                        << quiet_info.recent_requests_per_sec() << " req/s";
+                        << quiet_info.recent_bytes_per_sec() << " bytes/s";
   EXPECT_NE(busy_id, 0u);
   EXPECT_NE(quiet_id, 0u);
   // Each request is 1000 bytes in and 1000 out.
   EXPECT_GE(busy_info.recent_bytes_per_sec(), busy_info.recent_requests_per_sec() * 2000 * 9 / 10);
   EXPECT_LE(busy_info.recent_bytes_per_sec(), busy_info.recent_requests_per_sec() * 2000 * 11 / 10 + 2000);
-  EXPECT_EQ(quiet_info.recent_bytes_per_sec(), 0u) << "it sent nothing during the period";
+  EXPECT_EQ(quiet_info.recent_requests_per_sec(), 0u) << "it sent nothing during the period";
 }
 
 }  // namespace
