@@ -21,12 +21,18 @@ constexpr size_t kCandidatesPerLoop = 64;
 
 int64_t Nanos(absl::Duration d) { return absl::ToInt64Nanoseconds(d); }
 
-// Its expected share of its loop's load: the loop's load in proportion to its requests (or,
-// on a loop that answered none, its bytes).
+// What a connection weighs on its loop: its requests, or its bytes on a loop that answered no
+// requests over the rate period.
+bool ByRequests(const RebalanceLoop& loop) { return loop.total_requests_per_sec > 0; }
+uint64_t Weight(bool by_requests, const RebalanceCandidate& c) {
+  return by_requests ? c.requests_per_sec : c.bytes_per_sec;
+}
+
+// Its expected share of its loop's load: the loop's load in proportion to its weight.
 int EstimatedPermille(const RebalanceLoop& loop, const RebalanceCandidate& c) {
-  const bool by_requests = loop.total_requests_per_sec > 0;
+  const bool by_requests = ByRequests(loop);
   const uint64_t total = by_requests ? loop.total_requests_per_sec : loop.total_bytes_per_sec;
-  const uint64_t own = by_requests ? c.requests_per_sec : c.bytes_per_sec;
+  const uint64_t own = Weight(by_requests, c);
   if (total == 0) return 0;
   return static_cast<int>(static_cast<double>(loop.load_permille) * static_cast<double>(std::min(own, total)) /
                           static_cast<double>(total));
@@ -73,21 +79,37 @@ absl::Status CheckRebalanceOptions(const RebalanceOptions& options) {
   return absl::OkStatus();
 }
 
-std::vector<int> OverloadedLoops(const std::vector<RebalanceLoop>& loops, const RebalanceOptions& options) {
+namespace {
+
+// The loops that give and take connections (not draining): how many, their mean load, the
+// busiest one's load.
+struct LoadSummary {
   int accepting = 0;
-  int64_t sum = 0;
+  double mean = 0;
   int busiest = 0;
+};
+
+LoadSummary Summarize(const std::vector<RebalanceLoop>& loops) {
+  LoadSummary summary;
+  int64_t sum = 0;
   for (const RebalanceLoop& l : loops) {
     if (!l.accepting) continue;
-    ++accepting;
+    ++summary.accepting;
     sum += l.load_permille;
-    busiest = std::max(busiest, l.load_permille);
+    summary.busiest = std::max(summary.busiest, l.load_permille);
   }
+  if (summary.accepting > 0) summary.mean = static_cast<double>(sum) / summary.accepting;
+  return summary;
+}
+
+}  // namespace
+
+std::vector<int> OverloadedLoops(const std::vector<RebalanceLoop>& loops, const RebalanceOptions& options) {
+  const LoadSummary summary = Summarize(loops);
   std::vector<int> over;
-  if (accepting < 2 || busiest < options.min_load * 1000) return over;
-  const double mean = static_cast<double>(sum) / accepting;
+  if (summary.accepting < 2 || summary.busiest < options.min_load * 1000) return over;
   for (size_t i = 0; i < loops.size(); ++i) {
-    if (loops[i].accepting && loops[i].load_permille > mean * (1 + options.threshold)) {
+    if (loops[i].accepting && loops[i].load_permille > summary.mean * (1 + options.threshold)) {
       over.push_back(static_cast<int>(i));
     }
   }
@@ -98,15 +120,7 @@ std::vector<int> OverloadedLoops(const std::vector<RebalanceLoop>& loops, const 
 std::vector<RebalanceMove> PlanRebalance(const std::vector<RebalanceLoop>& loops, const RebalanceOptions& options) {
   std::vector<RebalanceMove> moves;
   if (OverloadedLoops(loops, options).empty()) return moves;
-  int accepting = 0;
-  double sum = 0;
-  for (const RebalanceLoop& l : loops) {
-    if (l.accepting) {
-      ++accepting;
-      sum += l.load_permille;
-    }
-  }
-  const double limit = sum / accepting * (1 + options.threshold);
+  const double limit = Summarize(loops).mean * (1 + options.threshold);
 
   // Each loop's load as the plan goes, and its candidates heaviest first.
   struct Pick {
@@ -233,14 +247,12 @@ void Rebalancer::Round() {
         described.candidates.push_back({c.id(), c.recent_requests_per_sec(), c.recent_bytes_per_sec(),
                                         c.arrived_ns() >= 0 && now - c.arrived_ns() < interval_ns});
       });
-      const bool by_requests = described.total_requests_per_sec > 0;
-      auto weight = [by_requests](const RebalanceCandidate& c) {
-        return by_requests ? c.requests_per_sec : c.bytes_per_sec;
-      };
+      const bool by_requests = ByRequests(described);
       if (described.candidates.size() > kCandidatesPerLoop) {
         std::partial_sort(described.candidates.begin(), described.candidates.begin() + kCandidatesPerLoop,
-                          described.candidates.end(),
-                          [&](const RebalanceCandidate& a, const RebalanceCandidate& b) { return weight(a) > weight(b); });
+                          described.candidates.end(), [by_requests](const RebalanceCandidate& a, const RebalanceCandidate& b) {
+                            return Weight(by_requests, a) > Weight(by_requests, b);
+                          });
         described.candidates.resize(kCandidatesPerLoop);
       }
       answer->set_value(std::move(described));
